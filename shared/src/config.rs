@@ -1,0 +1,193 @@
+//! Settings read once, at init, from the environment.
+//!
+//! The same binaries run in AWS and under `make dev`; everything that differs between the two
+//! (the table, endpoint overrides, the signing secret) comes from here, so a handler never reads
+//! the environment itself. A bad value stops the function at init with the variable's name, rather
+//! than failing every request later.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Why the environment could not be turned into a [`Config`].
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not set: give it the DynamoDB table that holds the connections")]
+    Missing(&'static str),
+    #[error("{name} must be {expected}, not {value:?}")]
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+        value: String,
+    },
+}
+
+/// Everything the handlers need to know about their surroundings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `TABLE_NAME`: the connections table.
+    pub table_name: String,
+    /// `DYNAMODB_ENDPOINT`: a DynamoDB-compatible server to use instead of AWS (local runs).
+    pub dynamodb_endpoint: Option<String>,
+    /// `MANAGEMENT_ENDPOINT`: where pushes go, `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`.
+    /// When unset, the endpoint is built from the event's `domainName` and `stage`, which breaks
+    /// behind a custom domain; the template always sets it.
+    pub management_endpoint: Option<String>,
+    /// `AUTH_SECRET`: the HS256 secret that signs `?token=`; without it connections are anonymous
+    /// and may claim a uid with `?uid=` (local development only).
+    pub auth_secret: Option<String>,
+    /// `MAX_MESSAGE_BYTES`: the largest client message, in UTF-8 bytes (32 KiB by default).
+    pub max_message_bytes: usize,
+    /// `CONNECTION_TTL_SECONDS`: how long an item outlives its write; API Gateway closes every
+    /// connection at 2 h, so the default of 3 h removes the records of connections whose
+    /// `$disconnect` never came.
+    pub connection_ttl: Duration,
+    /// `PUSH_CONCURRENCY`: pushes in flight at once during a fan-out.
+    pub push_concurrency: usize,
+    /// `PUSH_TIMEOUT_MS`: the whole budget of one push, retries included.
+    pub push_timeout: Duration,
+}
+
+impl Config {
+    pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 * 1024;
+    pub const DEFAULT_CONNECTION_TTL: Duration = Duration::from_secs(3 * 3600);
+    pub const DEFAULT_PUSH_CONCURRENCY: usize = 64;
+    pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A configuration with defaults for everything but the table.
+    pub fn new(table_name: impl Into<String>) -> Self {
+        Config {
+            table_name: table_name.into(),
+            dynamodb_endpoint: None,
+            management_endpoint: None,
+            auth_secret: None,
+            max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
+            connection_ttl: Self::DEFAULT_CONNECTION_TTL,
+            push_concurrency: Self::DEFAULT_PUSH_CONCURRENCY,
+            push_timeout: Self::DEFAULT_PUSH_TIMEOUT,
+        }
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let table_name = get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let mut config = Config::new(table_name);
+        config.dynamodb_endpoint = get("DYNAMODB_ENDPOINT");
+        config.management_endpoint =
+            get("MANAGEMENT_ENDPOINT").map(|e| e.trim_end_matches('/').to_owned());
+        config.auth_secret = get("AUTH_SECRET");
+        if let Some(v) = get("MAX_MESSAGE_BYTES") {
+            config.max_message_bytes = positive("MAX_MESSAGE_BYTES", &v)? as usize;
+        }
+        if let Some(v) = get("CONNECTION_TTL_SECONDS") {
+            let secs = positive("CONNECTION_TTL_SECONDS", &v)?;
+            if !(7_201..86_400).contains(&secs) {
+                return Err(ConfigError::Invalid {
+                    name: "CONNECTION_TTL_SECONDS",
+                    expected: "more than 7200 (API Gateway's 2 h limit) and less than 86400",
+                    value: v,
+                });
+            }
+            config.connection_ttl = Duration::from_secs(secs);
+        }
+        if let Some(v) = get("PUSH_CONCURRENCY") {
+            config.push_concurrency = positive("PUSH_CONCURRENCY", &v)? as usize;
+        }
+        if let Some(v) = get("PUSH_TIMEOUT_MS") {
+            config.push_timeout = Duration::from_millis(positive("PUSH_TIMEOUT_MS", &v)?);
+        }
+        Ok(config)
+    }
+}
+
+fn positive(name: &'static str, value: &str) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            name,
+            expected: "a whole number above 0",
+            value: value.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn table_name_is_required_and_named_in_the_error() {
+        let err = Config::from_lookup(lookup(&[])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("TABLE_NAME"));
+        assert!(err.to_string().contains("TABLE_NAME"));
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_table_is_given() {
+        let config = Config::from_lookup(lookup(&[("TABLE_NAME", "connections")])).unwrap();
+        assert_eq!(config, Config::new("connections"));
+        assert_eq!(config.max_message_bytes, 32 * 1024);
+    }
+
+    #[test]
+    fn overrides_are_read_and_the_endpoint_loses_its_trailing_slash() {
+        let config = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("MANAGEMENT_ENDPOINT", "http://127.0.0.1:8080/dev/"),
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
+            ("AUTH_SECRET", "s3cret"),
+            ("MAX_MESSAGE_BYTES", "100"),
+            ("PUSH_CONCURRENCY", "8"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.management_endpoint.as_deref(),
+            Some("http://127.0.0.1:8080/dev")
+        );
+        assert_eq!(
+            config.dynamodb_endpoint.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        assert_eq!(config.auth_secret.as_deref(), Some("s3cret"));
+        assert_eq!(config.max_message_bytes, 100);
+        assert_eq!(config.push_concurrency, 8);
+    }
+
+    #[test]
+    fn a_ttl_inside_api_gateways_two_hours_is_refused() {
+        let err = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("CONNECTION_TTL_SECONDS", "600"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "CONNECTION_TTL_SECONDS",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_non_number_is_refused_with_its_name() {
+        let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("PUSH_CONCURRENCY", "lots")]))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("PUSH_CONCURRENCY must be"));
+    }
+}

@@ -1,0 +1,148 @@
+//! Connection facts: what the service knows about each connection, and the sets it belongs to.
+//!
+//! The [`Store`] trait is the seam between the handlers and DynamoDB ([`dynamodb::DynamoStore`]).
+//! The table is a single-table design (see `docs/table-design.md`): a connection's own item holds
+//! its record, and one small item per set it belongs to (its uid, each group, a shard of "all")
+//! lives under that set's partition key, so every send reads only the partitions it targets.
+
+pub mod dynamodb;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::stream::BoxStream;
+use thiserror::Error;
+
+/// How many partitions the set of all connections is spread over. Each `$connect` and
+/// `$disconnect` writes to one of them, so they share the write load; a broadcast reads all of
+/// them. Changing it strands the "all" items of live connections until their TTL: change it only
+/// while no one is connected.
+pub const ALL_SHARDS: u32 = 16;
+
+/// What the service records about one connection, from `$connect` to `$disconnect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    pub connection_id: String,
+    /// Epoch milliseconds, as API Gateway gives it.
+    pub connected_at: i64,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The uid bound at `$connect`, for the connection's whole life.
+    pub uid: Option<String>,
+    pub groups: BTreeSet<String>,
+    /// Epoch seconds after which DynamoDB may delete every item of this connection.
+    pub expires_at: i64,
+}
+
+/// One member of a set of connections: enough to push to it and to count its uid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub connection_id: String,
+    pub uid: Option<String>,
+}
+
+/// A set of connections that can be read without touching any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Members<'a> {
+    Uid(&'a str),
+    Group(&'a str),
+    All,
+}
+
+/// Why the store could not answer.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("DynamoDB {operation} failed: {message}")]
+    Request {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("an item in the table is not of this service's shape: {0}")]
+    Malformed(String),
+}
+
+/// The connection facts, as the handlers need them.
+pub trait Store: Send + Sync {
+    /// Records a new connection and its uid binding, all or nothing.
+    fn put_connection(
+        &self,
+        record: &ConnectionRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The connection's record, read consistently, or `None` once it is gone.
+    fn connection(
+        &self,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Option<ConnectionRecord>, StoreError>> + Send;
+
+    /// Removes every item of the connection; returns the record that was removed, if any.
+    fn remove_connection(
+        &self,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Option<ConnectionRecord>, StoreError>> + Send;
+
+    /// Adds the connection to `group`; `false` when the connection no longer exists.
+    fn join(
+        &self,
+        record: &ConnectionRecord,
+        group: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes the connection out of `group`; leaving a group one is not in is not an error.
+    fn leave(
+        &self,
+        connection_id: &str,
+        group: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The members of a set, read page by page as the stream is polled, so that memory stays flat
+    /// however large the set is.
+    fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>>;
+}
+
+/// Which "all" partition a connection belongs to: a stable FNV-1a hash of its id, so that
+/// `$disconnect` finds the item `$connect` wrote without reading anything.
+pub fn all_shard(connection_id: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in connection_id.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % ALL_SHARDS
+}
+
+/// Epoch seconds at which an item written now should expire.
+pub fn expiry_from_now(ttl: Duration) -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (now + ttl).as_secs() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_always_lands_in_the_same_shard() {
+        assert_eq!(all_shard("Gm1tsdBmoAMCIxw="), all_shard("Gm1tsdBmoAMCIxw="));
+        assert!(all_shard("x") < ALL_SHARDS);
+    }
+
+    #[test]
+    fn connections_spread_over_every_shard() {
+        let used: BTreeSet<u32> = (0..1000).map(|i| all_shard(&format!("conn{i}="))).collect();
+        assert_eq!(used.len() as u32, ALL_SHARDS);
+    }
+
+    #[test]
+    fn expiry_is_the_ttl_after_now() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let expiry = expiry_from_now(Duration::from_secs(3 * 3600));
+        assert!((now + 3 * 3600..=now + 3 * 3600 + 1).contains(&expiry));
+    }
+}
