@@ -2,8 +2,17 @@
 //! pushes through the API Gateway Management API, the wire protocol, and the handlers.
 
 pub mod auth;
+pub mod aws;
+pub mod commands;
 pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod handlers;
 pub mod names;
 pub mod protocol;
 pub mod push;
 pub mod store;
+
+pub use config::Config;
+pub use error::Error;
+pub use gateway::Gateway;

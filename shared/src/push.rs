@@ -120,20 +120,24 @@ impl ManagementApi {
 
     /// Opens the HTTPS connection to `endpoint` ahead of the first push, by asking about a
     /// connection that does not exist. The answer (410, or 403 without the rights) is ignored.
-    pub async fn warm(&self, endpoint: &str) {
-        let started = std::time::Instant::now();
-        let result = self
-            .client(endpoint)
-            .get_connection()
-            .connection_id("warm-up")
-            .send()
-            .await;
-        tracing::debug!(
-            endpoint,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            answered = result.is_ok() || result.as_ref().is_err_and(|e| e.raw_response().is_some()),
-            "management endpoint warmed"
-        );
+    pub fn warm(&self, endpoint: &str) -> impl Future<Output = ()> + Send + use<> {
+        let client = self.client(endpoint);
+        let endpoint = endpoint.to_owned();
+        async move {
+            let started = std::time::Instant::now();
+            let result = client
+                .get_connection()
+                .connection_id("warm-up")
+                .send()
+                .await;
+            tracing::debug!(
+                endpoint,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                answered =
+                    result.is_ok() || result.as_ref().is_err_and(|e| e.raw_response().is_some()),
+                "management endpoint warmed"
+            );
+        }
     }
 }
 

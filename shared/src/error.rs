@@ -1,0 +1,64 @@
+//! The library's one error type, and the one place it becomes what a client sees.
+
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::protocol::{ErrorCode, Rejection};
+use crate::push::PushError;
+use crate::store::StoreError;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Push(#[from] PushError),
+    #[error("{failed} of {attempted} pushes failed after retries")]
+    Undelivered { failed: usize, attempted: usize },
+    #[error("connection {0} has no record: it was removed or never stored; reconnect")]
+    UnknownConnection(String),
+    #[error(
+        "no management endpoint: set MANAGEMENT_ENDPOINT, or send events with domainName and stage"
+    )]
+    NoEndpoint,
+}
+
+impl Error {
+    /// The error frame a client gets for this error: always `internal`, with the request id so that
+    /// an operator can find the log line.
+    pub fn rejection(&self, action: Option<&str>, request_id: &str) -> Rejection {
+        let what = match self {
+            Error::Undelivered { failed, attempted } => {
+                format!("the message could not be pushed to {failed} of {attempted} recipients")
+            }
+            Error::UnknownConnection(_) => "this connection has no record; reconnect".to_owned(),
+            Error::Store(_) => "the connection store failed after retries".to_owned(),
+            Error::Push(_) => "the push API failed after retries".to_owned(),
+            Error::Config(_) | Error::NoEndpoint => "the service is misconfigured".to_owned(),
+        };
+        Rejection::new(
+            ErrorCode::Internal,
+            format!("{what} (request {request_id})"),
+            action,
+        )
+    }
+}
+
+/// How a failed invocation is reported to Lambda (and so to CloudWatch).
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(error: Error) -> Self {
+        let error_type = match &error {
+            Error::Config(_) => "Config",
+            Error::Store(_) => "Store",
+            Error::Push(_) | Error::Undelivered { .. } => "Push",
+            Error::UnknownConnection(_) => "UnknownConnection",
+            Error::NoEndpoint => "NoEndpoint",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The three functions' handlers against a real DynamoDB-compatible server and a push endpoint
+//! that records what it receives: the wire protocol, what the table holds, and what is pruned.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use support::stack::{s, Stack};
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn stack_with(ids: &[&str]) -> Stack {
+    let stack = Stack::start().await;
+    for id in ids {
+        assert_eq!(stack.connect(id, &[]).await, 200);
+    }
+    stack
+}
+
+#[tokio::test]
+async fn connect_records_the_connection_with_its_source_and_a_ttl() {
+    let stack = stack_with(&["A="]).await;
+    let items = stack.items_of("A=").await;
+    let record = items
+        .iter()
+        .find(|i| s(i, "sk") == Some("conn"))
+        .expect("a connection item");
+    assert_eq!(s(record, "sourceIp"), Some("10.0.0.13"));
+    assert!(record.contains_key("connectedAt"));
+    assert_eq!(
+        items.len(),
+        2,
+        "the connection and its place in 'all': {items:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_item_carries_a_ttl_between_two_and_twenty_four_hours_ahead() {
+    let stack = Stack::start().await;
+    assert_eq!(stack.connect("A=", &[("uid", "alice")]).await, 200);
+    stack
+        .send("A=", r#"{"action":"join","group":"room-1"}"#)
+        .await;
+    let items = stack.items().await;
+    assert_eq!(
+        items.len(),
+        4,
+        "connection, all, uid and group items: {items:?}"
+    );
+    let now = now_secs();
+    for item in items {
+        let ttl: i64 = item["expiresAt"]
+            .as_n()
+            .expect("expiresAt is a Number")
+            .parse()
+            .unwrap();
+        assert!(
+            ttl > now + 2 * 3600 && ttl < now + 24 * 3600,
+            "ttl {ttl} of {item:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_plain_frame_is_echoed_to_the_sender_only() {
+    let stack = stack_with(&["A=", "B="]).await;
+    stack.send("A=", "hello {not json").await;
+    assert_eq!(
+        stack.received("A="),
+        vec!["Hello, you sent: hello {not json".to_owned()]
+    );
+    assert!(stack.received("B=").is_empty());
+}
+
+#[tokio::test]
+async fn json_without_a_string_action_is_echoed_byte_for_byte() {
+    let stack = stack_with(&["A="]).await;
+    let body = r#"{ "action" : 7, "x": "é" }"#;
+    stack.send("A=", body).await;
+    assert_eq!(
+        stack.received("A="),
+        vec![format!("Hello, you sent: {body}")]
+    );
+}
+
+#[tokio::test]
+async fn sendmessage_reaches_every_connection_including_the_sender() {
+    let stack = stack_with(&["A=", "B=", "C="]).await;
+    stack
+        .send("B=", r#"{"action":"sendmessage","data":"hi all"}"#)
+        .await;
+    for id in ["A=", "B=", "C="] {
+        assert_eq!(stack.received(id), vec!["hi all".to_owned()], "{id}");
+    }
+}
+
+#[tokio::test]
+async fn sendmessage_sends_non_string_data_as_compact_json() {
+    let stack = stack_with(&["A="]).await;
+    stack
+        .send("A=", r#"{"action":"sendmessage","data": {"n": [1, 2]} }"#)
+        .await;
+    assert_eq!(stack.received("A="), vec![r#"{"n":[1,2]}"#.to_owned()]);
+}
+
+#[tokio::test]
+async fn ping_answers_pong() {
+    let stack = stack_with(&["A="]).await;
+    stack.send("A=", r#"{"action":"ping"}"#).await;
+    assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
+}
+
+#[tokio::test]
+async fn whoami_names_the_connection_its_uid_and_its_sorted_groups() {
+    let stack = Stack::start().await;
+    assert_eq!(stack.connect("A=", &[("uid", "alice")]).await, 200);
+    stack
+        .send("A=", r#"{"action":"join","group":"zeta"}"#)
+        .await;
+    stack
+        .send("A=", r#"{"action":"join","group":"alpha"}"#)
+        .await;
+    stack.received("A=");
+    stack.send("A=", r#"{"action":"whoami"}"#).await;
+    assert_eq!(
+        stack.received_json("A="),
+        json!({"type":"whoami","connectionId":"A=","uid":"alice","groups":["alpha","zeta"]})
+    );
+}
+
+#[tokio::test]
+async fn an_anonymous_whoami_has_a_null_uid_and_no_groups() {
+    let stack = stack_with(&["A="]).await;
+    stack.send("A=", r#"{"action":"whoami"}"#).await;
+    assert_eq!(
+        stack.received_json("A="),
+        json!({"type":"whoami","connectionId":"A=","uid":null,"groups":[]})
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_action_gets_an_error_frame_and_the_connection_stays() {
+    let stack = stack_with(&["A="]).await;
+    stack.send("A=", r#"{"action":"dance"}"#).await;
+    let frame = stack.received_json("A=");
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["code"], "unknown_action");
+    assert_eq!(frame["action"], "dance");
+    assert!(frame["message"].as_str().unwrap().contains("dance"));
+    stack.send("A=", r#"{"action":"ping"}"#).await;
+    assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
+}
+
+#[tokio::test]
+async fn a_malformed_command_gets_bad_request_and_writes_nothing() {
+    let stack = stack_with(&["A="]).await;
+    let before = stack.items().await.len();
+    for body in [
+        r#"{"action":"join","group":"has space"}"#,
+        r#"{"action":"join"}"#,
+        r#"{"action":"send","to":{"uid":"a","group":"b"},"data":1}"#,
+        r#"{"action":"send","to":{"all":false},"data":1}"#,
+        r#"{"action":"send","to":{"all":true}}"#,
+        r#"{"action":"sendmessage"}"#,
+    ] {
+        stack.send("A=", body).await;
+        let frame = stack.received_json("A=");
+        assert_eq!(frame["code"], "bad_request", "{body}");
+        assert!(frame["action"].is_string(), "{body}");
+    }
+    assert_eq!(stack.items().await.len(), before);
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_is_too_large_and_reaches_no_one() {
+    let stack = Stack::with_config(|c| c.max_message_bytes = 1024).await;
+    for id in ["A=", "B="] {
+        stack.connect(id, &[]).await;
+    }
+    let data = "x".repeat(1024);
+    stack
+        .send(
+            "A=",
+            &format!(r#"{{"action":"sendmessage","data":"{data}"}}"#),
+        )
+        .await;
+    let frame = stack.received_json("A=");
+    assert_eq!(frame["code"], "too_large");
+    assert!(stack.received("B=").is_empty());
+}
+
+#[tokio::test]
+async fn a_message_at_the_limit_is_carried_out() {
+    let stack = Stack::with_config(|c| c.max_message_bytes = 64).await;
+    stack.connect("A=", &[]).await;
+    let body = format!("{:<64}", "hello");
+    stack.send("A=", &body).await;
+    assert_eq!(
+        stack.received("A="),
+        vec![format!("Hello, you sent: {body}")]
+    );
+}
+
+#[tokio::test]
+async fn a_410_on_a_push_removes_that_connection_and_is_not_an_error() {
+    let stack = Stack::start().await;
+    for id in ["A=", "B=", "C="] {
+        stack.connect(id, &[]).await;
+    }
+    stack.connect("G=", &[("uid", "ghost")]).await;
+    stack
+        .send("G=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    stack.received("G=");
+    stack.sink.mark_gone("G=");
+    stack
+        .send("A=", r#"{"action":"sendmessage","data":"hi"}"#)
+        .await;
+    for id in ["A=", "B=", "C="] {
+        assert_eq!(stack.received(id), vec!["hi".to_owned()], "{id}");
+    }
+    assert!(
+        stack.items_of("G=").await.is_empty(),
+        "the gone connection's items are removed"
+    );
+    assert_eq!(
+        stack.items_of("A=").await.len(),
+        2,
+        "the sender's items stay"
+    );
+}
+
+#[tokio::test]
+async fn a_410_on_the_senders_own_reply_removes_the_sender() {
+    let stack = stack_with(&["A="]).await;
+    stack.sink.mark_gone("A=");
+    stack.send("A=", r#"{"action":"ping"}"#).await;
+    assert!(stack.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn disconnect_leaves_nothing_behind() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[("uid", "alice")]).await;
+    stack.connect("B=", &[]).await;
+    stack.send("A=", r#"{"action":"join","group":"g1"}"#).await;
+    stack.send("A=", r#"{"action":"join","group":"g2"}"#).await;
+    stack.send("B=", r#"{"action":"join","group":"g1"}"#).await;
+    assert_eq!(stack.disconnect("A=").await, 200);
+    assert!(stack.items_of("A=").await.is_empty());
+    assert_eq!(stack.disconnect("B=").await, 200);
+    assert!(stack.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_second_disconnect_is_harmless() {
+    let stack = stack_with(&["A="]).await;
+    assert_eq!(stack.disconnect("A=").await, 200);
+    assert_eq!(stack.disconnect("A=").await, 200);
+    assert!(stack.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn three_connect_chat_and_leave_with_an_empty_table_at_the_end() {
+    let stack = stack_with(&["A=", "B=", "C="]).await;
+    stack.send("A=", "plain").await;
+    stack
+        .send("C=", r#"{"action":"sendmessage","data":"from C"}"#)
+        .await;
+    assert_eq!(
+        stack.received("A="),
+        vec!["Hello, you sent: plain".to_owned(), "from C".to_owned()]
+    );
+    assert_eq!(stack.received("B="), vec!["from C".to_owned()]);
+    assert_eq!(stack.received("C="), vec!["from C".to_owned()]);
+    assert_eq!(stack.items().await.len(), 6);
+    for id in ["A=", "B=", "C="] {
+        stack.disconnect(id).await;
+    }
+    assert!(stack.items().await.is_empty());
+}

@@ -1,0 +1,82 @@
+//! One DynamoDB-compatible server per test binary: moto, started on a free loopback port.
+//!
+//! moto is started through a small shell watchdog that reads our end of a pipe: when the test
+//! process exits, however it exits, the pipe closes and the watchdog stops the server, so no
+//! server outlives its tests. Set `MOTO_SERVER` to the `moto_server` executable (the Makefile
+//! does); otherwise it is looked up on PATH.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+struct Server {
+    endpoint: String,
+    _watchdog: Child,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+/// A free port on 127.0.0.1 (the kernel's choice; released for the server to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {addr} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The endpoint of this test binary's DynamoDB-compatible server, started on first use.
+pub fn endpoint() -> &'static str {
+    &SERVER.get_or_init(start).endpoint
+}
+
+fn start() -> Server {
+    let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+    let port = free_port();
+    let script =
+        r#""$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 & server=$!; cat >/dev/null; kill $server"#;
+    let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+    let mut watchdog = Command::new("sh")
+        .args(["-c", script, &program, &port.to_string()])
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("could not start {program}: {e}; run `make test`, which installs it")
+        });
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Ok(Some(status)) = watchdog.try_wait() {
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("{program} exited ({status}) before listening: {output}");
+        }
+        if Instant::now() > deadline {
+            let output = BufReader::new(std::fs::File::open(&log).expect("moto log"))
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!("{program} did not listen on {addr} within 60 s: {output}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server {
+        endpoint: format!("http://{addr}"),
+        _watchdog: watchdog,
+    }
+}

@@ -1,0 +1,8 @@
+//! What the black-box tests run on: a real DynamoDB-compatible server (moto) on 127.0.0.1, a
+//! stand-in for the API Gateway Management API that records every push, and events shaped like
+//! API Gateway's.
+
+pub mod dynamodb;
+pub mod events;
+pub mod push_sink;
+pub mod stack;

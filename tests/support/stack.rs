@@ -1,0 +1,163 @@
+//! The handlers over a real store and the push stand-in, driven the way API Gateway drives them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_config::BehaviorVersion;
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_runtime::{Context, LambdaEvent};
+use shared::aws::AwsGateway;
+use shared::Config;
+
+use crate::{dynamodb, events, push_sink::PushSink};
+
+/// A DynamoDB item, as the tests inspect it.
+pub type Item = HashMap<String, AttributeValue>;
+
+static TABLES: AtomicUsize = AtomicUsize::new(0);
+
+/// One service: its own table on the shared server, its own push stand-in.
+pub struct Stack {
+    pub gateway: AwsGateway,
+    pub sink: PushSink,
+    requests: AtomicUsize,
+}
+
+impl Stack {
+    /// A stack with the default configuration.
+    pub async fn start() -> Stack {
+        Self::with_config(|_| {}).await
+    }
+
+    /// A stack whose configuration `adjust` may change (the table and endpoints are set first).
+    pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Stack {
+        let sink = PushSink::start().await;
+        let table = format!(
+            "connections-{}-{}",
+            std::process::id(),
+            TABLES.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut config = Config::new(table);
+        config.dynamodb_endpoint = Some(dynamodb::endpoint().to_owned());
+        config.management_endpoint = Some(sink.endpoint().to_owned());
+        adjust(&mut config);
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await;
+        let gateway = shared::aws::gateway(config, &sdk);
+        gateway
+            .store
+            .ensure_table()
+            .await
+            .expect("create the test table");
+        Stack {
+            gateway,
+            sink,
+            requests: AtomicUsize::new(0),
+        }
+    }
+
+    fn lambda_event(
+        &self,
+        payload: ApiGatewayWebsocketProxyRequest,
+    ) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
+        LambdaEvent::new(payload, Context::default())
+    }
+
+    fn request_id(&self) -> String {
+        format!("req-{}", self.requests.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// `$connect` with this query string; the status the function answered.
+    pub async fn connect(&self, connection_id: &str, query: &[(&str, &str)]) -> i64 {
+        let event = self.lambda_event(events::connect(connection_id, &self.request_id(), query));
+        shared::handlers::connect(&self.gateway, event)
+            .await
+            .expect("connect answers")
+            .status_code
+    }
+
+    /// A frame from `connection_id`.
+    pub async fn send(&self, connection_id: &str, body: &str) {
+        let event = self.lambda_event(events::message(connection_id, &self.request_id(), body));
+        let response = shared::handlers::message(&self.gateway, event)
+            .await
+            .expect("message answers");
+        assert_eq!(response.status_code, 200);
+    }
+
+    /// `$disconnect`; the status the function answered.
+    pub async fn disconnect(&self, connection_id: &str) -> i64 {
+        let event = self.lambda_event(events::disconnect(connection_id, &self.request_id()));
+        shared::handlers::disconnect(&self.gateway, event)
+            .await
+            .expect("disconnect answers")
+            .status_code
+    }
+
+    /// The frames pushed to `connection_id` since the last look.
+    pub fn received(&self, connection_id: &str) -> Vec<String> {
+        self.sink.take(connection_id)
+    }
+
+    /// The one frame pushed to `connection_id` since the last look, as JSON.
+    pub fn received_json(&self, connection_id: &str) -> serde_json::Value {
+        let frames = self.received(connection_id);
+        assert_eq!(
+            frames.len(),
+            1,
+            "expected one frame for {connection_id}, got {frames:?}"
+        );
+        serde_json::from_str(&frames[0])
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", frames[0]))
+    }
+
+    /// Every item in the table (a Scan: for tests only, the service never scans).
+    pub async fn items(&self) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .gateway
+                .store
+                .client()
+                .scan()
+                .table_name(self.gateway.store.table())
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan the test table");
+            items.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    /// The items of one connection's partition and every set partition naming it.
+    pub async fn items_of(&self, connection_id: &str) -> Vec<Item> {
+        self.items()
+            .await
+            .into_iter()
+            .filter(|item| {
+                item.get("connectionId")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some(connection_id)
+            })
+            .collect()
+    }
+}
+
+/// A string attribute of an item.
+pub fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
