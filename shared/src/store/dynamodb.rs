@@ -11,7 +11,7 @@
 //!
 //! Every item carries `expiresAt`, the table's TTL attribute.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -25,6 +25,9 @@ use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::{all_shard, ConnectionRecord, Member, Members, Store, StoreError, ALL_SHARDS};
+
+/// An item's attributes, as the SDK gives them.
+type Item = HashMap<String, AttributeValue>;
 
 /// The TTL attribute of every item (`ttl` itself is a DynamoDB reserved word).
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
@@ -172,41 +175,36 @@ impl DynamoStore {
         Ok(())
     }
 
-    fn query_page<'a>(
-        &'a self,
+    async fn query_page(
+        &self,
         pk: String,
-        after: Option<HashMap<String, AttributeValue>>,
-    ) -> impl std::future::Future<
-        Output = Result<(Vec<Member>, Option<HashMap<String, AttributeValue>>), StoreError>,
-    > + Send
-           + 'a {
-        async move {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk))
-                .projection_expression("connectionId, uid")
-                .consistent_read(true)
-                .set_exclusive_start_key(after)
-                .send()
-                .await
-                .map_err(|e| request_error("Query", e))?;
-            let members = output
-                .items()
-                .iter()
-                .map(member)
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((members, output.last_evaluated_key().cloned()))
-        }
+        after: Option<Item>,
+    ) -> Result<(Vec<Member>, Option<Item>), StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .projection_expression("connectionId, uid")
+            .consistent_read(true)
+            .set_exclusive_start_key(after)
+            .send()
+            .await
+            .map_err(|e| request_error("Query", e))?;
+        let members = output
+            .items()
+            .iter()
+            .map(member)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((members, output.last_evaluated_key().cloned()))
     }
 
     /// Every member of one partition, page by page.
     fn partition(&self, pk: String) -> BoxStream<'_, Result<Member, StoreError>> {
         enum Paging {
             Start,
-            After(HashMap<String, AttributeValue>),
+            After(Item),
             Done,
         }
         stream::try_unfold(Paging::Start, move |state| {
@@ -363,7 +361,7 @@ fn record(item: &HashMap<String, AttributeValue>) -> Result<ConnectionRecord, St
             .get("groups")
             .and_then(|v| v.as_ss().ok())
             .map(|groups| groups.iter().cloned().collect())
-            .unwrap_or_else(BTreeSet::new),
+            .unwrap_or_default(),
         expires_at: number(item, TTL_ATTRIBUTE)?,
     })
 }
