@@ -1,0 +1,75 @@
+# Everything a developer or CI runs. Each target installs what it needs into .tools/
+# (a Python virtualenv with moto, cfn-lint, cargo-lambda and the SAM CLI), so a fresh
+# clone needs only Rust, Python 3 and make.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ARCH ?= arm64
+PYTHON ?= python3
+TOOLS := $(CURDIR)/.tools
+VENV := $(TOOLS)/venv
+BIN := $(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+export MOTO_SERVER := $(BIN)/moto_server
+
+ifeq ($(ARCH),arm64)
+  LAMBDA_ARCH_FLAG := --arm64
+else ifeq ($(ARCH),x86_64)
+  LAMBDA_ARCH_FLAG := --x86-64
+else
+  $(error ARCH must be arm64 or x86_64, not $(ARCH))
+endif
+
+.PHONY: help tools sam-tools dev test unit lint build deploy clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.test-tools: | $(TOOLS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' 'cfn-lint>=1.30,<2' 'cargo-lambda>=1.8,<2'
+	touch $@
+
+$(VENV)/.sam-tools: $(VENV)/.test-tools
+	$(BIN)/pip install --quiet --disable-pip-version-check 'aws-sam-cli>=1.140,<2'
+	touch $@
+
+$(TOOLS):
+	mkdir -p $@
+
+tools: $(VENV)/.test-tools ## Install moto, cfn-lint and cargo-lambda into .tools/
+
+sam-tools: $(VENV)/.sam-tools ## Also install the SAM CLI (for lint and deploy)
+
+dev: tools ## Run the service locally: moto, the functions under cargo lambda watch, the local gateway
+	scripts/dev.sh
+
+test: tools ## Run every test (unit, and the handlers against a real DynamoDB-compatible server)
+	cargo test --workspace --locked
+
+unit: ## Run only the unit tests of the shared crate (no servers needed)
+	cargo test -p shared --lib
+
+lint: sam-tools ## cargo fmt --check, clippy -D warnings, cfn-lint and sam validate --lint
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cfn-lint template.yaml
+	sam validate --lint --template template.yaml
+
+build: tools ## Build the three bootstraps for Lambda (ARCH=arm64 by default; ARCH=x86_64 to override)
+	cargo lambda build --release $(LAMBDA_ARCH_FLAG) --output-format zip \
+	  --package connect --package message --package disconnect
+	@for f in connect message disconnect; do \
+	  printf '%-11s %s\n' "$$f" "$$(du -h target/lambda/$$f/bootstrap.zip | cut -f1)"; done
+
+deploy: sam-tools ## Build with SAM and deploy (guided the first time)
+	sam build --parameter-overrides Architecture=$(ARCH)
+	if [ -f samconfig.toml ]; then sam deploy --parameter-overrides Architecture=$(ARCH); \
+	else sam deploy --guided --parameter-overrides Architecture=$(ARCH); fi
+
+clean: ## Remove build output and the installed tools
+	cargo clean
+	rm -rf $(TOOLS) .aws-sam

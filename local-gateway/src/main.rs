@@ -1,0 +1,86 @@
+//! `local-gateway`: run an API Gateway WebSocket API on this machine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use local_gateway::routes::{FunctionNames, Routes};
+use local_gateway::{Limits, Settings};
+
+/// A local API Gateway WebSocket API in front of functions served by `cargo lambda watch`
+/// (or `sam local start-lambda`), with the @connections management API on the same port.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Where clients connect, and where @connections is served.
+    #[arg(long, env = "GATEWAY_ADDRESS", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The Lambda Invoke API serving the functions.
+    #[arg(long, env = "INVOKE_URL", default_value = "http://127.0.0.1:9000")]
+    invoke_url: String,
+    /// The SAM template whose routes say which function serves what.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// How functions are named at the invoke endpoint.
+    #[arg(long, value_enum, default_value = "package")]
+    function_names: FunctionNames,
+    /// The stage events name (clients may connect to / or /{stage}).
+    #[arg(long, env = "STAGE", default_value = "dev")]
+    stage: String,
+    /// The largest message, in bytes (API Gateway: 128 KiB).
+    #[arg(long, default_value_t = 128 * 1024)]
+    max_message_bytes: usize,
+    /// The largest frame, in bytes (API Gateway: 32 KiB).
+    #[arg(long, default_value_t = 32 * 1024)]
+    max_frame_bytes: usize,
+    /// Seconds without traffic before a connection is closed (API Gateway: 600).
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+    /// Seconds a connection may live (API Gateway: 7200).
+    #[arg(long, default_value_t = 7200)]
+    max_lifetime: u64,
+    /// Seconds an invocation may take (API Gateway: 29).
+    #[arg(long, default_value_t = 29)]
+    invoke_timeout: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let args = Args::parse();
+    let routes = Routes::from_file(&args.template, args.function_names)?;
+    for (route, function) in &routes.functions {
+        tracing::info!(route, function, "route");
+    }
+    let settings = Settings {
+        routes,
+        invoke_url: args.invoke_url,
+        stage: args.stage,
+        api_id: "local".into(),
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_frame_bytes: args.max_frame_bytes,
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_lifetime: Duration::from_secs(args.max_lifetime),
+        },
+        invoke_timeout: Duration::from_secs(args.invoke_timeout),
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e} (set GATEWAY_ADDRESS or --listen)",
+                args.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, invoke_url = %settings.invoke_url, "local gateway ready: ws://{address}, chat page http://{address}/");
+    local_gateway::serve(listener, settings).await?;
+    Ok(())
+}

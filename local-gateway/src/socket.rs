@@ -1,0 +1,313 @@
+//! One WebSocket connection, from the handshake to the close, as API Gateway runs it: `$connect`
+//! decides whether the handshake succeeds, each text message is routed and invoked in turn, a
+//! binary frame closes the connection with 1003, and every close ends with `$disconnect`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::connections::Outbound;
+use crate::events::{self, Api, Client};
+use crate::invoke::status_of;
+use crate::Gateway;
+
+const PAGE: &str = include_str!("page.html");
+
+/// `GET /` or `GET /{stage}`: a WebSocket handshake, or the chat page for a browser.
+pub async fn handshake(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return Html(PAGE).into_response();
+    };
+    let settings = &gateway.settings;
+    let api = Api {
+        api_id: settings.api_id.clone(),
+        stage: settings.stage.clone(),
+        domain_name: headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1")
+            .to_owned(),
+    };
+    let client = Client {
+        connection_id: events::connection_id(),
+        connected_at: events::now_millis(),
+        source_ip: peer.ip().to_string(),
+        user_agent: headers
+            .get("user-agent")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned),
+    };
+    let Some(function) = settings.routes.function("$connect").map(str::to_owned) else {
+        return accept(gateway, upgrade, api, client);
+    };
+    // Registered before `$connect` runs, so that a push that races the handshake waits for the
+    // socket instead of finding the connection gone.
+    let pending = gateway.connections.open(client.clone());
+    let event = events::connect(
+        &api,
+        &client,
+        &header_map(&headers),
+        &query_map(query.as_deref()),
+    );
+    let status = match gateway.invoker.invoke(&function, &event).await {
+        Ok(response) => status_of(&response),
+        Err(e) => {
+            tracing::error!(connection = %client.connection_id, error = %e, "$connect failed");
+            500
+        }
+    };
+    if !(200..300).contains(&status) {
+        gateway.connections.remove(&client.connection_id);
+        tracing::info!(connection = %client.connection_id, status, "handshake refused by $connect");
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (
+            status,
+            format!("refused by $connect ({})\n", status.as_u16()),
+        )
+            .into_response();
+    }
+    tracing::info!(connection = %client.connection_id, source = %client.source_ip, "connected");
+    let limits = settings.limits;
+    upgrade
+        .max_frame_size(limits.max_frame_bytes)
+        .max_message_size(limits.max_message_bytes)
+        .on_upgrade(move |socket| run(gateway, socket, api, client, pending))
+}
+
+/// Without a `$connect` route, API Gateway accepts every handshake.
+fn accept(gateway: Arc<Gateway>, upgrade: WebSocketUpgrade, api: Api, client: Client) -> Response {
+    let pending = gateway.connections.open(client.clone());
+    let limits = gateway.settings.limits;
+    upgrade
+        .max_frame_size(limits.max_frame_bytes)
+        .max_message_size(limits.max_message_bytes)
+        .on_upgrade(move |socket| run(gateway, socket, api, client, pending))
+}
+
+fn header_map(headers: &HeaderMap) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in headers {
+        if let Ok(value) = value.to_str() {
+            map.entry(title_case(name.as_str()))
+                .or_default()
+                .push(value.to_owned());
+        }
+    }
+    map
+}
+
+/// `sec-websocket-key` → `Sec-WebSocket-Key`-ish, as API Gateway spells most headers.
+fn title_case(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |c| {
+                c.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn query_map(query: Option<&str>) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        map.entry(percent_decode(key))
+            .or_default()
+            .push(percent_decode(value));
+    }
+    map
+}
+
+fn percent_decode(text: &str) -> String {
+    fn hex(byte: u8) -> Option<u8> {
+        (byte as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Why a connection ended, as `$disconnect` reports it.
+struct Close {
+    code: u16,
+    reason: String,
+}
+
+async fn run(
+    gateway: Arc<Gateway>,
+    socket: WebSocket,
+    api: Api,
+    client: Client,
+    mut outbound: mpsc::UnboundedReceiver<Outbound>,
+) {
+    let id = client.connection_id.clone();
+    let limits = gateway.settings.limits;
+    let (mut sink, mut stream) = socket.split();
+    let born = Instant::now();
+    let mut last_active = born;
+    let close = loop {
+        let deadline = (last_active + limits.idle_timeout).min(born + limits.max_lifetime);
+        tokio::select! {
+            pushed = outbound.recv() => match pushed {
+                Some(Outbound::Text(text)) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break Close { code: 1006, reason: "Connection lost".into() };
+                    }
+                }
+                Some(Outbound::Binary(bytes)) => {
+                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                        break Close { code: 1006, reason: "Connection lost".into() };
+                    }
+                }
+                Some(Outbound::Close) | None => {
+                    send_close(&mut sink, 1000, "Connection closed by the management API").await;
+                    break Close { code: 1000, reason: "Connection deleted".into() };
+                }
+            },
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    last_active = Instant::now();
+                    gateway.connections.touch(&id, events::now_millis());
+                    deliver(&gateway, &api, &client, text.as_str()).await;
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    send_close(&mut sink, 1003, "Unsupported data: binary frames are not supported").await;
+                    break Close { code: 1003, reason: "Unsupported data".into() };
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    last_active = Instant::now();
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    break match frame {
+                        Some(frame) => Close { code: frame.code, reason: frame.reason.to_string() },
+                        None => Close { code: 1005, reason: "Client-side close frame status not set".into() },
+                    };
+                }
+                Some(Err(e)) => {
+                    let message = e.to_string();
+                    if message.contains("too long") || message.contains("too big") || message.contains("Space limit") {
+                        send_close(&mut sink, 1009, "Message too big").await;
+                        break Close { code: 1009, reason: "Message too big".into() };
+                    }
+                    break Close { code: 1006, reason: format!("Connection lost: {message}") };
+                }
+                None => break Close { code: 1006, reason: "Connection lost".into() },
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                let (code, reason) = if Instant::now() >= born + limits.max_lifetime {
+                    (1001, "Going away: the connection reached its maximum lifetime")
+                } else {
+                    (1001, "Going away: the connection was idle too long")
+                };
+                send_close(&mut sink, code, reason).await;
+                break Close { code, reason: reason.into() };
+            }
+        }
+    };
+    gateway.connections.remove(&id);
+    tracing::info!(connection = %id, code = close.code, reason = %close.reason, "closed");
+    if let Some(function) = gateway.settings.routes.function("$disconnect") {
+        let event = events::disconnect(&api, &client, close.code, &close.reason);
+        if let Err(e) = gateway.invoker.invoke(function, &event).await {
+            tracing::warn!(connection = %id, error = %e, "$disconnect failed");
+        }
+    }
+}
+
+async fn send_close(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    code: u16,
+    reason: &str,
+) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+/// Routes one message and invokes its function, answering as API Gateway does when no route fits
+/// or the function fails.
+async fn deliver(gateway: &Gateway, api: &Api, client: &Client, body: &str) {
+    let Some((route, function)) = gateway.settings.routes.select(body) else {
+        let error = json!({ "message": "Forbidden", "connectionId": client.connection_id, "requestId": events::request_id() });
+        gateway
+            .connections
+            .send(&client.connection_id, Outbound::Text(error.to_string()));
+        return;
+    };
+    let event = events::message(api, client, route, body);
+    if let Err(e) = gateway.invoker.invoke(function, &event).await {
+        tracing::error!(connection = %client.connection_id, route, error = %e, "message route failed");
+        let error = json!({ "message": "Internal server error", "connectionId": client.connection_id, "requestId": event["requestContext"]["requestId"] });
+        gateway
+            .connections
+            .send(&client.connection_id, Outbound::Text(error.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_decoded() {
+        let map = query_map(Some("uid=al%40ice&token=a.b.c&x=1+2&x=3"));
+        assert_eq!(map["uid"], vec!["al@ice"]);
+        assert_eq!(map["token"], vec!["a.b.c"]);
+        assert_eq!(map["x"], vec!["1 2", "3"]);
+    }
+
+    #[test]
+    fn a_stray_percent_is_kept() {
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn header_names_are_title_cased() {
+        assert_eq!(title_case("sec-websocket-key"), "Sec-Websocket-Key");
+        assert_eq!(title_case("host"), "Host");
+    }
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `make dev`: the whole service on this machine, on 127.0.0.1 only.
+#   moto (DynamoDB-compatible)  :DYNAMODB_PORT (8000)
+#   cargo lambda watch          :INVOKE_PORT   (9000)  the three functions
+#   local-gateway               :GATEWAY_PORT  (8080)  WebSocket, chat page, @connections
+# Ctrl-C stops all of it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
+INVOKE_PORT=${INVOKE_PORT:-9000}
+GATEWAY_PORT=${GATEWAY_PORT:-8080}
+TABLE_NAME=${TABLE_NAME:-connections}
+STAGE=${STAGE:-dev}
+BIN=.tools/venv/bin
+LOGS=.dev
+mkdir -p "$LOGS"
+
+say() { printf '\033[1m[dev]\033[0m %s\n' "$*"; }
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  say "stopping"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # port, what, pid
+  for _ in $(seq 1 600); do
+    busy "$1" && return 0
+    kill -0 "$3" 2>/dev/null || { say "$2 exited; its log is $LOGS/$2.log"; tail -20 "$LOGS/$2.log"; exit 1; }
+    sleep 0.1
+  done
+  say "$2 did not listen on port $1 within 60 s; see $LOGS/$2.log"; exit 1
+}
+for port in "$DYNAMODB_PORT" "$INVOKE_PORT" "$GATEWAY_PORT"; do
+  if busy "$port"; then say "port $port is taken; stop what uses it or set DYNAMODB_PORT / INVOKE_PORT / GATEWAY_PORT"; exit 1; fi
+done
+
+say "building the functions and the local gateway (the first build takes a few minutes)"
+cargo build --package connect --package message --package disconnect --package local-gateway
+
+say "starting moto on 127.0.0.1:$DYNAMODB_PORT"
+"$BIN/moto_server" -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$LOGS/moto.log" 2>&1 &
+pids+=($!); wait_port "$DYNAMODB_PORT" moto $!
+"$BIN/python" scripts/create-table.py "http://127.0.0.1:$DYNAMODB_PORT" "$TABLE_NAME"
+
+env_vars="TABLE_NAME=$TABLE_NAME,DYNAMODB_ENDPOINT=http://127.0.0.1:$DYNAMODB_PORT"
+env_vars+=",MANAGEMENT_ENDPOINT=http://127.0.0.1:$GATEWAY_PORT/$STAGE"
+env_vars+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1"
+for name in AUTH_SECRET MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENCY PUSH_TIMEOUT_MS RUST_LOG; do
+  if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
+done
+say "starting the functions under cargo lambda watch on 127.0.0.1:$INVOKE_PORT"
+PATH="$PWD/$BIN:$PATH" cargo lambda watch -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
+  --env-vars "$env_vars" >"$LOGS/functions.log" 2>&1 &
+pids+=($!); wait_port "$INVOKE_PORT" functions $!
+
+say "starting the local gateway on 127.0.0.1:$GATEWAY_PORT"
+target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" --invoke-url "http://127.0.0.1:$INVOKE_PORT" \
+  --stage "$STAGE" 2>&1 | tee "$LOGS/gateway.log" &
+pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
+
+mode="anonymous connections; ?uid=NAME binds a uid"
+[ -n "${AUTH_SECRET:-}" ] && mode="connections need ?token=<JWT signed with AUTH_SECRET>"
+say "ready ($mode)"
+say "  wscat -c ws://127.0.0.1:$GATEWAY_PORT      (or: websocat ws://127.0.0.1:$GATEWAY_PORT)"
+say "  chat page: http://127.0.0.1:$GATEWAY_PORT/"
+say "  function logs: $LOGS/functions.log   DynamoDB: http://127.0.0.1:$DYNAMODB_PORT"
+wait -n "${pids[@]}"
+say "a part stopped; see the logs in $LOGS/"
