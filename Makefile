@@ -14,6 +14,7 @@ BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export MOTO_SERVER := $(BIN)/moto_server
+export CARGO_LAMBDA := $(BIN)/cargo-lambda
 
 ifeq ($(ARCH),arm64)
   LAMBDA_ARCH_FLAG := --arm64
@@ -47,7 +48,9 @@ sam-tools: $(VENV)/.sam-tools ## Also install the SAM CLI (for lint and deploy)
 dev: tools ## Run the service locally: moto, the functions under cargo lambda watch, the local gateway
 	scripts/dev.sh
 
-test: tools ## Run every test (unit, and the handlers against a real DynamoDB-compatible server)
+test: tools ## Run every test: unit, handlers on a real DynamoDB-compatible server, end to end through the local gateway
+	# The functions first, built as cargo lambda watch builds them, so the end-to-end tests find them ready.
+	cargo build --locked --bin connect --bin message --bin disconnect
 	cargo test --workspace --locked
 
 unit: ## Run only the unit tests of the shared crate (no servers needed)

@@ -17,11 +17,13 @@ LOGS=.dev
 mkdir -p "$LOGS"
 
 say() { printf '\033[1m[dev]\033[0m %s\n' "$*"; }
+# Each part runs in a process group of its own (setsid), so stopping it stops what it started
+# too (cargo lambda watch runs one process per function).
 pids=()
 stop() {
   trap - INT TERM EXIT
   say "stopping"
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
@@ -40,10 +42,11 @@ for port in "$DYNAMODB_PORT" "$INVOKE_PORT" "$GATEWAY_PORT"; do
 done
 
 say "building the functions and the local gateway (the first build takes a few minutes)"
-cargo build --package connect --package message --package disconnect --package local-gateway
+cargo build --bin connect --bin message --bin disconnect   # as cargo lambda watch builds them
+cargo build --bin local-gateway
 
 say "starting moto on 127.0.0.1:$DYNAMODB_PORT"
-"$BIN/moto_server" -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$LOGS/moto.log" 2>&1 &
+setsid "$BIN/moto_server" -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$LOGS/moto.log" 2>&1 &
 pids+=($!); wait_port "$DYNAMODB_PORT" moto $!
 "$BIN/python" scripts/create-table.py "http://127.0.0.1:$DYNAMODB_PORT" "$TABLE_NAME"
 
@@ -54,13 +57,13 @@ for name in AUTH_SECRET MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENC
   if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
 done
 say "starting the functions under cargo lambda watch on 127.0.0.1:$INVOKE_PORT"
-PATH="$PWD/$BIN:$PATH" cargo lambda watch -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
+PATH="$PWD/$BIN:$PATH" setsid cargo lambda watch -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
   --env-vars "$env_vars" >"$LOGS/functions.log" 2>&1 &
 pids+=($!); wait_port "$INVOKE_PORT" functions $!
 
 say "starting the local gateway on 127.0.0.1:$GATEWAY_PORT"
-target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" --invoke-url "http://127.0.0.1:$INVOKE_PORT" \
-  --stage "$STAGE" 2>&1 | tee "$LOGS/gateway.log" &
+setsid target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" --invoke-url "http://127.0.0.1:$INVOKE_PORT" \
+  --stage "$STAGE" > >(tee "$LOGS/gateway.log") 2>&1 &
 pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
 
 mode="anonymous connections; ?uid=NAME binds a uid"

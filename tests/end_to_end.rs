@@ -1,0 +1,199 @@
+//! The whole path a user takes: real WebSocket clients → the local gateway → the real function
+//! binaries under `cargo lambda watch` → a real DynamoDB-compatible server, and pushes back through
+//! the gateway's `@connections`.
+
+use reqwest::Method;
+use serde_json::json;
+use support::local_stack::{kinds, LocalStack};
+
+#[tokio::test]
+async fn a_plain_frame_is_echoed_to_the_sender_only() {
+    let stack = LocalStack::start(&[]).await;
+    let mut a = stack.client("/").await;
+    let mut b = stack.client("/dev").await;
+    a.send("hello, gateway").await;
+    assert_eq!(a.recv().await, "Hello, you sent: hello, gateway");
+    a.expect_nothing_pending().await;
+    b.expect_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn sendmessage_reaches_everyone_and_everyone_leaving_empties_the_table() {
+    let stack = LocalStack::start(&[]).await;
+    let mut clients = Vec::new();
+    for uid in ["alice", "bob", "carol"] {
+        clients.push(stack.client(&format!("/?uid={uid}")).await);
+    }
+    assert_eq!(
+        stack.items().await.len(),
+        3 * 3,
+        "connection, all and uid items for each"
+    );
+    clients[1]
+        .send(r#"{"action":"sendmessage","data":"hi everyone"}"#)
+        .await;
+    for client in &mut clients {
+        assert_eq!(client.recv().await, "hi everyone");
+    }
+    for client in clients {
+        client.close().await;
+    }
+    stack.await_items(0).await;
+}
+
+#[tokio::test]
+async fn ping_whoami_and_the_group_commands_answer_through_the_gateway() {
+    let stack = LocalStack::start(&[]).await;
+    let mut a = stack.client("/?uid=alice").await;
+    let mut b = stack.client("/?uid=bob").await;
+    a.send(r#"{"action":"ping"}"#).await;
+    assert_eq!(a.recv_json().await, json!({"type":"pong"}));
+    b.send(r#"{"action":"join","group":"room-1"}"#).await;
+    assert_eq!(
+        b.recv_json().await,
+        json!({"type":"joined","group":"room-1"})
+    );
+    b.send(r#"{"action":"whoami"}"#).await;
+    assert_eq!(
+        b.recv_json().await,
+        json!({"type":"whoami","connectionId":b.connection_id,"uid":"bob","groups":["room-1"]})
+    );
+    a.send(r#"{"action":"send","to":{"group":"room-1"},"data":{"text":"hi room"},"id":"m1"}"#)
+        .await;
+    assert_eq!(
+        a.recv_json().await,
+        json!({"type":"ack","id":"m1","delivered":1})
+    );
+    assert_eq!(
+        b.recv_json().await,
+        json!({"type":"message","from":{"connectionId":a.connection_id,"uid":"alice"},"to":{"group":"room-1"},"data":{"text":"hi room"}})
+    );
+    a.send(r#"{"action":"presence","group":"room-1"}"#).await;
+    assert_eq!(
+        a.recv_json().await,
+        json!({"type":"presence","group":"room-1","connections":1,"uids":["bob"]})
+    );
+}
+
+#[tokio::test]
+async fn every_error_frame_leaves_the_connection_open() {
+    let stack = LocalStack::start(&[("MAX_MESSAGE_BYTES", "512")]).await;
+    let mut a = stack.client("/").await;
+    let cases = [
+        (
+            r#"{"action":"fly"}"#.to_owned(),
+            "unknown_action",
+            Some("fly"),
+        ),
+        (
+            r#"{"action":"join","group":"no spaces"}"#.to_owned(),
+            "bad_request",
+            Some("join"),
+        ),
+        (
+            r#"{"action":"send","to":{"uid":"a","group":"b"},"data":1}"#.to_owned(),
+            "bad_request",
+            Some("send"),
+        ),
+        (
+            format!(r#"{{"action":"sendmessage","data":"{}"}}"#, "x".repeat(600)),
+            "too_large",
+            None,
+        ),
+    ];
+    for (frame, code, action) in cases {
+        a.send(&frame).await;
+        let error = a.recv_json().await;
+        assert_eq!(error["type"], "error", "{frame}");
+        assert_eq!(error["code"], code, "{frame}");
+        assert_eq!(error["action"].as_str(), action, "{frame}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    a.expect_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_connect_with_a_bad_uid_is_refused_with_400_and_writes_nothing() {
+    let stack = LocalStack::start(&[]).await;
+    assert_eq!(stack.try_client("/?uid=not%20valid").await.err(), Some(400));
+    assert!(stack.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn with_a_secret_a_connect_without_a_token_is_refused_with_401() {
+    let stack = LocalStack::start(&[("AUTH_SECRET", "a-secret-for-the-end-to-end-tests")]).await;
+    assert_eq!(stack.try_client("/?uid=alice").await.err(), Some(401));
+    assert_eq!(stack.try_client("/?token=not.a.jwt").await.err(), Some(401));
+    assert!(stack.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn delete_on_connections_closes_the_client_and_disconnect_cleans_up() {
+    let stack = LocalStack::start(&[]).await;
+    let mut a = stack.client("/?uid=alice").await;
+    let mut b = stack.client("/").await;
+    a.send(r#"{"action":"join","group":"room"}"#).await;
+    a.recv_json().await;
+    let (status, _) = stack.management(Method::DELETE, &a.connection_id, "").await;
+    assert_eq!(status, 204);
+    assert_eq!(a.closed().await.code, 1000);
+    let items = stack.await_items(2).await;
+    assert_eq!(
+        kinds(&items).get("conn"),
+        Some(&1),
+        "only b is left: {items:?}"
+    );
+    let (status, body) = stack
+        .management(Method::POST, &a.connection_id, "anyone?")
+        .await;
+    assert_eq!(status, 410);
+    assert!(body.contains("gone"));
+    b.expect_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn the_management_api_pushes_to_and_describes_a_connection() {
+    let stack = LocalStack::start(&[]).await;
+    let mut a = stack.client("/").await;
+    let (status, _) = stack
+        .management(Method::POST, &a.connection_id, "from a backend")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(a.recv().await, "from a backend");
+    let (status, body) = stack.management(Method::GET, &a.connection_id, "").await;
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
+    assert!(info["connectedAt"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert!(info["lastActiveAt"].is_string());
+}
+
+#[tokio::test]
+async fn a_binary_frame_closes_the_connection_with_1003() {
+    let stack = LocalStack::start(&[]).await;
+    let mut a = stack.client("/").await;
+    a.send_binary(&[0, 159, 146, 150]).await;
+    assert_eq!(a.closed().await.code, 1003);
+    stack.await_items(0).await;
+}
+
+#[tokio::test]
+async fn a_send_to_a_connection_that_left_delivers_nothing_and_is_no_error() {
+    let stack = LocalStack::start(&[]).await;
+    let mut a = stack.client("/").await;
+    let b = stack.client("/").await;
+    let gone = b.connection_id.clone();
+    b.close().await;
+    stack.await_items(2).await;
+    // The gateway answers the push to b with 410, as API Gateway does.
+    let frame =
+        format!(r#"{{"action":"send","to":{{"connectionId":"{gone}"}},"data":1,"id":"x"}}"#);
+    a.send(&frame).await;
+    assert_eq!(
+        a.recv_json().await,
+        json!({"type":"ack","id":"x","delivered":0})
+    );
+    a.expect_nothing_pending().await;
+}

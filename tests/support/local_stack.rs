@@ -1,0 +1,383 @@
+//! The whole service as `make dev` runs it, on free ports: the functions under `cargo lambda
+//! watch` (the real binaries, over the real Lambda runtime protocol), the local gateway in front
+//! of them, and a table of its own on the DynamoDB-compatible server. Clients are real WebSocket
+//! clients.
+//!
+//! `cargo lambda watch` comes from `CARGO_LAMBDA` (the Makefile points it at `.tools/`) or PATH;
+//! like moto it runs under a watchdog that stops it, and every function process it started, when
+//! the test process ends.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use futures_util::{SinkExt, StreamExt};
+use local_gateway::routes::{FunctionNames, Routes};
+use local_gateway::{Limits, Settings};
+use shared::store::dynamodb::DynamoStore;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::dynamodb;
+use crate::stack::Item;
+
+/// How long a test waits for any one thing (a frame, a close, the table to settle). Generous:
+/// the first invocation of each function starts its process.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+static STACKS: AtomicUsize = AtomicUsize::new(0);
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The local stack, stopped when dropped.
+pub struct LocalStack {
+    pub gateway_address: SocketAddr,
+    pub store: DynamoStore,
+    watch: Child,
+    gateway: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        self.gateway.abort();
+        // Closing the watchdog's stdin stops cargo lambda watch and its functions.
+        drop(self.watch.stdin.take());
+        let _ = self.watch.wait();
+    }
+}
+
+impl LocalStack {
+    /// A stack whose functions get these extra environment variables.
+    pub async fn start(function_env: &[(&str, &str)]) -> LocalStack {
+        let table = format!(
+            "e2e-{}-{}",
+            std::process::id(),
+            STACKS.fetch_add(1, Ordering::Relaxed)
+        );
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .endpoint_url(dynamodb::endpoint())
+                .build(),
+        );
+        let store = DynamoStore::new(client, &table);
+        store
+            .ensure_table()
+            .await
+            .expect("create the end-to-end table");
+
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .expect("bind the local gateway");
+        let gateway_address = listener.local_addr().expect("gateway address");
+        let invoke_port = dynamodb::free_port();
+
+        let mut env = vec![
+            ("TABLE_NAME".to_owned(), table.clone()),
+            (
+                "DYNAMODB_ENDPOINT".to_owned(),
+                dynamodb::endpoint().to_owned(),
+            ),
+            (
+                "MANAGEMENT_ENDPOINT".to_owned(),
+                format!("http://{gateway_address}/dev"),
+            ),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ];
+        env.extend(
+            function_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let env_vars = env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let program = std::env::var("CARGO_LAMBDA").unwrap_or_else(|_| "cargo-lambda".to_owned());
+        let log = std::env::temp_dir().join(format!("{table}-functions.log"));
+        let script = r#"setsid "$0" lambda watch --ignore-changes -A 127.0.0.1 -P "$1" --concurrency 4 --env-vars "$2" >"$3" 2>&1 & watch=$!; cat >/dev/null; kill -TERM -- -$watch 2>/dev/null || kill -TERM $watch"#;
+        let mut command = Command::new("sh");
+        // The variables cargo sets for this test process would make the functions' build look
+        // different from `cargo build`'s and rebuild dependencies on every run.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("CARGO_")
+                && !matches!(name.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR")
+            {
+                command.env_remove(name);
+            }
+        }
+        let watch = command
+            .args(["-c", script, &program, &invoke_port.to_string(), &env_vars])
+            .arg(&log)
+            .current_dir(workspace_root())
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("could not start {program}: {e}; run `make test`, which installs it")
+            });
+        dynamodb::wait_for_port(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, invoke_port)),
+            PATIENCE,
+            "cargo lambda watch",
+        );
+
+        let routes = Routes::from_file(
+            &workspace_root().join("template.yaml"),
+            FunctionNames::Package,
+        )
+        .expect("template.yaml routes");
+        let settings = Settings {
+            routes,
+            invoke_url: format!("http://127.0.0.1:{invoke_port}"),
+            stage: "dev".into(),
+            api_id: "local".into(),
+            limits: Limits::default(),
+            invoke_timeout: PATIENCE,
+        };
+        let gateway = tokio::spawn(async move {
+            let _ = local_gateway::serve(listener, settings).await;
+        });
+        LocalStack {
+            gateway_address,
+            store,
+            watch,
+            gateway,
+        }
+    }
+
+    /// The URL a client connects to, with this path and query (`""`, `"/dev?uid=alice"`, …).
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("ws://{}{path_and_query}", self.gateway_address)
+    }
+
+    /// Connects a real WebSocket client; panics when the handshake is refused.
+    pub async fn client(&self, path_and_query: &str) -> Ws {
+        match self.try_client(path_and_query).await {
+            Ok(ws) => ws,
+            Err(status) => panic!("the handshake was refused with {status}"),
+        }
+    }
+
+    /// Connects, or returns the HTTP status that refused the handshake.
+    pub async fn try_client(&self, path_and_query: &str) -> Result<Ws, u16> {
+        let url = self.url(path_and_query);
+        match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url.as_str())).await {
+            Ok(Ok((socket, _))) => {
+                let mut ws = Ws {
+                    socket,
+                    connection_id: String::new(),
+                };
+                ws.send(r#"{"action":"whoami"}"#).await;
+                let whoami = ws.recv_json().await;
+                ws.connection_id = whoami["connectionId"]
+                    .as_str()
+                    .expect("whoami names the connection")
+                    .to_owned();
+                Ok(ws)
+            }
+            Ok(Err(tungstenite::Error::Http(response))) => Err(response.status().as_u16()),
+            Ok(Err(e)) => panic!("could not connect to {url}: {e}"),
+            Err(_) => panic!("no handshake from {url} within {PATIENCE:?}"),
+        }
+    }
+
+    /// Every item of the stack's table.
+    pub async fn items(&self) -> Vec<Item> {
+        let page = self
+            .store
+            .client()
+            .scan()
+            .table_name(self.store.table())
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan the end-to-end table");
+        page.items().to_vec()
+    }
+
+    /// Waits until the table holds exactly `count` items (the `$disconnect` after a close runs
+    /// after the client has gone, so tests wait for its effect).
+    pub async fn await_items(&self, count: usize) -> Vec<Item> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let items = self.items().await;
+            if items.len() == count {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the table still holds {} items, not {count}: {items:?}",
+                items.len()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The local gateway's `@connections/{id}` with this method; the status it answered.
+    pub async fn management(
+        &self,
+        method: reqwest::Method,
+        connection_id: &str,
+        body: &str,
+    ) -> (u16, String) {
+        let url = format!(
+            "http://{}/dev/@connections/{connection_id}",
+            self.gateway_address
+        );
+        let response = reqwest::Client::new()
+            .request(method, url)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the management API answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+}
+
+/// A real WebSocket client.
+pub struct Ws {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub connection_id: String,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Ws {
+    pub async fn send(&mut self, text: &str) {
+        self.socket
+            .send(Message::text(text))
+            .await
+            .expect("send a frame");
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.socket
+            .send(Message::binary(bytes.to_vec()))
+            .await
+            .expect("send a binary frame");
+    }
+
+    /// The next text frame.
+    pub async fn recv(&mut self) -> String {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => return text.to_string(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!(
+                    "{}: expected a text frame, got {other:?}",
+                    self.connection_id
+                ),
+                Err(_) => panic!("{}: no frame within {PATIENCE:?}", self.connection_id),
+            }
+        }
+    }
+
+    /// The next text frame, as JSON.
+    pub async fn recv_json(&mut self) -> serde_json::Value {
+        let text = self.recv().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text} is not JSON: {e}"))
+    }
+
+    /// The next `count` text frames as JSON, in whatever order they came.
+    pub async fn recv_json_n(&mut self, count: usize) -> Vec<serde_json::Value> {
+        let mut frames = Vec::with_capacity(count);
+        for _ in 0..count {
+            frames.push(self.recv_json().await);
+        }
+        frames
+    }
+
+    /// Proves nothing else is queued for this client: a ping's pong must be the next frame.
+    /// (The gateway hands one connection's frames to the functions in order.)
+    pub async fn expect_nothing_pending(&mut self) {
+        self.send(r#"{"action":"ping"}"#).await;
+        assert_eq!(
+            self.recv_json().await,
+            serde_json::json!({"type":"pong"}),
+            "{} had a frame pending",
+            self.connection_id
+        );
+    }
+
+    /// Waits for the server to close the connection.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return frame.map_or(
+                        Closed {
+                            code: 1005,
+                            reason: String::new(),
+                        },
+                        |f| Closed {
+                            code: u16::from(f.code),
+                            reason: f.reason.to_string(),
+                        },
+                    )
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(e))) => panic!(
+                    "{}: the connection failed instead of closing: {e}",
+                    self.connection_id
+                ),
+                Ok(None) => {
+                    return Closed {
+                        code: 1006,
+                        reason: "no close frame".into(),
+                    }
+                }
+                Err(_) => panic!("{}: not closed within {PATIENCE:?}", self.connection_id),
+            }
+        }
+    }
+
+    /// Closes the connection normally.
+    pub async fn close(mut self) {
+        let _ = self
+            .socket
+            .close(Some(tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(PATIENCE, self.socket.next()).await {}
+    }
+}
+
+/// Items by kind, to read test failures.
+pub fn kinds(items: &[Item]) -> HashMap<String, usize> {
+    let mut kinds = HashMap::new();
+    for item in items {
+        let pk = item
+            .get("pk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        *kinds
+            .entry(pk.split('#').next().unwrap_or("").to_owned())
+            .or_insert(0) += 1;
+    }
+    kinds
+}
