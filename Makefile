@@ -24,7 +24,7 @@ else
   $(error ARCH must be arm64 or x86_64, not $(ARCH))
 endif
 
-.PHONY: help tools sam-tools dev test unit lint build deploy clean
+.PHONY: help tools sam-tools browser-tools dev test unit lint build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,13 +45,26 @@ tools: $(VENV)/.test-tools ## Install moto, cfn-lint and cargo-lambda into .tool
 
 sam-tools: $(VENV)/.sam-tools ## Also install the SAM CLI (for lint and deploy)
 
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser-tools: tests/browser/node_modules/.installed ## Install Chromium (Debian's package) and playwright-core for the browser test
+	@[ -x "$(CHROMIUM)" ] || { echo "installing Debian's chromium"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+tests/browser/node_modules/.installed: tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
+	touch $@
+
 dev: tools ## Run the service locally: moto, the functions under cargo lambda watch, the local gateway
 	scripts/dev.sh
 
-test: tools ## Run every test: unit, handlers on a real DynamoDB-compatible server, end to end through the local gateway
+test: tools browser-tools ## Run every test: unit, handlers, end to end through the local gateway, and in a browser
 	# The functions first, built as cargo lambda watch builds them, so the end-to-end tests find them ready.
 	cargo build --locked --bin connect --bin message --bin disconnect
 	cargo test --workspace --locked
+	cd tests/browser && npm test
 
 unit: ## Run only the unit tests of the shared crate (no servers needed)
 	cargo test -p shared --lib
