@@ -63,6 +63,7 @@ dev: tools ## Run the service locally: moto, the functions under cargo lambda wa
 test: tools browser-tools ## Run every test: unit, handlers, end to end through the local gateway, and in a browser
 	# The functions first, built as cargo lambda watch builds them, so the end-to-end tests find them ready.
 	cargo build --locked --bin connect --bin message --bin disconnect
+	cargo build --locked --bin gateway-client
 	cargo test --workspace --locked
 	cd tests/browser && npm test
 

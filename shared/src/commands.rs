@@ -43,14 +43,13 @@ pub async fn run<S: Store, P: Push>(
             .to_json()])
         }
         Command::Join { group } => {
-            let record = own_record(gateway, sender).await?;
-            if !gateway.store.join(&record, &group).await? {
+            if !gateway.join_group(sender.connection_id, &group).await? {
                 return Err(Error::UnknownConnection(sender.connection_id.to_owned()));
             }
             Ok(vec![Outgoing::Joined { group: &group }.to_json()])
         }
         Command::Leave { group } => {
-            gateway.store.leave(sender.connection_id, &group).await?;
+            gateway.leave_group(sender.connection_id, &group).await?;
             Ok(vec![Outgoing::Left { group: &group }.to_json()])
         }
         Command::Presence { group } => {

@@ -23,6 +23,8 @@ pub enum Error {
         "no management endpoint: set MANAGEMENT_ENDPOINT, or send events with domainName and stage"
     )]
     NoEndpoint,
+    #[error("{0:?} is not a valid name: use 1–128 characters of A-Z a-z 0-9 _ . : @ - (connection ids: base64)")]
+    InvalidName(String),
 }
 
 impl Error {
@@ -37,6 +39,7 @@ impl Error {
             Error::Store(_) => "the connection store failed after retries".to_owned(),
             Error::Push(_) => "the push API failed after retries".to_owned(),
             Error::Config(_) | Error::NoEndpoint => "the service is misconfigured".to_owned(),
+            Error::InvalidName(name) => format!("{name:?} is not a valid name"),
         };
         Rejection::new(
             ErrorCode::Internal,
@@ -55,6 +58,7 @@ impl From<Error> for lambda_runtime::Diagnostic {
             Error::Push(_) | Error::Undelivered { .. } => "Push",
             Error::UnknownConnection(_) => "UnknownConnection",
             Error::NoEndpoint => "NoEndpoint",
+            Error::InvalidName(_) => "InvalidName",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),

@@ -185,3 +185,214 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .await
     }
 }
+
+/// GatewayWorker's `Gateway` API, for the handlers and for any backend (a web app, a cron job, the
+/// `gateway-client` CLI). Pushes go to the configured `MANAGEMENT_ENDPOINT`. Each call reads only
+/// the items of the connection, uid or group it names; the costs are in `docs/table-design.md`.
+impl<S: Store, P: Push> Gateway<S, P> {
+    /// The endpoint server-side sends use: the configured one (there is no event to take it from).
+    pub fn management_endpoint(&self) -> Result<&str, Error> {
+        self.config
+            .management_endpoint
+            .as_deref()
+            .ok_or(Error::NoEndpoint)
+    }
+
+    /// Pushes `data` to what `target` names, minus `exclude` (sendToClient, sendToUid,
+    /// sendToGroup, sendToAll).
+    pub async fn send_to(
+        &self,
+        target: &Target,
+        data: &str,
+        exclude: &[String],
+    ) -> Result<Report, Error> {
+        for name in target_names(target) {
+            check_name(name, matches!(target, Target::Connections(_)))?;
+        }
+        let exclude: HashSet<&str> = exclude.iter().map(String::as_str).collect();
+        self.send(self.management_endpoint()?, target, &exclude, data)
+            .await
+    }
+
+    /// isOnline: whether the connection is recorded.
+    pub async fn is_online(&self, connection_id: &str) -> Result<bool, Error> {
+        Ok(self.store.connection(connection_id).await?.is_some())
+    }
+
+    /// isUidOnline: whether the uid has any connection.
+    pub async fn is_uid_online(&self, uid: &str) -> Result<bool, Error> {
+        check_name(uid, false)?;
+        Ok(self
+            .store
+            .members(Members::Uid(uid))
+            .try_next()
+            .await?
+            .is_some())
+    }
+
+    /// getClientIdByUid: the connections of a uid.
+    pub async fn client_ids_by_uid(&self, uid: &str) -> Result<Vec<String>, Error> {
+        check_name(uid, false)?;
+        self.connection_ids(Members::Uid(uid)).await
+    }
+
+    /// getUidByClientId.
+    pub async fn uid_by_client_id(&self, connection_id: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .store
+            .connection(connection_id)
+            .await?
+            .and_then(|r| r.uid))
+    }
+
+    /// bindUid, for a connection that has no uid yet (a uid from a token is never replaced);
+    /// `false` when the connection is gone or already bound.
+    pub async fn bind_uid(&self, connection_id: &str, uid: &str) -> Result<bool, Error> {
+        check_name(uid, false)?;
+        match self.store.connection(connection_id).await? {
+            Some(record) if record.uid.is_none() => Ok(self.store.bind_uid(&record, uid).await?),
+            _ => Ok(false),
+        }
+    }
+
+    /// unbindUid; `false` when the connection had no uid.
+    pub async fn unbind_uid(&self, connection_id: &str) -> Result<bool, Error> {
+        match self.store.connection(connection_id).await? {
+            Some(record) => Ok(self.store.unbind_uid(&record).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// joinGroup; `false` when the connection is gone.
+    pub async fn join_group(&self, connection_id: &str, group: &str) -> Result<bool, Error> {
+        check_name(group, false)?;
+        match self.store.connection(connection_id).await? {
+            Some(record) => Ok(self.store.join(&record, group).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// leaveGroup; leaving a group one is not in is not an error.
+    pub async fn leave_group(&self, connection_id: &str, group: &str) -> Result<(), Error> {
+        check_name(group, false)?;
+        Ok(self.store.leave(connection_id, group).await?)
+    }
+
+    /// ungroup: takes every member out of the group; how many there were.
+    pub async fn ungroup(&self, group: &str) -> Result<usize, Error> {
+        let members = self.client_ids_by_group(group).await?;
+        for connection_id in &members {
+            self.store.leave(connection_id, group).await?;
+        }
+        Ok(members.len())
+    }
+
+    /// getClientIdListByGroup.
+    pub async fn client_ids_by_group(&self, group: &str) -> Result<Vec<String>, Error> {
+        check_name(group, false)?;
+        self.connection_ids(Members::Group(group)).await
+    }
+
+    /// getUidListByGroup and getClientCountByGroup in one read.
+    pub async fn group_presence(&self, group: &str) -> Result<Presence, Error> {
+        check_name(group, false)?;
+        Ok(self.presence(Members::Group(group)).await?)
+    }
+
+    /// getAllClientCount and getAllUidList in one read (16 partitions, paged).
+    pub async fn all_presence(&self) -> Result<Presence, Error> {
+        Ok(self.presence(Members::All).await?)
+    }
+
+    /// getSession: the connection's session, `None` when it has none or is gone.
+    pub async fn session(&self, connection_id: &str) -> Result<Option<serde_json::Value>, Error> {
+        let Some(record) = self.store.connection(connection_id).await? else {
+            return Ok(None);
+        };
+        record
+            .session
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::Store(StoreError::Malformed(e.to_string())))
+            })
+            .transpose()
+    }
+
+    /// setSession: replaces the session; `false` when the connection is gone.
+    pub async fn set_session(
+        &self,
+        connection_id: &str,
+        session: &serde_json::Value,
+    ) -> Result<bool, Error> {
+        Ok(self
+            .store
+            .set_session(connection_id, &session.to_string())
+            .await?)
+    }
+
+    /// updateSession: merges `changes` into the session's top-level keys; `false` when the
+    /// connection is gone. Two concurrent updates of one session: the last write wins.
+    pub async fn update_session(
+        &self,
+        connection_id: &str,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, Error> {
+        if !self.is_online(connection_id).await? {
+            return Ok(false);
+        }
+        let mut session = match self.session(connection_id).await? {
+            Some(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        session.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.set_session(connection_id, &serde_json::Value::Object(session))
+            .await
+    }
+
+    /// closeClient: closes the connection through the management API and removes its records
+    /// (without waiting for `$disconnect`, which API Gateway sends best-effort).
+    pub async fn close_client(&self, connection_id: &str) -> Result<(), Error> {
+        let endpoint = self.management_endpoint()?;
+        self.push.close(endpoint, connection_id).await?;
+        self.store.remove_connection(connection_id).await?;
+        Ok(())
+    }
+
+    /// Closes every connection of a uid; how many there were.
+    pub async fn kick_uid(&self, uid: &str) -> Result<usize, Error> {
+        let connections = self.client_ids_by_uid(uid).await?;
+        for connection_id in &connections {
+            self.close_client(connection_id).await?;
+        }
+        Ok(connections.len())
+    }
+
+    async fn connection_ids(&self, of: Members<'_>) -> Result<Vec<String>, Error> {
+        Ok(self
+            .store
+            .members(of)
+            .map_ok(|m| m.connection_id)
+            .try_collect()
+            .await?)
+    }
+}
+
+fn target_names(target: &Target) -> &[String] {
+    match target {
+        Target::Connections(names) | Target::Uids(names) | Target::Groups(names) => names,
+        Target::All => &[],
+    }
+}
+
+fn check_name(name: &str, is_connection_id: bool) -> Result<(), Error> {
+    let valid = if is_connection_id {
+        crate::names::is_valid_connection_id(name)
+    } else {
+        crate::names::is_valid_name(name)
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(name.to_owned()))
+    }
+}

@@ -88,6 +88,7 @@ pub async fn connect<S: Store, P: Push>(
                     uid,
                     groups: Default::default(),
                     expires_at: expiry_from_now(gateway.config.connection_ttl),
+                    session: None,
                 };
                 match gateway.store.put_connection(&record).await {
                     Ok(()) => {

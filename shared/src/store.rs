@@ -33,6 +33,9 @@ pub struct ConnectionRecord {
     pub groups: BTreeSet<String>,
     /// Epoch seconds after which DynamoDB may delete every item of this connection.
     pub expires_at: i64,
+    /// Server-side session data (GatewayWorker's `$_SESSION`), as JSON text; it lives and dies
+    /// with the connection's own item.
+    pub session: Option<String>,
 }
 
 /// One member of a set of connections: enough to push to it and to count its uid.
@@ -95,6 +98,27 @@ pub trait Store: Send + Sync {
         connection_id: &str,
         group: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces the connection's session; `false` when the connection no longer exists.
+    fn set_session(
+        &self,
+        connection_id: &str,
+        session: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Binds `uid` to a connection that has none; `false` when the connection no longer exists
+    /// or already has a uid.
+    fn bind_uid(
+        &self,
+        record: &ConnectionRecord,
+        uid: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes the connection's uid binding; `false` when it had none (or is gone).
+    fn unbind_uid(
+        &self,
+        record: &ConnectionRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The members of a set, read page by page as the stream is polled, so that memory stays flat
     /// however large the set is.

@@ -42,6 +42,7 @@ fn workspace_root() -> PathBuf {
 pub struct LocalStack {
     pub gateway_address: SocketAddr,
     pub store: DynamoStore,
+    sdk: aws_config::SdkConfig,
     watch: Child,
     gateway: tokio::task::JoinHandle<()>,
 }
@@ -156,8 +157,50 @@ impl LocalStack {
         LocalStack {
             gateway_address,
             store,
+            sdk,
             watch,
             gateway,
+        }
+    }
+
+    /// The server-side API over this stack, as a backend would build it.
+    pub fn api(&self) -> shared::aws::AwsGateway {
+        let mut config = shared::Config::new(self.store.table());
+        config.dynamodb_endpoint = Some(dynamodb::endpoint().to_owned());
+        config.management_endpoint = Some(self.management_endpoint());
+        shared::aws::gateway(config, &self.sdk)
+    }
+
+    /// The local gateway's management endpoint (what `MANAGEMENT_ENDPOINT` says in AWS).
+    pub fn management_endpoint(&self) -> String {
+        format!("http://{}/dev", self.gateway_address)
+    }
+
+    /// Runs the `gateway-client` CLI against this stack; its JSON answer, or its error text.
+    pub async fn cli(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let program = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.join("gateway-client")))
+            .filter(|path| path.exists())
+            .expect("target/debug/gateway-client is missing: `make test` builds it first");
+        // Async, so that the gateway (served by this test's runtime) can answer the CLI's pushes.
+        let output = tokio::process::Command::new(program)
+            .args(args)
+            .env("TABLE_NAME", self.store.table())
+            .env("DYNAMODB_ENDPOINT", dynamodb::endpoint())
+            .env("MANAGEMENT_ENDPOINT", self.management_endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .await
+            .expect("run gateway-client");
+        if output.status.success() {
+            let text = String::from_utf8_lossy(&output.stdout);
+            Ok(serde_json::from_str(text.trim())
+                .unwrap_or_else(|e| panic!("{text} is not JSON: {e}")))
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
         }
     }
 

@@ -329,6 +329,9 @@ fn connection_item(record: &ConnectionRecord) -> HashMap<String, AttributeValue>
     if let Some(agent) = &record.user_agent {
         item.insert("userAgent".into(), AttributeValue::S(agent.clone()));
     }
+    if let Some(session) = &record.session {
+        item.insert("session".into(), AttributeValue::S(session.clone()));
+    }
     if !record.groups.is_empty() {
         item.insert(
             "groups".into(),
@@ -363,6 +366,7 @@ fn record(item: &HashMap<String, AttributeValue>) -> Result<ConnectionRecord, St
             .map(|groups| groups.iter().cloned().collect())
             .unwrap_or_default(),
         expires_at: number(item, TTL_ATTRIBUTE)?,
+        session: string(item, "session"),
     })
 }
 
@@ -400,6 +404,28 @@ fn put(
         .map_err(malformed)?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
+
+/// An update of one item's key, as one step of a transaction.
+fn update(
+    table: &str,
+    key: &Key,
+    expression: &str,
+    condition: &str,
+    values: Option<HashMap<String, AttributeValue>>,
+) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key.item()))
+        .update_expression(expression)
+        .condition_expression(condition)
+        .set_expression_attribute_values(values)
+        .build()
+        .map_err(malformed)?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// The most items one transaction may write (DynamoDB's limit).
+const TRANSACTION_LIMIT: usize = 100;
 
 /// Whether a transaction was cancelled only because a condition did not hold.
 fn condition_failed(error: &SdkError<TransactWriteItemsError>) -> bool {
@@ -514,6 +540,138 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn set_session(&self, connection_id: &str, session: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Key::connection(connection_id).item()))
+            .update_expression("SET #session = :session")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#session", "session")
+            .expression_attribute_values(":session", AttributeValue::S(session.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(request_error("UpdateItem", e)),
+        }
+    }
+
+    async fn bind_uid(&self, record: &ConnectionRecord, uid: &str) -> Result<bool, StoreError> {
+        let id = &record.connection_id;
+        let value = || {
+            Some(HashMap::from([(
+                ":uid".to_owned(),
+                AttributeValue::S(uid.to_owned()),
+            )]))
+        };
+        let mut bound = record.clone();
+        bound.uid = Some(uid.to_owned());
+        let mut items = vec![
+            update(
+                &self.table,
+                &Key::connection(id),
+                "SET uid = :uid",
+                "attribute_exists(pk) AND attribute_not_exists(uid)",
+                value(),
+            )?,
+            put(&self.table, member_item(Key::uid_member(uid, id), &bound))?,
+            update(
+                &self.table,
+                &Key::all_member(id),
+                "SET uid = :uid",
+                "attribute_exists(pk)",
+                value(),
+            )?,
+        ];
+        for group in &record.groups {
+            items.push(update(
+                &self.table,
+                &Key::group_member(group, id),
+                "SET uid = :uid",
+                "attribute_exists(pk)",
+                value(),
+            )?);
+        }
+        if items.len() > TRANSACTION_LIMIT {
+            return Err(StoreError::Request {
+                operation: "TransactWriteItems",
+                message: format!(
+                    "a connection in {} groups cannot change its uid in one transaction",
+                    record.groups.len()
+                ),
+            });
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
+    }
+
+    async fn unbind_uid(&self, record: &ConnectionRecord) -> Result<bool, StoreError> {
+        let Some(uid) = &record.uid else {
+            return Ok(false);
+        };
+        let id = &record.connection_id;
+        let value = Some(HashMap::from([(
+            ":uid".to_owned(),
+            AttributeValue::S(uid.clone()),
+        )]));
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::uid_member(uid, id).item()))
+            .build()
+            .map_err(malformed)?;
+        let mut items = vec![
+            update(
+                &self.table,
+                &Key::connection(id),
+                "REMOVE uid",
+                "uid = :uid",
+                value,
+            )?,
+            TransactWriteItem::builder().delete(delete).build(),
+            update(
+                &self.table,
+                &Key::all_member(id),
+                "REMOVE uid",
+                "attribute_exists(pk)",
+                None,
+            )?,
+        ];
+        for group in &record.groups {
+            items.push(update(
+                &self.table,
+                &Key::group_member(group, id),
+                "REMOVE uid",
+                "attribute_exists(pk)",
+                None,
+            )?);
+        }
+        if items.len() > TRANSACTION_LIMIT {
+            return Err(StoreError::Request {
+                operation: "TransactWriteItems",
+                message: format!(
+                    "a connection in {} groups cannot change its uid in one transaction",
+                    record.groups.len()
+                ),
+            });
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
+    }
+
     fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>> {
         match of {
             Members::Uid(uid) => self.partition(uid_partition(uid)),
@@ -539,6 +697,7 @@ mod tests {
             uid: Some("alice".into()),
             groups: ["g1".to_owned(), "g2".to_owned()].into(),
             expires_at: 99,
+            session: None,
         }
     }
 
@@ -585,6 +744,7 @@ mod tests {
         let mut original = record();
         original.source_ip = Some("192.0.2.1".into());
         original.user_agent = Some("wscat".into());
+        original.session = Some(r#"{"cart":3}"#.into());
         assert_eq!(
             super::record(&connection_item(&original)).unwrap(),
             original

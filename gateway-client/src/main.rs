@@ -1,0 +1,265 @@
+//! `gateway-client`: what GatewayWorker's GatewayClient does for a PHP backend, from a shell,
+//! a cron job or a web backend — push to clients, uids, groups or everyone; kick; presence;
+//! sessions; uid and group management. It works on the same table and management endpoint as the
+//! functions, deployed (the stack's outputs) or under `make dev`. Every answer is one JSON line.
+
+use aws_config::BehaviorVersion;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+use shared::aws::AwsGateway;
+use shared::protocol::Target;
+use shared::{Config, Error};
+
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// The connections table (the stack's TableName output).
+    #[arg(long, env = "TABLE_NAME", global = true)]
+    table: Option<String>,
+    /// The management endpoint (the stack's ManagementEndpoint output; make dev: http://127.0.0.1:8080/dev).
+    #[arg(long, env = "MANAGEMENT_ENDPOINT", global = true)]
+    endpoint: Option<String>,
+    /// A DynamoDB-compatible server instead of AWS (make dev: http://127.0.0.1:8000).
+    #[arg(long, env = "DYNAMODB_ENDPOINT", global = true)]
+    dynamodb_endpoint: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Who a send is for: exactly one kind, each taking one or more names.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct To {
+    /// sendToClient: a connection id (repeat for several).
+    #[arg(long = "client")]
+    clients: Vec<String>,
+    /// sendToUid: a uid (repeat for several).
+    #[arg(long = "uid")]
+    uids: Vec<String>,
+    /// sendToGroup: a group (repeat for several).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// sendToAll.
+    #[arg(long)]
+    all: bool,
+}
+
+impl To {
+    fn target(self) -> Target {
+        if self.all {
+            Target::All
+        } else if !self.clients.is_empty() {
+            Target::Connections(self.clients)
+        } else if !self.uids.is_empty() {
+            Target::Uids(self.uids)
+        } else {
+            Target::Groups(self.groups)
+        }
+    }
+}
+
+/// One connection or every connection of a uid.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct Who {
+    #[arg(long)]
+    client: Option<String>,
+    #[arg(long)]
+    uid: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Push a text frame (sent as given) to clients, uids, groups or everyone.
+    Send {
+        #[command(flatten)]
+        to: To,
+        /// A connection id that must not receive it (repeat for several).
+        #[arg(long)]
+        exclude: Vec<String>,
+        /// The frame's text.
+        data: String,
+    },
+    /// Close a connection, or every connection of a uid, and remove their records.
+    Kick {
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Connections and distinct uids, of a group or of everyone.
+    Presence {
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Whether a connection, or any connection of a uid, is online; with the connections of a uid.
+    Online {
+        #[command(flatten)]
+        who: Who,
+    },
+    /// The connection ids of a group.
+    Members { group: String },
+    /// Bind a uid to a connection that has none.
+    Bind { connection_id: String, uid: String },
+    /// Remove a connection's uid binding.
+    Unbind { connection_id: String },
+    /// Add a connection to a group.
+    Join {
+        connection_id: String,
+        group: String,
+    },
+    /// Take a connection out of a group.
+    Leave {
+        connection_id: String,
+        group: String,
+    },
+    /// Take every member out of a group.
+    Ungroup { group: String },
+    /// Read or change a connection's session.
+    Session {
+        #[command(subcommand)]
+        action: SessionAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SessionAction {
+    Get {
+        connection_id: String,
+    },
+    /// Replace the session with a JSON value.
+    Set {
+        connection_id: String,
+        json: String,
+    },
+    /// Merge a JSON object's keys into the session.
+    Update {
+        connection_id: String,
+        json: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(answer) => println!("{answer}"),
+        Err(message) => {
+            eprintln!("gateway-client: {message}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn gateway(cli: &Cli) -> Result<AwsGateway, String> {
+    let table = cli
+        .table
+        .clone()
+        .ok_or("no table: pass --table or set TABLE_NAME (the stack's TableName output)")?;
+    let mut config = Config::new(table);
+    config.management_endpoint = cli
+        .endpoint
+        .as_ref()
+        .map(|e| e.trim_end_matches('/').to_owned());
+    config.dynamodb_endpoint = cli.dynamodb_endpoint.clone();
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    Ok(shared::aws::gateway(config, &sdk))
+}
+
+fn parse_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("{text:?} is not JSON: {e}"))
+}
+
+async fn run(cli: Cli) -> Result<Value, String> {
+    let gateway = gateway(&cli).await?;
+    let failed = |e: Error| e.to_string();
+    Ok(match cli.command {
+        Command::Send { to, exclude, data } => {
+            let report = gateway
+                .send_to(&to.target(), &data, &exclude)
+                .await
+                .map_err(failed)?;
+            if let Some(error) = report.error() {
+                return Err(error.to_string());
+            }
+            json!({"delivered": report.delivered, "gone": report.gone})
+        }
+        Command::Kick { who } => match (who.client, who.uid) {
+            (Some(client), _) => {
+                gateway.close_client(&client).await.map_err(failed)?;
+                json!({"closed": 1})
+            }
+            (None, Some(uid)) => json!({"closed": gateway.kick_uid(&uid).await.map_err(failed)?}),
+            (None, None) => return Err("give --client or --uid".into()),
+        },
+        Command::Presence { group } => {
+            let presence = match &group {
+                Some(group) => gateway.group_presence(group).await,
+                None => gateway.all_presence().await,
+            }
+            .map_err(failed)?;
+            let mut answer = json!({"connections": presence.connections, "uids": presence.uids});
+            if let Some(group) = group {
+                answer["group"] = json!(group);
+            }
+            answer
+        }
+        Command::Online { who } => match (who.client, who.uid) {
+            (Some(client), _) => {
+                json!({"online": gateway.is_online(&client).await.map_err(failed)?})
+            }
+            (None, Some(uid)) => {
+                let connections = gateway.client_ids_by_uid(&uid).await.map_err(failed)?;
+                json!({"online": !connections.is_empty(), "connections": connections})
+            }
+            (None, None) => return Err("give --client or --uid".into()),
+        },
+        Command::Members { group } => {
+            json!({"connections": gateway.client_ids_by_group(&group).await.map_err(failed)?})
+        }
+        Command::Bind { connection_id, uid } => {
+            json!({"bound": gateway.bind_uid(&connection_id, &uid).await.map_err(failed)?})
+        }
+        Command::Unbind { connection_id } => {
+            json!({"unbound": gateway.unbind_uid(&connection_id).await.map_err(failed)?})
+        }
+        Command::Join {
+            connection_id,
+            group,
+        } => {
+            json!({"joined": gateway.join_group(&connection_id, &group).await.map_err(failed)?})
+        }
+        Command::Leave {
+            connection_id,
+            group,
+        } => {
+            gateway
+                .leave_group(&connection_id, &group)
+                .await
+                .map_err(failed)?;
+            json!({"left": true})
+        }
+        Command::Ungroup { group } => {
+            json!({"removed": gateway.ungroup(&group).await.map_err(failed)?})
+        }
+        Command::Session { action } => match action {
+            SessionAction::Get { connection_id } => {
+                json!({"session": gateway.session(&connection_id).await.map_err(failed)?})
+            }
+            SessionAction::Set {
+                connection_id,
+                json,
+            } => {
+                let value = parse_json(&json)?;
+                json!({"stored": gateway.set_session(&connection_id, &value).await.map_err(failed)?})
+            }
+            SessionAction::Update {
+                connection_id,
+                json,
+            } => {
+                let Value::Object(changes) = parse_json(&json)? else {
+                    return Err("session update takes a JSON object".into());
+                };
+                json!({"stored": gateway.update_session(&connection_id, &changes).await.map_err(failed)?})
+            }
+        },
+    })
+}
