@@ -283,3 +283,52 @@ async fn three_connect_chat_and_leave_with_an_empty_table_at_the_end() {
     }
     assert!(stack.items().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_push_answered_429_then_500_is_retried_and_delivered() {
+    let stack = stack_with(&["A=", "B="]).await;
+    stack.sink.fail_next("B=", &[429, 500]);
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"connectionId":"B="},"data":"hi","id":"r"}"#,
+        )
+        .await;
+    assert_eq!(
+        stack.received_json("A="),
+        json!({"type":"ack","id":"r","delivered":1})
+    );
+    assert_eq!(stack.received("B=").len(), 1);
+    assert_eq!(stack.sink.posts(), 4, "two failures, the delivery, the ack");
+}
+
+#[tokio::test]
+async fn a_push_that_keeps_failing_is_reported_to_the_sender_and_keeps_the_records() {
+    let stack = stack_with(&["A=", "B=", "C="]).await;
+    stack.sink.fail_next("B=", &[500, 500, 500]);
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"all":true},"data":"hi","excludeSelf":true,"id":"f"}"#,
+        )
+        .await;
+    let frames = stack.received("A=");
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&frames[0]).unwrap(),
+        json!({"type":"ack","id":"f","delivered":1})
+    );
+    let error: serde_json::Value = serde_json::from_str(&frames[1]).unwrap();
+    assert_eq!(error["code"], "internal");
+    assert_eq!(error["action"], "send");
+    assert!(
+        error["message"].as_str().unwrap().contains("1 of 2"),
+        "{error}"
+    );
+    assert_eq!(stack.received("C="), vec![r#"{"type":"message","from":{"connectionId":"A=","uid":null},"to":{"all":true},"data":"hi"}"#.to_owned()]);
+    assert_eq!(
+        stack.items_of("B=").await.len(),
+        2,
+        "a failed push is not a 410: B's records stay"
+    );
+}

@@ -62,6 +62,8 @@ pub struct PushLimits {
     /// The whole budget of one push, retries included.
     pub operation_timeout: Duration,
     pub max_attempts: u32,
+    /// The first retry's backoff ceiling (the SDK's default, 1 s, is long for a fan-out).
+    pub initial_backoff: Duration,
 }
 
 impl PushLimits {
@@ -71,6 +73,7 @@ impl PushLimits {
             attempt_timeout: operation_timeout.min(Duration::from_secs(2)),
             operation_timeout,
             max_attempts: 3,
+            initial_backoff: Duration::from_millis(100),
         }
     }
 }
@@ -111,7 +114,11 @@ impl ManagementApi {
                             .operation_timeout(limits.operation_timeout)
                             .build(),
                     )
-                    .retry_config(RetryConfig::standard().with_max_attempts(limits.max_attempts))
+                    .retry_config(
+                        RetryConfig::standard()
+                            .with_max_attempts(limits.max_attempts)
+                            .with_initial_backoff(limits.initial_backoff),
+                    )
                     .build();
                 Client::from_conf(config)
             })

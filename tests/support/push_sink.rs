@@ -115,12 +115,17 @@ async fn push(
         .and_then(|f| (!f.is_empty()).then(|| f.remove(0)))
     {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (
-            status,
-            [("content-type", "application/json")],
-            r#"{"message":"injected fault"}"#,
-        )
-            .into_response();
+        // As API Gateway answers: 429 is a LimitExceededException, the SDK's throttling error.
+        let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+            "LimitExceededException"
+        } else {
+            "InternalServerError"
+        };
+        let headers = [
+            ("x-amzn-errortype", kind),
+            ("content-type", "application/json"),
+        ];
+        return (status, headers, r#"{"message":"injected fault"}"#).into_response();
     }
     if recorded.gone.contains(&id) {
         return gone(&id);
