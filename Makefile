@@ -24,7 +24,7 @@ else
   $(error ARCH must be arm64 or x86_64, not $(ARCH))
 endif
 
-.PHONY: help tools sam-tools browser-tools dev test unit lint build deploy clean
+.PHONY: help tools sam-tools browser-tools dev test policies unit lint build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,11 +70,18 @@ test: tools browser-tools ## Run every test: unit, handlers, end to end through 
 unit: ## Run only the unit tests of the shared crate (no servers needed)
 	cargo test -p shared --lib
 
-lint: sam-tools ## cargo fmt --check, clippy -D warnings, cfn-lint and sam validate --lint
+lint: sam-tools ## cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint, the policy check
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cfn-lint template.yaml
 	sam validate --lint --template template.yaml
+	$(MAKE) --no-print-directory policies
+
+policies: tools ## Fail on a function policy wider than the table and @connections (and prove the check bites)
+	$(BIN)/python scripts/check-policies.py template.yaml
+	@refused=$$($(BIN)/python scripts/check-policies.py scripts/testdata/too-wide.yaml | grep -c 'too-wide.yaml: [A-Za-z]*: ' || true); \
+	  if [ "$$refused" != 4 ]; then echo "check-policies.py refused $$refused of the 4 bad policies in scripts/testdata/too-wide.yaml"; exit 1; fi; \
+	  echo "check-policies.py refuses all 4 bad policies in scripts/testdata/too-wide.yaml"
 
 build: tools ## Build the three bootstraps for Lambda (ARCH=arm64 by default; ARCH=x86_64 to override)
 	cargo lambda build --release $(LAMBDA_ARCH_FLAG) --output-format zip \

@@ -1,0 +1,104 @@
+"""Fail when a function's policy in the SAM template is wider than it needs to be.
+
+Every statement of every AWS::Serverless::Function's inline policies must
+- name actions, never `*` or a service wildcard such as `dynamodb:*`;
+- name resources that are the connections table (`!GetAtt ConnectionsTable.Arn`), one of its
+  indexes (`!Sub ${ConnectionsTable.Arn}/index/...`), or the WebSocket API's `@connections`
+  (`!Sub arn:...:execute-api:...:${WebSocketApi}/${StageName}/POST/@connections/*`) — never `*`.
+Managed policy names and SAM policy templates are refused too: they cannot be checked here.
+
+Usage: check-policies.py TEMPLATE [TEMPLATE ...]; exits 1 and says why on the first offence.
+"""
+import re
+import sys
+
+import yaml
+
+
+class Tag:
+    def __init__(self, tag, value):
+        self.tag, self.value = tag, value
+
+    def __repr__(self):
+        return f"{self.tag} {self.value!r}"
+
+
+class Loader(yaml.SafeLoader):
+    pass
+
+
+def construct_tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return Tag("!" + suffix, value)
+
+
+Loader.add_multi_constructor("!", construct_tag)
+
+TABLE = "ConnectionsTable"
+ALLOWED_RESOURCES = [
+    lambda r: isinstance(r, Tag) and r.tag == "!GetAtt" and r.value in (f"{TABLE}.Arn", [TABLE, "Arn"]),
+    lambda r: isinstance(r, Tag) and r.tag == "!Sub" and isinstance(r.value, str)
+    and re.fullmatch(r"\$\{" + TABLE + r"\.Arn\}/index/[A-Za-z0-9_.-]+", r.value),
+    lambda r: isinstance(r, Tag) and r.tag == "!Sub" and isinstance(r.value, str)
+    and re.fullmatch(
+        r"arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
+        r"\$\{WebSocketApi\}/\$\{StageName\}/(POST|GET|DELETE)/@connections/\*",
+        r.value,
+    ),
+]
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def check(path):
+    with open(path) as f:
+        template = yaml.load(f, Loader=Loader)
+    problems = []
+    functions = {
+        name: resource
+        for name, resource in (template.get("Resources") or {}).items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+    if not functions:
+        problems.append("no AWS::Serverless::Function in the template")
+    for name, function in functions.items():
+        policies = (function.get("Properties") or {}).get("Policies")
+        for policy in as_list(policies or []):
+            if not isinstance(policy, dict) or "Statement" not in policy:
+                problems.append(f"{name}: policy {policy!r} is a managed policy or SAM template; write its statements")
+                continue
+            for statement in as_list(policy["Statement"]):
+                if statement.get("Effect") != "Allow":
+                    continue
+                for action in as_list(statement.get("Action", [])):
+                    if not isinstance(action, str) or "*" in action:
+                        problems.append(f"{name}: action {action!r} is a wildcard; name each action")
+                if "NotAction" in statement or "NotResource" in statement:
+                    problems.append(f"{name}: NotAction/NotResource grants more than it names")
+                for resource in as_list(statement.get("Resource", [])):
+                    if not any(allowed(resource) for allowed in ALLOWED_RESOURCES):
+                        problems.append(f"{name}: resource {resource!r} is wider than the table, its indexes or @connections")
+    return problems
+
+
+def main(paths):
+    failed = False
+    for path in paths:
+        problems = check(path)
+        for problem in problems:
+            print(f"{path}: {problem}")
+        failed |= bool(problems)
+        if not problems:
+            print(f"{path}: every function policy names its actions and resources")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
