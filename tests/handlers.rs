@@ -332,3 +332,48 @@ async fn a_push_that_keeps_failing_is_reported_to_the_sender_and_keeps_the_recor
         "a failed push is not a 410: B's records stay"
     );
 }
+
+#[tokio::test]
+async fn a_connection_over_its_rate_limit_gets_rate_limited_and_nothing_is_carried_out() {
+    let stack = Stack::with_config(|c| {
+        c.rate_limit = 3;
+        // A day-long window, so that no window boundary falls inside the test.
+        c.rate_window = std::time::Duration::from_secs(86_400);
+    })
+    .await;
+    for id in ["A=", "B="] {
+        stack.connect(id, &[]).await;
+    }
+    for _ in 0..3 {
+        stack.send("A=", r#"{"action":"ping"}"#).await;
+        assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
+    }
+    stack
+        .send("A=", r#"{"action":"sendmessage","data":"spam"}"#)
+        .await;
+    let frame = stack.received_json("A=");
+    assert_eq!(frame["code"], "rate_limited");
+    assert!(
+        stack.received("B=").is_empty(),
+        "a limited frame fans out to no one"
+    );
+    stack.send("B=", r#"{"action":"ping"}"#).await;
+    assert_eq!(
+        stack.received_json("B="),
+        json!({"type":"pong"}),
+        "the limit is per connection"
+    );
+}
+
+#[tokio::test]
+async fn with_the_rate_limit_off_no_count_is_written() {
+    let stack = Stack::with_config(|c| c.rate_limit = 0).await;
+    stack.connect("A=", &[]).await;
+    stack.send("A=", r#"{"action":"ping"}"#).await;
+    assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
+    let items = stack.items_of("A=").await;
+    assert!(
+        items.iter().all(|i| !i.contains_key("rateCount")),
+        "{items:?}"
+    );
+}

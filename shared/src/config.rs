@@ -46,6 +46,10 @@ pub struct Config {
     pub push_concurrency: usize,
     /// `PUSH_TIMEOUT_MS`: the whole budget of one push, retries included.
     pub push_timeout: Duration,
+    /// `RATE_LIMIT`: the frames one connection may send per window; 0 turns the limit off.
+    pub rate_limit: u32,
+    /// `RATE_WINDOW_SECONDS`: the length of the rate limit's fixed window.
+    pub rate_window: Duration,
 }
 
 impl Config {
@@ -53,6 +57,8 @@ impl Config {
     pub const DEFAULT_CONNECTION_TTL: Duration = Duration::from_secs(3 * 3600);
     pub const DEFAULT_PUSH_CONCURRENCY: usize = 64;
     pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_RATE_LIMIT: u32 = 100;
+    pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
 
     /// A configuration with defaults for everything but the table.
     pub fn new(table_name: impl Into<String>) -> Self {
@@ -65,6 +71,8 @@ impl Config {
             connection_ttl: Self::DEFAULT_CONNECTION_TTL,
             push_concurrency: Self::DEFAULT_PUSH_CONCURRENCY,
             push_timeout: Self::DEFAULT_PUSH_TIMEOUT,
+            rate_limit: Self::DEFAULT_RATE_LIMIT,
+            rate_window: Self::DEFAULT_RATE_WINDOW,
         }
     }
 
@@ -101,6 +109,16 @@ impl Config {
         }
         if let Some(v) = get("PUSH_TIMEOUT_MS") {
             config.push_timeout = Duration::from_millis(positive("PUSH_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("RATE_LIMIT") {
+            config.rate_limit = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "RATE_LIMIT",
+                expected: "a whole number (0 turns the limit off)",
+                value: v.clone(),
+            })?;
+        }
+        if let Some(v) = get("RATE_WINDOW_SECONDS") {
+            config.rate_window = Duration::from_secs(positive("RATE_WINDOW_SECONDS", &v)?);
         }
         Ok(config)
     }
@@ -182,6 +200,19 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_rate_limit_can_be_set_or_turned_off() {
+        let config = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("RATE_LIMIT", "0"),
+            ("RATE_WINDOW_SECONDS", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(config.rate_limit, 0);
+        assert_eq!(config.rate_window, Duration::from_secs(5));
+        assert_eq!(Config::new("t").rate_limit, Config::DEFAULT_RATE_LIMIT);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::protocol::{self, ErrorCode, Incoming, Rejection};
 use crate::push::Push;
-use crate::store::{expiry_from_now, ConnectionRecord, Store};
+use crate::store::{expiry_from_now, Admission, ConnectionRecord, Store, StoreError};
 
 type Event = LambdaEvent<ApiGatewayWebsocketProxyRequest>;
 
@@ -218,6 +218,23 @@ async fn answer<S: Store, P: Push>(
         );
         return (None, Err(Answer::Rejected(rejection)));
     }
+    match admit(gateway, sender.connection_id).await {
+        Ok(Admission::Limited) => {
+            let config = &gateway.config;
+            let rejection = Rejection::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} frames in {} s; slow down",
+                    config.rate_limit,
+                    config.rate_window.as_secs()
+                ),
+                None,
+            );
+            return (None, Err(Answer::Rejected(rejection)));
+        }
+        Ok(Admission::Allowed | Admission::Unknown) => {}
+        Err(e) => return (None, Err(Answer::Failed(e.into()))),
+    }
     match protocol::parse(body) {
         Ok(Incoming::Plain) => (None, Ok(vec![protocol::echo(body)])),
         Err(rejection) => (None, Err(Answer::Rejected(rejection))),
@@ -231,6 +248,23 @@ async fn answer<S: Store, P: Push>(
             )
         }
     }
+}
+
+/// Counts the frame against the sender's rate limit, unless the limit is off.
+async fn admit<S: Store, P: Push>(
+    gateway: &Gateway<S, P>,
+    connection_id: &str,
+) -> Result<Admission, StoreError> {
+    let config = &gateway.config;
+    if config.rate_limit == 0 {
+        return Ok(Admission::Allowed);
+    }
+    let window_secs = config.rate_window.as_secs().max(1) as i64;
+    let window = now_millis() / 1000 / window_secs * window_secs;
+    gateway
+        .store
+        .admit(connection_id, window, config.rate_limit)
+        .await
 }
 
 fn now_millis() -> i64 {

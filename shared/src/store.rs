@@ -53,6 +53,15 @@ pub enum Members<'a> {
     All,
 }
 
+/// Whether a frame is within its connection's rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    Limited,
+    /// The connection has no record (it is leaving); the frame is let through to find that out.
+    Unknown,
+}
+
 /// Why the store could not answer.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -119,6 +128,15 @@ pub trait Store: Send + Sync {
         &self,
         record: &ConnectionRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Counts one frame against the connection's rate limit: `limit` frames per fixed window
+    /// starting at `window` (epoch seconds). One conditional write per frame.
+    fn admit(
+        &self,
+        connection_id: &str,
+        window: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
 
     /// The members of a set, read page by page as the stream is polled, so that memory stays flat
     /// however large the set is.

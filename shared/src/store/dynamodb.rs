@@ -24,7 +24,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use super::{all_shard, ConnectionRecord, Member, Members, Store, StoreError, ALL_SHARDS};
+use super::{
+    all_shard, Admission, ConnectionRecord, Member, Members, Store, StoreError, ALL_SHARDS,
+};
 
 /// An item's attributes, as the SDK gives them.
 type Item = HashMap<String, AttributeValue>;
@@ -669,6 +671,68 @@ impl Store for DynamoStore {
             Ok(()) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
+    }
+
+    async fn admit(
+        &self,
+        connection_id: &str,
+        window: i64,
+        limit: u32,
+    ) -> Result<Admission, StoreError> {
+        let key = Some(Key::connection(connection_id).item());
+        let values = |pairs: &[(&str, String)]| -> Option<HashMap<String, AttributeValue>> {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), AttributeValue::N(v.clone())))
+                    .collect(),
+            )
+        };
+        let conditional = |e: &aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        >| {
+            e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception())
+        };
+        // Within the current window and under the limit: count the frame.
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(key.clone())
+            .update_expression("SET rateCount = rateCount + :one")
+            .condition_expression("rateWindow = :window AND rateCount < :limit")
+            .set_expression_attribute_values(values(&[
+                (":one", "1".into()),
+                (":window", window.to_string()),
+                (":limit", limit.to_string()),
+            ]))
+            .send()
+            .await;
+        match counted {
+            Ok(_) => return Ok(Admission::Allowed),
+            Err(e) if conditional(&e) => {}
+            Err(e) => return Err(request_error("UpdateItem", e)),
+        }
+        // A new window (or the first frame): start counting again.
+        let restarted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(key)
+            .update_expression("SET rateWindow = :window, rateCount = :one")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(rateWindow) OR rateWindow < :window)")
+            .set_expression_attribute_values(values(&[(":one", "1".into()), (":window", window.to_string())]))
+            .send()
+            .await;
+        match restarted {
+            Ok(_) => Ok(Admission::Allowed),
+            Err(e) if conditional(&e) => match self.connection(connection_id).await? {
+                Some(_) => Ok(Admission::Limited),
+                None => Ok(Admission::Unknown),
+            },
+            Err(e) => Err(request_error("UpdateItem", e)),
         }
     }
 
