@@ -377,3 +377,54 @@ async fn with_the_rate_limit_off_no_count_is_written() {
         "{items:?}"
     );
 }
+
+#[tokio::test]
+async fn a_dynamodb_outage_answers_internal_writes_nothing_half_way_and_service_resumes() {
+    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
+    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    stack.connect("A=", &[("uid", "alice")]).await;
+    stack.connect("B=", &[]).await;
+    let before = stack.items().await;
+    let inspect = Stack::inspector(&stack).await;
+
+    proxy.cut();
+    stack
+        .send("A=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    let error = stack.received_json("A=");
+    assert_eq!(error["code"], "internal");
+    assert!(
+        error["message"].as_str().unwrap().contains("(request req-"),
+        "{error}"
+    );
+    stack
+        .send("B=", r#"{"action":"sendmessage","data":"lost?"}"#)
+        .await;
+    assert_eq!(stack.received_json("B=")["code"], "internal");
+    assert!(stack.received("A=").is_empty());
+    assert_eq!(
+        stack.connect("C=", &[("uid", "carol")]).await,
+        500,
+        "a $connect that cannot be recorded fails"
+    );
+    assert_eq!(
+        inspect.items().await,
+        before,
+        "nothing was written during the outage"
+    );
+
+    proxy.restore();
+    stack
+        .send("A=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    assert_eq!(
+        stack.received_json("A="),
+        json!({"type":"joined","group":"room"})
+    );
+    stack
+        .send("B=", r#"{"action":"sendmessage","data":"back"}"#)
+        .await;
+    assert_eq!(stack.received("A="), vec!["back".to_owned()]);
+    assert_eq!(stack.received("B="), vec!["back".to_owned()]);
+    assert_eq!(stack.connect("C=", &[]).await, 200);
+}

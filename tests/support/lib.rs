@@ -5,6 +5,7 @@
 
 pub mod dynamodb;
 pub mod events;
+pub mod fault_proxy;
 pub mod local_stack;
 pub mod push_sink;
 pub mod stack;

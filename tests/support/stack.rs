@@ -33,12 +33,29 @@ impl Stack {
 
     /// A stack whose configuration `adjust` may change (the table and endpoints are set first).
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Stack {
-        let sink = PushSink::start().await;
         let table = format!(
             "connections-{}-{}",
             std::process::id(),
             TABLES.fetch_add(1, Ordering::Relaxed)
         );
+        let stack = Stack::on_table(&table, adjust).await;
+        stack
+            .gateway
+            .store
+            .ensure_table()
+            .await
+            .expect("create the test table");
+        stack
+    }
+
+    /// A view of the same table straight on the DynamoDB-compatible server, for a test whose
+    /// stack reaches it through a proxy that may be cut.
+    pub async fn inspector(stack: &Stack) -> Stack {
+        Stack::on_table(stack.gateway.store.table(), |_| {}).await
+    }
+
+    async fn on_table(table: &str, adjust: impl FnOnce(&mut Config)) -> Stack {
+        let sink = PushSink::start().await;
         let mut config = Config::new(table);
         config.dynamodb_endpoint = Some(dynamodb::endpoint().to_owned());
         config.management_endpoint = Some(sink.endpoint().to_owned());
@@ -48,14 +65,8 @@ impl Stack {
             .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
             .load()
             .await;
-        let gateway = shared::aws::gateway(config, &sdk);
-        gateway
-            .store
-            .ensure_table()
-            .await
-            .expect("create the test table");
         Stack {
-            gateway,
+            gateway: shared::aws::gateway(config, &sdk),
             sink,
             requests: AtomicUsize::new(0),
         }
@@ -135,6 +146,12 @@ impl Stack {
             items.extend(page.items().iter().cloned());
             start = page.last_evaluated_key().cloned();
             if start.is_none() {
+                items.sort_by_key(|item| {
+                    (
+                        s(item, "pk").map(str::to_owned),
+                        s(item, "sk").map(str::to_owned),
+                    )
+                });
                 return items;
             }
         }
