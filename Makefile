@@ -24,7 +24,7 @@ else
   $(error ARCH must be arm64 or x86_64, not $(ARCH))
 endif
 
-.PHONY: help tools sam-tools browser-tools dev test policies unit lint build deploy clean
+.PHONY: help tools sam-tools browser-tools dev test policies fuzz load unit lint build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,16 @@ test: tools browser-tools ## Run every test: unit, handlers, end to end through 
 	cargo build --locked --bin gateway-client
 	cargo test --workspace --locked
 	cd tests/browser && npm test
+
+FUZZ_CASES ?= 20000
+fuzz: tools ## A long property-test run of the parser and of the message handler on moto (FUZZ_CASES=20000)
+	PROPTEST_CASES=$$(( $(FUZZ_CASES) * 10 )) cargo test --locked -p shared --lib properties
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --locked -p tests --test fuzz -- --nocapture
+
+LOAD_CLIENTS ?= 1000
+load: tools ## Many real clients connect, chat and leave at once through the local stack (LOAD_CLIENTS=1000)
+	cargo build --locked --bin connect --bin message --bin disconnect
+	LOAD_CLIENTS=$(LOAD_CLIENTS) cargo test --locked -p tests --test load -- --nocapture
 
 unit: ## Run only the unit tests of the shared crate (no servers needed)
 	cargo test -p shared --lib

@@ -197,3 +197,53 @@ async fn a_send_to_a_connection_that_left_delivers_nothing_and_is_no_error() {
     );
     a.expect_nothing_pending().await;
 }
+
+#[tokio::test]
+async fn every_request_logs_one_json_line_with_its_ids_and_never_the_token_or_the_body() {
+    let secret = "a-secret-for-the-logging-test-0123456789";
+    let stack =
+        LocalStack::start(&[("AUTH_SECRET", secret), ("AWS_LAMBDA_LOG_FORMAT", "JSON")]).await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "alice", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    let mut alice = stack.client(&format!("/?token={token}")).await;
+    let body = "the-body-must-never-be-logged-7f3a";
+    alice
+        .send(&json!({"action":"sendmessage","data": body}).to_string())
+        .await;
+    assert_eq!(alice.recv().await, body);
+    let id = alice.connection_id.clone();
+    let is_message_line = |line: &str| line.contains("\"sendmessage\"") && line.contains(&id);
+    let log = stack.await_function_log(is_message_line).await;
+    assert!(!log.contains(&token), "the token is in the log");
+    assert!(!log.contains(body), "a message body is in the log");
+    let line: serde_json::Value =
+        serde_json::from_str(log.lines().find(|l| is_message_line(l)).unwrap())
+            .expect("log lines are JSON");
+    assert_eq!(line["fields"]["action"], "sendmessage");
+    assert_eq!(line["fields"]["outcome"], "ok");
+    assert!(line["fields"]["duration_ms"].is_number(), "{line}");
+    assert_eq!(line["span"]["connection_id"], id.as_str());
+    assert!(
+        line["span"]["request_id"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{line}"
+    );
+    let connect_line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| {
+            l["fields"]["outcome"] == "connected" && l["span"]["connection_id"] == id.as_str()
+        })
+        .expect("a line for the $connect");
+    assert_eq!(connect_line["fields"]["uid"], "alice");
+}

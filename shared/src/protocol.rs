@@ -672,3 +672,59 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_non_objects_are_plain(body in any::<String>()) {
+            let result = parse(&body);
+            let is_object_with_string_action = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("action").map(|a| a.is_string()))
+                .unwrap_or(false);
+            if !is_object_with_string_action {
+                prop_assert_eq!(result, Ok(Incoming::Plain));
+            }
+        }
+
+        #[test]
+        fn join_takes_exactly_the_valid_names(group in "\\PC{0,140}") {
+            let body = serde_json::json!({"action": "join", "group": group}).to_string();
+            match parse(&body) {
+                Ok(Incoming::Command(Command::Join { group: parsed })) => {
+                    prop_assert!(crate::names::is_valid_name(&group));
+                    prop_assert_eq!(parsed, group);
+                }
+                Err(rejection) => {
+                    prop_assert!(!crate::names::is_valid_name(&group));
+                    prop_assert_eq!(rejection.code, ErrorCode::BadRequest);
+                    prop_assert_eq!(rejection.action.as_deref(), Some("join"));
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+
+        #[test]
+        fn send_data_is_kept_byte_for_byte(data in "[ -~]{0,40}") {
+            let data_json = serde_json::to_string(&data).unwrap();
+            let body = format!(r#"{{"action":"send","to":{{"all":true}},"data":{data_json}}}"#);
+            match parse(&body) {
+                Ok(Incoming::Command(Command::Send(send))) => prop_assert_eq!(send.data.get(), data_json.as_str()),
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+
+        #[test]
+        fn an_unknown_action_is_named_back(action in "[a-z]{1,12}") {
+            prop_assume!(!["sendmessage", "ping", "whoami", "join", "leave", "send", "presence"].contains(&action.as_str()));
+            let body = serde_json::json!({"action": action}).to_string();
+            let rejection = parse(&body).unwrap_err();
+            prop_assert_eq!(rejection.code, ErrorCode::UnknownAction);
+            prop_assert_eq!(rejection.action, Some(action));
+        }
+    }
+}

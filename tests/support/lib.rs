@@ -6,6 +6,7 @@
 pub mod dynamodb;
 pub mod events;
 pub mod fault_proxy;
+pub mod frames;
 pub mod local_stack;
 pub mod push_sink;
 pub mod stack;

@@ -43,6 +43,7 @@ pub struct LocalStack {
     pub gateway_address: SocketAddr,
     pub store: DynamoStore,
     sdk: aws_config::SdkConfig,
+    function_log: PathBuf,
     watch: Child,
     gateway: tokio::task::JoinHandle<()>,
 }
@@ -158,6 +159,7 @@ impl LocalStack {
             gateway_address,
             store,
             sdk,
+            function_log: log,
             watch,
             gateway,
         }
@@ -201,6 +203,23 @@ impl LocalStack {
                 .unwrap_or_else(|e| panic!("{text} is not JSON: {e}")))
         } else {
             Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    /// Waits until the functions' log (stdout of every function) has a line for which `matches`
+    /// holds; returns the whole log.
+    pub async fn await_function_log(&self, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let log = std::fs::read_to_string(&self.function_log).unwrap_or_default();
+            if log.lines().any(&matches) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such line in the function log within {PATIENCE:?}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 

@@ -1,0 +1,88 @@
+//! Many real clients at once through the local gateway: they connect, join groups, message each
+//! other and leave, concurrently, and at every settled moment the table holds exactly what it
+//! should — nothing once everyone has left.
+//!
+//! `LOAD_CLIENTS` sets how many (100 by default; `make load` runs 1,000).
+
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use serde_json::json;
+use support::local_stack::{kinds, LocalStack, Ws};
+
+const GROUPS: usize = 10;
+
+fn clients() -> usize {
+    std::env::var("LOAD_CLIENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100)
+}
+
+/// Reads frames until this client's own ack arrives; other clients' messages may come first.
+async fn await_ack(ws: &mut Ws, id: &str) -> u64 {
+    loop {
+        let frame = ws.recv_json().await;
+        if frame["type"] == "ack" && frame["id"] == id {
+            return frame["delivered"].as_u64().expect("delivered is a count");
+        }
+        assert!(frame["type"] == "message", "unexpected frame {frame}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_connect_chat_and_leave_concurrently_and_the_table_ends_empty() {
+    let n = clients();
+    let stack = LocalStack::start(&[]).await;
+    let started = Instant::now();
+
+    let mut all: Vec<Ws> = join_all((0..n).map(|i| {
+        let stack = &stack;
+        async move {
+            let mut ws = stack
+                .client(&format!("/?uid=user{}", i % (n / 2).max(1)))
+                .await;
+            ws.send(&json!({"action":"join","group":format!("g{}", i % GROUPS)}).to_string())
+                .await;
+            assert_eq!(ws.recv_json().await["type"], "joined");
+            ws
+        }
+    }))
+    .await;
+    let connected = started.elapsed();
+    let items = stack.await_items(4 * n).await;
+    let kinds = kinds(&items);
+    assert_eq!(
+        (kinds["conn"], kinds["all"], kinds["uid"], kinds["group"]),
+        (n, n, n, n),
+        "{kinds:?}"
+    );
+
+    // Half leave while the other half send to their groups: messages in flight to leaving clients.
+    let staying = all.split_off(n / 2);
+    let leaving = all;
+    let sends = join_all(staying.into_iter().enumerate().map(|(i, mut ws)| async move {
+        let id = format!("m{i}");
+        ws.send(&json!({"action":"send","to":{"group":format!("g{}", i % GROUPS)},"data":i,"id":id}).to_string())
+            .await;
+        let delivered = await_ack(&mut ws, &id).await;
+        (ws, delivered)
+    }));
+    let leaves = join_all(leaving.into_iter().map(|ws| ws.close()));
+    let (sent, _) = tokio::join!(sends, leaves);
+    let delivered: u64 = sent.iter().map(|(_, d)| d).sum();
+    let mid = started.elapsed();
+    let items = stack.await_items(4 * (n - n / 2)).await;
+    assert!(items.iter().all(|i| i.contains_key("expiresAt")));
+
+    join_all(sent.into_iter().map(|(ws, _)| ws.close())).await;
+    stack.await_items(0).await;
+    println!(
+        "{n} clients: all connected and joined in {:.1} s; {} group sends delivered {delivered} messages while {} left, by {:.1} s; table empty at {:.1} s",
+        connected.as_secs_f64(),
+        n - n / 2,
+        n / 2,
+        mid.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
