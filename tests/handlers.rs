@@ -428,3 +428,14 @@ async fn a_dynamodb_outage_answers_internal_writes_nothing_half_way_and_service_
     assert_eq!(stack.received("B="), vec!["back".to_owned()]);
     assert_eq!(stack.connect("C=", &[]).await, 200);
 }
+
+#[tokio::test]
+async fn a_client_cannot_send_as_another_uid() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[("uid", "alice")]).await;
+    stack.connect("B=", &[("uid", "bob")]).await;
+    let forged = r#"{"action":"send","to":{"uid":"bob"},"data":"trust me","from":{"connectionId":"X=","uid":"admin"},"uid":"admin"}"#;
+    stack.send("A=", forged).await;
+    let message = stack.received_json("B=");
+    assert_eq!(message["from"], json!({"connectionId":"A=","uid":"alice"}));
+}
