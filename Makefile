@@ -24,7 +24,7 @@ else
   $(error ARCH must be arm64 or x86_64, not $(ARCH))
 endif
 
-.PHONY: help tools sam-tools browser-tools dev test policies fuzz load unit lint build deploy clean
+.PHONY: help tools sam-tools browser-tools dev test policies fuzz load bench unit lint build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,10 @@ FUZZ_CASES ?= 20000
 fuzz: tools ## A long property-test run of the parser and of the message handler on moto (FUZZ_CASES=20000)
 	PROPTEST_CASES=$$(( $(FUZZ_CASES) * 10 )) cargo test --locked -p shared --lib properties
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --locked -p tests --test fuzz -- --nocapture
+
+bench: tools ## Fan-out, cold start, per-message cost, reads per send, size and memory (BENCHMARKS.md)
+	$(MAKE) --no-print-directory build ARCH=x86_64
+	cargo run --locked --profile harness -p bench
 
 LOAD_CLIENTS ?= 1000
 load: tools ## Many real clients connect, chat and leave at once through the local stack (LOAD_CLIENTS=1000)

@@ -29,7 +29,7 @@ use super::{
 };
 
 /// An item's attributes, as the SDK gives them.
-type Item = HashMap<String, AttributeValue>;
+pub type Item = HashMap<String, AttributeValue>;
 
 /// The TTL attribute of every item (`ttl` itself is a DynamoDB reserved word).
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
@@ -319,6 +319,25 @@ fn member_item(key: Key, record: &ConnectionRecord) -> HashMap<String, Attribute
     item
 }
 
+/// The items `$connect` writes for a new connection (its own, its place in "all", its uid
+/// binding). Public so that tools can seed a table in bulk (the benchmarks load 100,000).
+pub fn new_connection_items(record: &ConnectionRecord) -> Vec<Item> {
+    let id = &record.connection_id;
+    let mut items = vec![
+        connection_item(record),
+        member_item(Key::all_member(id), record),
+    ];
+    if let Some(uid) = &record.uid {
+        items.push(member_item(Key::uid_member(uid, id), record));
+    }
+    items
+}
+
+/// The item that puts a connection in a group (what `join` writes beside updating `groups`).
+pub fn group_item(group: &str, record: &ConnectionRecord) -> Item {
+    member_item(Key::group_member(group, &record.connection_id), record)
+}
+
 fn connection_item(record: &ConnectionRecord) -> HashMap<String, AttributeValue> {
     let mut item = member_item(Key::connection(&record.connection_id), record);
     item.insert(
@@ -442,17 +461,10 @@ fn condition_failed(error: &SdkError<TransactWriteItemsError>) -> bool {
 
 impl Store for DynamoStore {
     async fn put_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
-        let id = &record.connection_id;
-        let mut items = vec![
-            put(&self.table, connection_item(record))?,
-            put(&self.table, member_item(Key::all_member(id), record))?,
-        ];
-        if let Some(uid) = &record.uid {
-            items.push(put(
-                &self.table,
-                member_item(Key::uid_member(uid, id), record),
-            )?);
-        }
+        let items = new_connection_items(record)
+            .into_iter()
+            .map(|item| put(&self.table, item))
+            .collect::<Result<_, _>>()?;
         self.transact(items)
             .await
             .map_err(|e| request_error("TransactWriteItems", e))
@@ -500,10 +512,7 @@ impl Store for DynamoStore {
             .map_err(malformed)?;
         let items = vec![
             TransactWriteItem::builder().update(update).build(),
-            put(
-                &self.table,
-                member_item(Key::group_member(group, &record.connection_id), record),
-            )?,
+            put(&self.table, group_item(group, record))?,
         ];
         match self.transact(items).await {
             Ok(()) => Ok(true),

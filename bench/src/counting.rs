@@ -1,0 +1,82 @@
+//! A [`Store`] that counts the items it reads, to show what a send costs in DynamoDB reads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures_util::stream::{BoxStream, StreamExt};
+use shared::store::{Admission, ConnectionRecord, Member, Members, Store, StoreError};
+
+pub struct CountingStore<S> {
+    pub inner: S,
+    pub items_read: Arc<AtomicUsize>,
+}
+
+impl<S> CountingStore<S> {
+    pub fn take(&self) -> usize {
+        self.items_read.swap(0, Ordering::SeqCst)
+    }
+}
+
+impl<S: Store> Store for CountingStore<S> {
+    async fn put_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        self.inner.put_connection(record).await
+    }
+
+    async fn connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let record = self.inner.connection(connection_id).await?;
+        self.items_read
+            .fetch_add(usize::from(record.is_some()), Ordering::SeqCst);
+        Ok(record)
+    }
+
+    async fn remove_connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.inner.remove_connection(connection_id).await
+    }
+
+    async fn join(&self, record: &ConnectionRecord, group: &str) -> Result<bool, StoreError> {
+        self.inner.join(record, group).await
+    }
+
+    async fn leave(&self, connection_id: &str, group: &str) -> Result<(), StoreError> {
+        self.inner.leave(connection_id, group).await
+    }
+
+    async fn set_session(&self, connection_id: &str, session: &str) -> Result<bool, StoreError> {
+        self.inner.set_session(connection_id, session).await
+    }
+
+    async fn bind_uid(&self, record: &ConnectionRecord, uid: &str) -> Result<bool, StoreError> {
+        self.inner.bind_uid(record, uid).await
+    }
+
+    async fn unbind_uid(&self, record: &ConnectionRecord) -> Result<bool, StoreError> {
+        self.inner.unbind_uid(record).await
+    }
+
+    async fn admit(
+        &self,
+        connection_id: &str,
+        window: i64,
+        limit: u32,
+    ) -> Result<Admission, StoreError> {
+        self.inner.admit(connection_id, window, limit).await
+    }
+
+    fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>> {
+        let counter = self.items_read.clone();
+        self.inner
+            .members(of)
+            .inspect(move |item| {
+                if item.is_ok() {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .boxed()
+    }
+}

@@ -1,0 +1,472 @@
+//! `make bench`: the figures behind BENCHMARKS.md, measured on this machine in one run.
+//!
+//! The functions run as the deployable bootstraps (`target/lambda/*/bootstrap`, built by
+//! `make build ARCH=x86_64`) under a minimal Lambda Runtime API on loopback, against moto and a
+//! counting `@connections` endpoint. Prints a table and writes `target/bench/report.json`.
+//! `BENCH_FANOUT` (default `100,1000,10000`) and `BENCH_TABLE_CONNECTIONS` (default 100000) size it.
+
+mod counting;
+mod runtime_api;
+mod sink;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+use shared::store::dynamodb::{group_item, new_connection_items, DynamoStore};
+use shared::store::{expiry_from_now, ConnectionRecord};
+use shared::Config;
+
+use counting::CountingStore;
+use runtime_api::RuntimeApi;
+use sink::Sink;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bootstrap(function: &str) -> PathBuf {
+    let path = root()
+        .join("target/lambda")
+        .join(function)
+        .join("bootstrap");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build ARCH=x86_64` (make bench does)",
+        path.display()
+    );
+    path
+}
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Bench {
+    sdk: aws_config::SdkConfig,
+    dynamodb: String,
+    sink: Sink,
+    tables: usize,
+}
+
+/// One running bootstrap under the runtime API.
+struct Function {
+    api: RuntimeApi,
+    child: Child,
+    init: Duration,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Function {
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+}
+
+fn message_event(connection_id: &str, body: &str) -> Value {
+    json!({
+        "requestContext": {
+            "routeKey": "$default", "eventType": "MESSAGE", "messageId": "bench=", "stage": "bench",
+            "connectedAt": 1, "requestTimeEpoch": 1, "identity": {"sourceIp": "127.0.0.1"},
+            "requestId": "bench-request=", "domainName": "127.0.0.1", "connectionId": connection_id, "apiId": "bench"
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+fn record(id: String, uid: Option<String>, groups: &[&str]) -> ConnectionRecord {
+    ConnectionRecord {
+        connection_id: id,
+        connected_at: 1,
+        source_ip: Some("127.0.0.1".into()),
+        user_agent: None,
+        uid,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        expires_at: expiry_from_now(Duration::from_secs(3 * 3600)),
+        session: None,
+    }
+}
+
+impl Bench {
+    fn client(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+                .endpoint_url(&self.dynamodb)
+                .build(),
+        )
+    }
+
+    async fn table(&mut self, what: &str) -> DynamoStore {
+        self.tables += 1;
+        let store = DynamoStore::new(
+            self.client(),
+            format!("bench-{what}-{}-{}", std::process::id(), self.tables),
+        );
+        store.ensure_table().await.expect("create a bench table");
+        store
+    }
+
+    /// Writes connections (and their group items) in batches of 25, 8 batches at a time.
+    async fn seed(&self, store: &DynamoStore, records: &[ConnectionRecord]) {
+        let items: Vec<_> = records
+            .iter()
+            .flat_map(|r| {
+                let mut items = new_connection_items(r);
+                items.extend(r.groups.iter().map(|g| group_item(g, r)));
+                items
+            })
+            .collect();
+        let client = self.client();
+        stream::iter(items.chunks(25))
+            .map(|chunk| {
+                let requests: Vec<WriteRequest> = chunk
+                    .iter()
+                    .map(|item| {
+                        let put = PutRequest::builder()
+                            .set_item(Some(item.clone()))
+                            .build()
+                            .expect("an item");
+                        WriteRequest::builder().put_request(put).build()
+                    })
+                    .collect();
+                let client = client.clone();
+                let table = store.table().to_owned();
+                async move {
+                    let mut requests = requests;
+                    while !requests.is_empty() {
+                        let out = client
+                            .batch_write_item()
+                            .request_items(&table, requests)
+                            .send()
+                            .await?;
+                        requests = out
+                            .unprocessed_items()
+                            .and_then(|u| u.get(&table))
+                            .cloned()
+                            .unwrap_or_default();
+                    }
+                    Ok::<_, aws_sdk_dynamodb::Error>(())
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("seed the table");
+    }
+
+    /// Starts a bootstrap on `table`, timing its init (process start to its first poll).
+    async fn function(&self, name: &str, table: &str, env: &[(&str, &str)]) -> Function {
+        let (api, addr) = RuntimeApi::start().await;
+        let started = Instant::now();
+        let child = Command::new(bootstrap(name))
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_REGION", "us-east-1")
+            .env("TABLE_NAME", table)
+            .env("DYNAMODB_ENDPOINT", &self.dynamodb)
+            .env("MANAGEMENT_ENDPOINT", &self.sink.endpoint)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the bootstrap");
+        let init = api.await_first_poll(started).await;
+        Function { api, child, init }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
+        .load()
+        .await;
+    let mut bench = Bench {
+        sdk,
+        dynamodb: support::dynamodb::endpoint().to_owned(),
+        sink: Sink::start().await,
+        tables: 0,
+    };
+    let mut report = serde_json::Map::new();
+    let mut rows: Vec<(String, String)> = Vec::new();
+
+    // 3. Cold start: process start to the first poll, with config read and SDK clients built;
+    // then the first event (a ping: rate-limit write, push).
+    let table = bench.table("cold").await;
+    bench
+        .seed(&table, &[record("pinger=".into(), None, &[])])
+        .await;
+    let mut inits = Vec::new();
+    let mut firsts = Vec::new();
+    for _ in 0..10 {
+        let function = bench.function("message", table.table(), &[]).await;
+        inits.push(function.init);
+        bench.sink.expect(1);
+        firsts.push(
+            function
+                .api
+                .invoke(message_event("pinger=", r#"{"action":"ping"}"#))
+                .await
+                .took,
+        );
+    }
+    inits.sort();
+    firsts.sort();
+    report.insert("cold_start".into(), json!({
+        "runs": 10,
+        "init_ms_median": ms(percentile(&inits, 0.5)), "init_ms_max": ms(*inits.last().unwrap()),
+        "first_event_ms_median": ms(percentile(&firsts, 0.5)), "first_event_ms_max": ms(*firsts.last().unwrap()),
+    }));
+    rows.push((
+        "init (process start → ready), median of 10".into(),
+        format!("{} ms", ms(percentile(&inits, 0.5))),
+    ));
+    rows.push((
+        "first event (ping) after init, median".into(),
+        format!("{} ms", ms(percentile(&firsts, 0.5))),
+    ));
+
+    // 1, 2, 6. Fan-out to N through the message bootstrap, against the floor.
+    let concurrency = Config::DEFAULT_PUSH_CONCURRENCY;
+    let http = reqwest::Client::new();
+    let mut fanouts = Vec::new();
+    for n in env_list("BENCH_FANOUT", "100,1000,10000") {
+        let table = bench.table(&format!("fanout{n}")).await;
+        let records: Vec<_> = (0..n)
+            .map(|i| record(format!("c{i:06}="), Some(format!("u{i}")), &[]))
+            .collect();
+        bench.seed(&table, &records).await;
+        let function = bench
+            .function("message", table.table(), &[("RATE_LIMIT", "0")])
+            .await;
+        bench.sink.expect(1);
+        function
+            .api
+            .invoke(message_event("c000000=", r#"{"action":"ping"}"#))
+            .await;
+        bench.sink.expect(n);
+        let invocation = function
+            .api
+            .invoke(message_event(
+                "c000000=",
+                r#"{"action":"sendmessage","data":"fan-out"}"#,
+            ))
+            .await;
+        assert_eq!(bench.sink.received(), n, "every connection got the message");
+        // Until the last recipient has it (the function answers a little after its last push).
+        let ours = bench
+            .sink
+            .completed_at()
+            .map_or(invocation.took, |last| last - invocation.served);
+        let rss = function.peak_rss_kib();
+        drop(function);
+
+        bench.sink.expect(n);
+        let started = Instant::now();
+        stream::iter(0..n)
+            .map(|i| {
+                http.post(format!("{}/@connections/c{i:06}=", bench.sink.endpoint))
+                    .body("fan-out")
+                    .send()
+            })
+            .buffer_unordered(concurrency)
+            .for_each(|r| async move {
+                r.expect("the sink answers");
+            })
+            .await;
+        let floor = started.elapsed();
+        let ratio = ours.as_secs_f64() / floor.as_secs_f64();
+        rows.push((
+            format!("fan-out to {n}: ours / floor (bare HTTP, {concurrency} at once)"),
+            format!("{} ms / {} ms = {ratio:.2}×", ms(ours), ms(floor)),
+        ));
+        if let Some(kib) = rss {
+            rows.push((
+                format!("peak RSS of the message function, fan-out to {n}"),
+                format!("{:.1} MiB", kib as f64 / 1024.0),
+            ));
+        }
+        fanouts.push(json!({"connections": n, "ours_ms": ms(ours), "floor_ms": ms(floor), "ratio": (ratio * 100.0).round() / 100.0, "peak_rss_kib": rss}));
+    }
+    report.insert("fan_out".into(), Value::from(fanouts));
+
+    // 4. Per-message overhead: echo, and a send to a group of 5, timed inside the runtime API.
+    let table = bench.table("permessage").await;
+    let members: Vec<_> = (0..5)
+        .map(|i| record(format!("m{i}="), Some(format!("m{i}")), &["five"]))
+        .collect();
+    bench.seed(&table, &members).await;
+    let function = bench.function("message", table.table(), &[]).await;
+    let mut per_message = serde_json::Map::new();
+    for (what, body, pushes) in [
+        ("echo", "hello".to_owned(), 1),
+        (
+            "send to a group of 5",
+            r#"{"action":"send","to":{"group":"five"},"data":"hi"}"#.to_owned(),
+            5,
+        ),
+    ] {
+        let mut times = Vec::new();
+        for i in 0..500 {
+            bench.sink.expect(pushes);
+            times.push(
+                function
+                    .api
+                    .invoke(message_event(&format!("m{}=", i % 5), &body))
+                    .await
+                    .took,
+            );
+        }
+        times.sort();
+        let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+        rows.push((
+            format!("{what}: function time p50 / p99 (500 events)"),
+            format!("{} ms / {} ms", ms(p50), ms(p99)),
+        ));
+        per_message.insert(
+            what.into(),
+            json!({"p50_ms": ms(p50), "p99_ms": ms(p99), "events": 500}),
+        );
+    }
+    drop(function);
+    report.insert("per_message".into(), Value::Object(per_message));
+
+    // 5. Items read per send, counted under the handler, in a large table.
+    let size = env_list("BENCH_TABLE_CONNECTIONS", "100000")
+        .first()
+        .copied()
+        .unwrap_or(100_000);
+    let table = bench.table("reads").await;
+    let mut records: Vec<_> = (0..size)
+        .map(|i| record(format!("r{i:07}="), None, &[]))
+        .collect();
+    for record in records.iter_mut().take(10) {
+        record.groups.insert("ten".into());
+    }
+    let seeding = Instant::now();
+    bench.seed(&table, &records).await;
+    println!(
+        "(seeded {size} connections in {:.0} s)",
+        seeding.elapsed().as_secs_f64()
+    );
+    let counter = Arc::new(AtomicUsize::new(0));
+    let store = CountingStore {
+        inner: table.clone(),
+        items_read: counter.clone(),
+    };
+    let mut config = Config::new(table.table());
+    config.management_endpoint = Some(bench.sink.endpoint.clone());
+    config.rate_limit = 0;
+    let gateway = shared::Gateway::new(
+        config,
+        store,
+        shared::push::ManagementApi::new(
+            &bench.sdk,
+            shared::push::PushLimits::new(Duration::from_secs(5)),
+        ),
+    );
+    let event = |body: &str| {
+        let payload = serde_json::from_value(message_event("r0000000=", body)).expect("an event");
+        lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default())
+    };
+    bench.sink.expect(10);
+    shared::handlers::message(
+        &gateway,
+        event(r#"{"action":"send","to":{"group":"ten"},"data":"x"}"#),
+    )
+    .await
+    .unwrap();
+    let group_reads = gateway.store.take();
+    bench.sink.expect(size);
+    let started = Instant::now();
+    shared::handlers::message(&gateway, event(r#"{"action":"sendmessage","data":"x"}"#))
+        .await
+        .unwrap();
+    let broadcast_took = started.elapsed();
+    let broadcast_reads = gateway.store.take();
+    rows.push((
+        format!("items read by a group send to 10, table of {size}"),
+        format!("{group_reads} (10 members + the sender's record)"),
+    ));
+    rows.push((
+        format!("items read by a broadcast to {size}"),
+        format!("{broadcast_reads} (in-process: {} ms)", ms(broadcast_took)),
+    ));
+    report.insert("reads_per_send".into(), json!({
+        "table_connections": size, "group_send_to_10": group_reads, "broadcast": broadcast_reads,
+    }));
+
+    // 6. Zipped bootstraps.
+    let mut sizes = serde_json::Map::new();
+    for function in ["connect", "message", "disconnect"] {
+        let zip = root()
+            .join("target/lambda")
+            .join(function)
+            .join("bootstrap.zip");
+        if let Ok(meta) = std::fs::metadata(&zip) {
+            rows.push((
+                format!("zipped bootstrap: {function} (x86_64)"),
+                format!("{:.2} MB", meta.len() as f64 / 1e6),
+            ));
+            sizes.insert(function.into(), json!(meta.len()));
+        }
+    }
+    report.insert("zip_bytes".into(), Value::Object(sizes));
+
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    println!();
+    for (what, figure) in &rows {
+        println!("{what:<width$}  {figure}");
+    }
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out).expect("target/bench");
+    let path: &Path = &out.join("report.json");
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&Value::Object(report)).unwrap(),
+    )
+    .expect("write the report");
+    println!("\nreport: {}", path.display());
+}
