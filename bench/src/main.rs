@@ -1,6 +1,6 @@
 //! `make bench`: the figures behind BENCHMARKS.md, measured on this machine in one run.
 //!
-//! The functions run as the deployable bootstraps (`target/lambda/*/bootstrap`, built by
+//! The functions run as the deployable bootstraps (what `target/lambda/*/bootstrap.zip` holds, built by
 //! `make build ARCH=x86_64`) under a minimal Lambda Runtime API on loopback, against moto and a
 //! counting `@connections` endpoint. Prints a table and writes `target/bench/report.json`.
 //! `BENCH_FANOUT` (default `100,1000,10000`) and `BENCH_TABLE_CONNECTIONS` (default 100000) size it.
@@ -32,11 +32,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The binary `make build ARCH=x86_64` zips as `target/lambda/{function}/bootstrap.zip`.
 fn bootstrap(function: &str) -> PathBuf {
     let path = root()
-        .join("target/lambda")
-        .join(function)
-        .join("bootstrap");
+        .join("target/x86_64-unknown-linux-gnu/release")
+        .join(function);
     assert!(
         path.exists(),
         "{} is missing: run `make build ARCH=x86_64` (make bench does)",
@@ -190,6 +190,9 @@ impl Bench {
     /// Starts a bootstrap on `table`, timing its init (process start to its first poll).
     async fn function(&self, name: &str, table: &str, env: &[(&str, &str)]) -> Function {
         let (api, addr) = RuntimeApi::start().await;
+        let logs = root().join("target/bench");
+        std::fs::create_dir_all(&logs).expect("target/bench");
+        let log = std::fs::File::create(logs.join(format!("{table}.log"))).expect("a log file");
         let started = Instant::now();
         let child = Command::new(bootstrap(name))
             .env_clear()
@@ -207,7 +210,7 @@ impl Bench {
             .env("DYNAMODB_ENDPOINT", &self.dynamodb)
             .env("MANAGEMENT_ENDPOINT", &self.sink.endpoint)
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(log)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the bootstrap");

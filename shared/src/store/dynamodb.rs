@@ -132,6 +132,43 @@ impl DynamoStore {
             .map(drop)
     }
 
+    /// Changes a connection's uid in one transaction: `own` (its item and its uid binding), then
+    /// `expression` on its place in "all" and in each group, which carry the uid for presence.
+    async fn change_uid(
+        &self,
+        record: &ConnectionRecord,
+        mut own: Vec<TransactWriteItem>,
+        expression: &str,
+        values: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<bool, StoreError> {
+        let id = &record.connection_id;
+        let sets = std::iter::once(Key::all_member(id))
+            .chain(record.groups.iter().map(|g| Key::group_member(g, id)));
+        for key in sets {
+            own.push(update(
+                &self.table,
+                &key,
+                expression,
+                "attribute_exists(pk)",
+                values.clone(),
+            )?);
+        }
+        if own.len() > TRANSACTION_LIMIT {
+            return Err(StoreError::Request {
+                operation: "TransactWriteItems",
+                message: format!(
+                    "a connection in {} groups cannot change its uid in one transaction",
+                    record.groups.len()
+                ),
+            });
+        }
+        match self.transact(own).await {
+            Ok(()) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
+    }
+
     /// Deletes items by key, 25 at a time, retrying what DynamoDB leaves unprocessed.
     async fn delete_keys(&self, keys: Vec<Key>) -> Result<(), StoreError> {
         for chunk in keys.chunks(BATCH_LIMIT) {
@@ -577,54 +614,23 @@ impl Store for DynamoStore {
 
     async fn bind_uid(&self, record: &ConnectionRecord, uid: &str) -> Result<bool, StoreError> {
         let id = &record.connection_id;
-        let value = || {
-            Some(HashMap::from([(
-                ":uid".to_owned(),
-                AttributeValue::S(uid.to_owned()),
-            )]))
-        };
+        let value = Some(HashMap::from([(
+            ":uid".to_owned(),
+            AttributeValue::S(uid.to_owned()),
+        )]));
         let mut bound = record.clone();
         bound.uid = Some(uid.to_owned());
-        let mut items = vec![
+        let own = vec![
             update(
                 &self.table,
                 &Key::connection(id),
                 "SET uid = :uid",
                 "attribute_exists(pk) AND attribute_not_exists(uid)",
-                value(),
+                value.clone(),
             )?,
             put(&self.table, member_item(Key::uid_member(uid, id), &bound))?,
-            update(
-                &self.table,
-                &Key::all_member(id),
-                "SET uid = :uid",
-                "attribute_exists(pk)",
-                value(),
-            )?,
         ];
-        for group in &record.groups {
-            items.push(update(
-                &self.table,
-                &Key::group_member(group, id),
-                "SET uid = :uid",
-                "attribute_exists(pk)",
-                value(),
-            )?);
-        }
-        if items.len() > TRANSACTION_LIMIT {
-            return Err(StoreError::Request {
-                operation: "TransactWriteItems",
-                message: format!(
-                    "a connection in {} groups cannot change its uid in one transaction",
-                    record.groups.len()
-                ),
-            });
-        }
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(request_error("TransactWriteItems", e)),
-        }
+        self.change_uid(record, own, "SET uid = :uid", value).await
     }
 
     async fn unbind_uid(&self, record: &ConnectionRecord) -> Result<bool, StoreError> {
@@ -641,7 +647,7 @@ impl Store for DynamoStore {
             .set_key(Some(Key::uid_member(uid, id).item()))
             .build()
             .map_err(malformed)?;
-        let mut items = vec![
+        let own = vec![
             update(
                 &self.table,
                 &Key::connection(id),
@@ -650,37 +656,8 @@ impl Store for DynamoStore {
                 value,
             )?,
             TransactWriteItem::builder().delete(delete).build(),
-            update(
-                &self.table,
-                &Key::all_member(id),
-                "REMOVE uid",
-                "attribute_exists(pk)",
-                None,
-            )?,
         ];
-        for group in &record.groups {
-            items.push(update(
-                &self.table,
-                &Key::group_member(group, id),
-                "REMOVE uid",
-                "attribute_exists(pk)",
-                None,
-            )?);
-        }
-        if items.len() > TRANSACTION_LIMIT {
-            return Err(StoreError::Request {
-                operation: "TransactWriteItems",
-                message: format!(
-                    "a connection in {} groups cannot change its uid in one transaction",
-                    record.groups.len()
-                ),
-            });
-        }
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(request_error("TransactWriteItems", e)),
-        }
+        self.change_uid(record, own, "REMOVE uid", None).await
     }
 
     async fn admit(
