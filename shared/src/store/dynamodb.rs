@@ -33,6 +33,8 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// The TTL attribute of every item (`ttl` itself is a DynamoDB reserved word).
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
+/// How many "all" shards a broadcast reads at once.
+const SHARDS_AT_ONCE: usize = 4;
 /// BatchWriteItem takes at most this many requests.
 const BATCH_LIMIT: usize = 25;
 /// Rounds of retrying the items a BatchWriteItem left unprocessed (throttling) before giving up.
@@ -726,10 +728,13 @@ impl Store for DynamoStore {
         match of {
             Members::Uid(uid) => self.partition(uid_partition(uid)),
             Members::Group(group) => self.partition(group_partition(group)),
-            Members::All => stream::select_all(
-                (0..ALL_SHARDS).map(|shard| self.partition(all_partition(shard))),
-            )
-            .boxed(),
+            // A few shards at a time: a reader that takes everything at once leaves the last
+            // Query waiting behind all the others (and, on a slow server, past its timeout),
+            // while the fan-out's read-ahead keeps the pushes fed either way.
+            Members::All => stream::iter(0..ALL_SHARDS)
+                .map(|shard| self.partition(all_partition(shard)))
+                .flatten_unordered(SHARDS_AT_ONCE)
+                .boxed(),
         }
     }
 }
