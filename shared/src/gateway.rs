@@ -54,9 +54,6 @@ pub struct Presence {
     pub uids: BTreeSet<String>,
 }
 
-/// Recipients read ahead of the pushes (ids, so a few tens of KiB at most).
-const READ_AHEAD: usize = 1024;
-
 enum Outcome {
     Push(Result<Delivery, PushError>),
     Store(StoreError),
@@ -145,22 +142,9 @@ impl<S: Store, P: Push> Gateway<S, P> {
         exclude: &HashSet<&str>,
         data: &str,
     ) -> Result<Report, Error> {
-        // Reading runs ahead of pushing through a bounded channel, so that page reads overlap the
-        // pushes and an in-flight Query is never left unpolled while pushes fill the buffer (its
-        // timeout would run out), while memory stays bounded by the channel.
-        let (ahead, mut behind) = tokio::sync::mpsc::channel(READ_AHEAD);
-        let read = async move {
-            let mut recipients = self.recipients(target);
-            while let Some(item) = recipients.next().await {
-                let failed = item.is_err();
-                if ahead.send(item).await.is_err() || failed {
-                    break;
-                }
-            }
-        };
         let mut seen: HashSet<String> = HashSet::new();
-        let recipients = stream::poll_fn(move |cx| behind.poll_recv(cx));
-        let mut outcomes = recipients
+        let mut outcomes = self
+            .recipients(target)
             .filter(|item| {
                 ready(match item {
                     Ok(id) => !exclude.contains(id.as_str()) && seen.insert(id.clone()),
@@ -174,25 +158,19 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 }
             })
             .buffer_unordered(self.config.push_concurrency.max(1));
-        // Owning the pushes, so that when it stops (a store error) the channel closes and the
-        // reader stops too.
-        let push = async move {
-            let mut report = Report::default();
-            while let Some(outcome) = outcomes.next().await {
-                match outcome {
-                    Outcome::Push(Ok(Delivery::Delivered)) => report.delivered += 1,
-                    Outcome::Push(Ok(Delivery::Gone)) => report.gone += 1,
-                    Outcome::Push(Err(e)) => {
-                        tracing::warn!(recipient = %e.connection_id, error = %e.message, "push failed after retries");
-                        report.failed += 1;
-                    }
-                    Outcome::Store(e) => return Err(Error::from(e)),
+        let mut report = Report::default();
+        while let Some(outcome) = outcomes.next().await {
+            match outcome {
+                Outcome::Push(Ok(Delivery::Delivered)) => report.delivered += 1,
+                Outcome::Push(Ok(Delivery::Gone)) => report.gone += 1,
+                Outcome::Push(Err(e)) => {
+                    tracing::warn!(recipient = %e.connection_id, error = %e.message, "push failed after retries");
+                    report.failed += 1;
                 }
+                Outcome::Store(e) => return Err(e.into()),
             }
-            Ok(report)
-        };
-        let ((), report) = futures_util::future::join(read, push).await;
-        report
+        }
+        Ok(report)
     }
 
     /// The connections and distinct uids of a set.

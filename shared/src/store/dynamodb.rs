@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::{
     all_shard, Admission, ConnectionRecord, Member, Members, Store, StoreError, ALL_SHARDS,
@@ -33,6 +33,8 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// The TTL attribute of every item (`ttl` itself is a DynamoDB reserved word).
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
+/// Members read ahead of the reader, per partition (about one page).
+const PAGE_AHEAD: usize = 1024;
 /// How many "all" shards a broadcast reads at once.
 const SHARDS_AT_ONCE: usize = 4;
 /// BatchWriteItem takes at most this many requests.
@@ -242,27 +244,36 @@ impl DynamoStore {
     }
 
     /// Every member of one partition, page by page.
-    fn partition(&self, pk: String) -> BoxStream<'_, Result<Member, StoreError>> {
-        enum Paging {
-            Start,
-            After(Item),
-            Done,
-        }
-        stream::try_unfold(Paging::Start, move |state| {
-            let pk = pk.clone();
-            async move {
-                let after = match state {
-                    Paging::Start => None,
-                    Paging::After(key) => Some(key),
-                    Paging::Done => return Ok(None),
-                };
-                let (members, next) = self.query_page(pk, after).await?;
-                let next = next.map_or(Paging::Done, Paging::After);
-                Ok(Some((stream::iter(members.into_iter().map(Ok)), next)))
+    ///
+    /// The pages are read by a task of their own, one page ahead of the reader: a Query in
+    /// flight is always driven to its end, however slowly the stream is consumed (a fan-out
+    /// pushing to 10,000 connections consumes slowly; an unpolled Query would time out).
+    fn partition(&self, pk: String) -> BoxStream<'static, Result<Member, StoreError>> {
+        let (ahead, mut behind) = tokio::sync::mpsc::channel(PAGE_AHEAD);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                match store.query_page(pk.clone(), after.take()).await {
+                    Ok((members, next)) => {
+                        for member in members {
+                            if ahead.send(Ok(member)).await.is_err() {
+                                return;
+                            }
+                        }
+                        match next {
+                            Some(key) => after = Some(key),
+                            None => return,
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ahead.send(Err(e)).await;
+                        return;
+                    }
+                }
             }
-        })
-        .try_flatten()
-        .boxed()
+        });
+        stream::poll_fn(move |cx| behind.poll_recv(cx)).boxed()
     }
 }
 
@@ -728,9 +739,8 @@ impl Store for DynamoStore {
         match of {
             Members::Uid(uid) => self.partition(uid_partition(uid)),
             Members::Group(group) => self.partition(group_partition(group)),
-            // A few shards at a time: a reader that takes everything at once leaves the last
-            // Query waiting behind all the others (and, on a slow server, past its timeout),
-            // while the fan-out's read-ahead keeps the pushes fed either way.
+            // A few shards at a time, so that a slow server answers each Query well within its
+            // timeout; each shard reads ahead on its own, so the pushes stay fed.
             Members::All => stream::iter(0..ALL_SHARDS)
                 .map(|shard| self.partition(all_partition(shard)))
                 .flatten_unordered(SHARDS_AT_ONCE)
