@@ -42,7 +42,8 @@ pub fn gateway(config: Config, sdk: &SdkConfig) -> AwsGateway {
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
         &config.table_name,
-    );
+    )
+    .with_read_concurrency(config.read_concurrency);
     let push = ManagementApi::new(sdk, PushLimits::new(config.push_timeout));
     Gateway::new(config, store, push)
 }

@@ -50,6 +50,8 @@ pub struct Config {
     pub rate_limit: u32,
     /// `RATE_WINDOW_SECONDS`: the length of the rate limit's fixed window.
     pub rate_window: Duration,
+    /// `DYNAMODB_READ_CONCURRENCY`: Queries a broadcast runs at once (its 16 "all" shards).
+    pub read_concurrency: usize,
 }
 
 impl Config {
@@ -59,6 +61,7 @@ impl Config {
     pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
     pub const DEFAULT_RATE_LIMIT: u32 = 100;
     pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
+    pub const DEFAULT_READ_CONCURRENCY: usize = 4;
 
     /// A configuration with defaults for everything but the table.
     pub fn new(table_name: impl Into<String>) -> Self {
@@ -73,6 +76,7 @@ impl Config {
             push_timeout: Self::DEFAULT_PUSH_TIMEOUT,
             rate_limit: Self::DEFAULT_RATE_LIMIT,
             rate_window: Self::DEFAULT_RATE_WINDOW,
+            read_concurrency: Self::DEFAULT_READ_CONCURRENCY,
         }
     }
 
@@ -116,6 +120,9 @@ impl Config {
                 expected: "a whole number (0 turns the limit off)",
                 value: v.clone(),
             })?;
+        }
+        if let Some(v) = get("DYNAMODB_READ_CONCURRENCY") {
+            config.read_concurrency = positive("DYNAMODB_READ_CONCURRENCY", &v)? as usize;
         }
         if let Some(v) = get("RATE_WINDOW_SECONDS") {
             config.rate_window = Duration::from_secs(positive("RATE_WINDOW_SECONDS", &v)?);

@@ -35,7 +35,7 @@ pub type Item = HashMap<String, AttributeValue>;
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
 /// Members read ahead of the reader, per partition (about one page).
 const PAGE_AHEAD: usize = 1024;
-/// How many "all" shards a broadcast reads at once.
+/// How many "all" shards a broadcast reads at once, by default.
 const SHARDS_AT_ONCE: usize = 4;
 /// BatchWriteItem takes at most this many requests.
 const BATCH_LIMIT: usize = 25;
@@ -47,6 +47,7 @@ const UNPROCESSED_RETRIES: u32 = 6;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    shards_at_once: usize,
 }
 
 impl DynamoStore {
@@ -54,7 +55,15 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            shards_at_once: SHARDS_AT_ONCE,
         }
+    }
+
+    /// How many "all" shards a broadcast reads at once (4 by default; fewer for a slow
+    /// DynamoDB-compatible server, whose Queries would otherwise time out behind each other).
+    pub fn with_read_concurrency(mut self, shards_at_once: usize) -> Self {
+        self.shards_at_once = shards_at_once.max(1);
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -743,7 +752,7 @@ impl Store for DynamoStore {
             // timeout; each shard reads ahead on its own, so the pushes stay fed.
             Members::All => stream::iter(0..ALL_SHARDS)
                 .map(|shard| self.partition(all_partition(shard)))
-                .flatten_unordered(SHARDS_AT_ONCE)
+                .flatten_unordered(self.shards_at_once)
                 .boxed(),
         }
     }
