@@ -78,12 +78,4 @@ impl Connections {
             last_active: e.last_active,
         })
     }
-
-    pub fn len(&self) -> usize {
-        self.entries().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::connections::Outbound;
-use crate::events::request_time;
+use crate::events::civil;
 use crate::Gateway;
 
 /// `/@connections/{id}`
@@ -89,23 +89,17 @@ fn handle(gateway: &Gateway, id: &str, method: Method, body: Bytes) -> Response 
     response
 }
 
-/// `2026-11-24T10:15:42.512Z`, from `24/Nov/2026:10:15:42 +0000`.
+/// `2026-11-24T10:15:42.512Z`, as `@connections` reports times.
 fn iso8601(epoch_millis: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let text = request_time(epoch_millis);
-    let (date, time) = text.split_once(':').unwrap_or((&text, ""));
-    let mut parts = date.split('/');
-    let (day, month, year) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-    );
-    let month = MONTHS.iter().position(|m| *m == month).map_or(1, |i| i + 1);
-    let time = time.split(' ').next().unwrap_or("");
+    let t = civil(epoch_millis);
     format!(
-        "{year}-{month:02}-{day}T{time}.{:03}Z",
+        "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
         epoch_millis.rem_euclid(1000)
     )
 }

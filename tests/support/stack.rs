@@ -1,12 +1,10 @@
 //! The handlers over a real store and the push stand-in, driven the way API Gateway drives them.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::aws::AwsGateway;
 use shared::Config;
@@ -14,7 +12,7 @@ use shared::Config;
 use crate::{dynamodb, events, push_sink::PushSink};
 
 /// A DynamoDB item, as the tests inspect it.
-pub type Item = HashMap<String, AttributeValue>;
+pub use shared::store::dynamodb::Item;
 
 static TABLES: AtomicUsize = AtomicUsize::new(0);
 
