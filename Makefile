@@ -74,6 +74,7 @@ fuzz: tools ## A long property-test run of the parser and of the message handler
 
 bench: tools ## Fan-out, cold start, per-message cost, reads per send, size and memory (BENCHMARKS.md)
 	$(MAKE) --no-print-directory build ARCH=x86_64
+	cargo build --locked --bin connect --bin message --bin disconnect
 	cargo run --locked --profile harness -p bench
 
 LOAD_CLIENTS ?= 1000

@@ -357,6 +357,64 @@ async fn main() {
     }
     report.insert("fan_out".into(), Value::from(fanouts));
 
+    // The push concurrency, by measurement: the push path alone to 10,000 at several settings.
+    let table = bench.table("concurrency").await;
+    let ids = Target::Connections((0..10_000).map(|i| format!("k{i:05}=")).collect());
+    let mut sweep = serde_json::Map::new();
+    let mut line = Vec::new();
+    for concurrency in [8, 16, 32, 64, 128, 256] {
+        let mut config = Config::new(table.table());
+        config.management_endpoint = Some(bench.sink.endpoint.clone());
+        config.push_concurrency = concurrency;
+        let gateway = shared::aws::gateway(config, &bench.sdk);
+        bench.sink.expect(10_000);
+        let started = Instant::now();
+        gateway.send_to(&ids, "x", &[]).await.expect("the pushes");
+        let took = started.elapsed();
+        sweep.insert(concurrency.to_string(), json!(ms(took)));
+        line.push(format!("{concurrency}: {:.0} ms", ms(took)));
+    }
+    rows.push((
+        "10,000 pushes only, by PUSH_CONCURRENCY".into(),
+        line.join(", "),
+    ));
+    report.insert("push_concurrency_10000_ms".into(), Value::Object(sweep));
+
+    // Fan-out with real WebSocket clients through the local gateway (the functions as debug
+    // builds under cargo lambda watch, as `make dev` runs them).
+    let clients = env_list("BENCH_WEBSOCKET_CLIENTS", "100")
+        .first()
+        .copied()
+        .unwrap_or(100);
+    let stack = support::local_stack::LocalStack::start(&[("RATE_LIMIT", "0")]).await;
+    let mut sockets = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        sockets.push(stack.client("/").await);
+    }
+    let started = Instant::now();
+    sockets[0]
+        .send(r#"{"action":"sendmessage","data":"to everyone"}"#)
+        .await;
+    for socket in &mut sockets {
+        assert_eq!(socket.recv().await, "to everyone");
+    }
+    let websocket = started.elapsed();
+    rows.push((
+        format!(
+            "fan-out to {clients} real WebSocket clients via the local gateway (debug functions)"
+        ),
+        format!(
+            "{} ms from the frame sent to the last client's receipt",
+            ms(websocket)
+        ),
+    ));
+    report.insert(
+        "websocket_fan_out".into(),
+        json!({"clients": clients, "ms": ms(websocket)}),
+    );
+    drop(sockets);
+    drop(stack);
+
     // 4. Per-message overhead: echo, and a send to a group of 5, timed inside the runtime API.
     let table = bench.table("permessage").await;
     let members: Vec<_> = (0..5)

@@ -245,13 +245,18 @@ impl LocalStack {
                     socket,
                     connection_id: String::new(),
                 };
-                ws.send(r#"{"action":"whoami"}"#).await;
-                let whoami = ws.recv_json().await;
-                ws.connection_id = whoami["connectionId"]
-                    .as_str()
-                    .expect("whoami names the connection")
-                    .to_owned();
-                Ok(ws)
+                // moto sometimes fails a request under heavy concurrent load (its own race); the
+                // answer is then an `internal` error frame, and asking again is what a client does.
+                for _ in 0..3 {
+                    ws.send(r#"{"action":"whoami"}"#).await;
+                    let whoami = ws.recv_json().await;
+                    if let Some(id) = whoami["connectionId"].as_str() {
+                        ws.connection_id = id.to_owned();
+                        return Ok(ws);
+                    }
+                    assert_eq!(whoami["code"], "internal", "whoami answered {whoami}");
+                }
+                panic!("whoami failed three times");
             }
             Ok(Err(tungstenite::Error::Http(response))) => Err(response.status().as_u16()),
             Ok(Err(e)) => panic!("could not connect to {url}: {e}"),
