@@ -1,8 +1,7 @@
 //! A stand-in for the API Gateway Management API that records what was pushed.
 //!
 //! It answers `POST /{stage}/@connections/{id}` with 200 and keeps the body, and answers 410 with
-//! a `GoneException`, as API Gateway does, for the ids it is told are gone. `DELETE` closes (and
-//! records) a connection the same way.
+//! a `GoneException`, as API Gateway does, for the ids it is told are gone.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,7 +17,6 @@ use axum::Router;
 #[derive(Default)]
 struct Recorded {
     frames: HashMap<String, Vec<String>>,
-    closed: Vec<String>,
     gone: HashSet<String>,
     /// Statuses to answer instead of a delivery, consumed one per push (fault injection).
     faults: HashMap<String, Vec<u16>>,
@@ -37,7 +35,7 @@ impl PushSink {
     pub async fn start() -> PushSink {
         let recorded = Arc::new(Mutex::new(Recorded::default()));
         let app = Router::new()
-            .route("/{stage}/@connections/{id}", post(push).delete(close))
+            .route("/{stage}/@connections/{id}", post(push))
             .with_state(recorded.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
@@ -76,11 +74,6 @@ impl PushSink {
             .frames
             .remove(connection_id)
             .unwrap_or_default()
-    }
-
-    /// Connections closed through `DELETE`.
-    pub fn closed(&self) -> Vec<String> {
-        self.recorded().closed.clone()
     }
 
     /// Every POST received, delivered or not.
@@ -133,17 +126,4 @@ async fn push(
     let text = String::from_utf8_lossy(&body).into_owned();
     recorded.frames.entry(id).or_default().push(text);
     StatusCode::OK.into_response()
-}
-
-async fn close(
-    State(recorded): State<Arc<Mutex<Recorded>>>,
-    Path((_stage, id)): Path<(String, String)>,
-) -> Response {
-    let mut recorded = recorded.lock().unwrap_or_else(|p| p.into_inner());
-    if recorded.gone.contains(&id) {
-        return gone(&id);
-    }
-    recorded.closed.push(id.clone());
-    recorded.gone.insert(id);
-    StatusCode::NO_CONTENT.into_response()
 }
