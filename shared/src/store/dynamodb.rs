@@ -704,21 +704,21 @@ impl Store for DynamoStore {
                 .is_some_and(|e| e.is_conditional_check_failed_exception())
         };
         // Within the current window and under the limit: count the frame.
-        let counted = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(key.clone())
-            .update_expression("SET rateCount = rateCount + :one")
-            .condition_expression("rateWindow = :window AND rateCount < :limit")
-            .set_expression_attribute_values(values(&[
-                (":one", "1".into()),
-                (":window", window.to_string()),
-                (":limit", limit.to_string()),
-            ]))
-            .send()
-            .await;
-        match counted {
+        let count = || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(key.clone())
+                .update_expression("SET rateCount = rateCount + :one")
+                .condition_expression("rateWindow = :window AND rateCount < :limit")
+                .set_expression_attribute_values(values(&[
+                    (":one", "1".into()),
+                    (":window", window.to_string()),
+                    (":limit", limit.to_string()),
+                ]))
+                .send()
+        };
+        match count().await {
             Ok(_) => return Ok(Admission::Allowed),
             Err(e) if conditional(&e) => {}
             Err(e) => return Err(request_error("UpdateItem", e)),
@@ -728,13 +728,21 @@ impl Store for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(key)
+            .set_key(key.clone())
             .update_expression("SET rateWindow = :window, rateCount = :one")
             .condition_expression("attribute_exists(pk) AND (attribute_not_exists(rateWindow) OR rateWindow < :window)")
             .set_expression_attribute_values(values(&[(":one", "1".into()), (":window", window.to_string())]))
             .send()
             .await;
         match restarted {
+            Ok(_) => return Ok(Admission::Allowed),
+            Err(e) if conditional(&e) => {}
+            Err(e) => return Err(request_error("UpdateItem", e)),
+        }
+        // The window was started meanwhile: by a concurrent frame, or by this very restart when
+        // its answer was lost and the SDK retried it (the retry then fails its own condition).
+        // Count against that window once more; only a full window is a limit.
+        match count().await {
             Ok(_) => Ok(Admission::Allowed),
             Err(e) if conditional(&e) => match self.connection(connection_id).await? {
                 Some(_) => Ok(Admission::Limited),
