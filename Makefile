@@ -13,7 +13,8 @@ VENV := $(TOOLS)/venv
 BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
-export MOTO_SERVER := $(BIN)/moto_server
+# moto, answering one request at a time (see the script for why).
+export MOTO_SERVER := $(CURDIR)/scripts/dynamodb-server.py
 export CARGO_LAMBDA := $(BIN)/cargo-lambda
 
 ifeq ($(ARCH),arm64)

@@ -46,7 +46,7 @@ cargo build --bin connect --bin message --bin disconnect   # as cargo lambda wat
 cargo build --bin local-gateway
 
 say "starting moto on 127.0.0.1:$DYNAMODB_PORT"
-setsid "$BIN/moto_server" -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$LOGS/moto.log" 2>&1 &
+setsid "$BIN/python" scripts/dynamodb-server.py -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$LOGS/moto.log" 2>&1 &
 pids+=($!); wait_port "$DYNAMODB_PORT" moto $!
 "$BIN/python" scripts/create-table.py "http://127.0.0.1:$DYNAMODB_PORT" "$TABLE_NAME"
 

@@ -430,6 +430,29 @@ async fn a_dynamodb_outage_answers_internal_writes_nothing_half_way_and_service_
 }
 
 #[tokio::test]
+async fn a_connect_whose_write_landed_but_whose_answer_was_lost_leaves_nothing_behind() {
+    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
+    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    let inspect = Stack::inspector(&stack).await;
+
+    proxy.lose_answers_to(Some("TransactWriteItems"));
+    assert_eq!(
+        stack.connect("A=", &[("uid", "alice")]).await,
+        500,
+        "without an answer the connection is not known to be recorded, so the handshake fails"
+    );
+    assert_eq!(
+        inspect.items().await,
+        Vec::new(),
+        "the handshake was refused, so no $disconnect will come: what landed is taken back"
+    );
+
+    proxy.lose_answers_to(None);
+    assert_eq!(stack.connect("A=", &[("uid", "alice")]).await, 200);
+    assert_eq!(inspect.items_of("A=").await.len(), 3);
+}
+
+#[tokio::test]
 async fn a_client_cannot_send_as_another_uid() {
     let stack = Stack::start().await;
     stack.connect("A=", &[("uid", "alice")]).await;

@@ -96,7 +96,15 @@ pub async fn connect<S: Store, P: Push>(
                         200
                     }
                     Err(e) => {
-                        tracing::error!(outcome = "failed", error = %e, duration_ms = millis(started.elapsed()), "connect failed: the connection was not recorded");
+                        // A failed answer does not prove a failed write (a timeout after the
+                        // commit, say), and a refused handshake never gets a `$disconnect`: take
+                        // back whatever may have landed, or leave it to the TTL if we cannot.
+                        let cleanup = match gateway.store.remove_connection(&record.connection_id).await {
+                            Ok(None) => "nothing written",
+                            Ok(Some(_)) => "removed what was written",
+                            Err(_) => "left to the TTL",
+                        };
+                        tracing::error!(outcome = "failed", error = %e, cleanup, duration_ms = millis(started.elapsed()), "connect failed: the connection was not recorded");
                         500
                     }
                 }

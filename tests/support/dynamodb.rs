@@ -2,8 +2,9 @@
 //!
 //! moto is started through a small shell watchdog that reads our end of a pipe: when the test
 //! process exits, however it exits, the pipe closes and the watchdog stops the server, so no
-//! server outlives its tests. Set `MOTO_SERVER` to the `moto_server` executable (the Makefile
-//! does); otherwise it is looked up on PATH.
+//! server outlives its tests. Set `MOTO_SERVER` to the server to run: the Makefile sets
+//! `scripts/dynamodb-server.py`, moto answering one request at a time; otherwise `moto_server` is
+//! looked up on PATH.
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
