@@ -24,14 +24,14 @@ pub async fn gateway_from_env() -> Result<AwsGateway, Error> {
 /// The gateway over `sdk`'s credentials and region, with the configuration's endpoint overrides.
 pub fn gateway(config: Config, sdk: &SdkConfig) -> AwsGateway {
     // Four attempts with short backoffs: a throttled or failed request is retried within the
-    // function's time, then reported (an `internal` frame, a 500 at $connect).
+    // budget, then reported (an `internal` frame, a 500 at $connect).
     let retry = aws_smithy_types::retry::RetryConfig::standard()
         .with_max_attempts(4)
         .with_initial_backoff(std::time::Duration::from_millis(50));
     let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
         .connect_timeout(std::time::Duration::from_secs(1))
-        .operation_attempt_timeout(std::time::Duration::from_secs(3))
-        .operation_timeout(std::time::Duration::from_secs(10))
+        .operation_attempt_timeout(config.dynamodb_timeout / 3)
+        .operation_timeout(config.dynamodb_timeout)
         .build();
     let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
         .retry_config(retry)

@@ -52,6 +52,10 @@ pub struct Config {
     pub rate_window: Duration,
     /// `DYNAMODB_READ_CONCURRENCY`: Queries a broadcast runs at once (its 16 "all" shards).
     pub read_concurrency: usize,
+    /// `DYNAMODB_TIMEOUT_MS`: the whole budget of one DynamoDB call, retries included; one attempt
+    /// may take a third of it. DynamoDB answers in milliseconds; a slow local server may need more,
+    /// since an attempt given up on is still carried out and then retried, adding to its queue.
+    pub dynamodb_timeout: Duration,
 }
 
 impl Config {
@@ -62,6 +66,7 @@ impl Config {
     pub const DEFAULT_RATE_LIMIT: u32 = 100;
     pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
     pub const DEFAULT_READ_CONCURRENCY: usize = 4;
+    pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// A configuration with defaults for everything but the table.
     pub fn new(table_name: impl Into<String>) -> Self {
@@ -77,6 +82,7 @@ impl Config {
             rate_limit: Self::DEFAULT_RATE_LIMIT,
             rate_window: Self::DEFAULT_RATE_WINDOW,
             read_concurrency: Self::DEFAULT_READ_CONCURRENCY,
+            dynamodb_timeout: Self::DEFAULT_DYNAMODB_TIMEOUT,
         }
     }
 
@@ -123,6 +129,9 @@ impl Config {
         }
         if let Some(v) = get("DYNAMODB_READ_CONCURRENCY") {
             config.read_concurrency = positive("DYNAMODB_READ_CONCURRENCY", &v)? as usize;
+        }
+        if let Some(v) = get("DYNAMODB_TIMEOUT_MS") {
+            config.dynamodb_timeout = Duration::from_millis(positive("DYNAMODB_TIMEOUT_MS", &v)?);
         }
         if let Some(v) = get("RATE_WINDOW_SECONDS") {
             config.rate_window = Duration::from_secs(positive("RATE_WINDOW_SECONDS", &v)?);
@@ -178,6 +187,7 @@ mod tests {
             ("AUTH_SECRET", "s3cret"),
             ("MAX_MESSAGE_BYTES", "100"),
             ("PUSH_CONCURRENCY", "8"),
+            ("DYNAMODB_TIMEOUT_MS", "30000"),
         ]))
         .unwrap();
         assert_eq!(
@@ -191,6 +201,7 @@ mod tests {
         assert_eq!(config.auth_secret.as_deref(), Some("s3cret"));
         assert_eq!(config.max_message_bytes, 100);
         assert_eq!(config.push_concurrency, 8);
+        assert_eq!(config.dynamodb_timeout, Duration::from_secs(30));
     }
 
     #[test]
