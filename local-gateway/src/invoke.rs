@@ -2,6 +2,7 @@
 //! (`POST {base}/2015-03-31/functions/{name}/invocations`), which `cargo lambda watch` and
 //! `sam local start-lambda` both serve.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -22,10 +23,11 @@ pub enum InvokeError {
 pub struct Invoker {
     base: String,
     http: reqwest::Client,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Invoker {
-    pub fn new(base: &str, timeout: Duration) -> Invoker {
+    pub fn new(base: &str, timeout: Duration, max_in_flight: usize) -> Invoker {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -33,6 +35,7 @@ impl Invoker {
         Invoker {
             base: base.trim_end_matches('/').to_owned(),
             http,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
         }
     }
 
@@ -40,6 +43,8 @@ impl Invoker {
     /// with `statusCode`).
     pub async fn invoke(&self, function: &str, event: &Value) -> Result<Value, InvokeError> {
         let url = format!("{}/2015-03-31/functions/{function}/invocations", self.base);
+        // The semaphore is never closed, so acquiring can only wait.
+        let _permit = self.in_flight.acquire().await;
         let started = Instant::now();
         let response = self.http.post(&url).json(event).send().await.map_err(|e| {
             InvokeError::Unreachable {

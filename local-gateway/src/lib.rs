@@ -57,6 +57,10 @@ pub struct Settings {
     pub api_id: String,
     pub limits: Limits,
     pub invoke_timeout: Duration,
+    /// Invocations in flight at once; more wait here, in arrival order. `cargo lambda watch`
+    /// stops handing out invocations when a few hundred queue up at once (seen with 300), which
+    /// AWS never does; a bound keeps a burst of clients from stalling the local stack.
+    pub max_invocations: usize,
 }
 
 /// State shared by every request.
@@ -69,7 +73,11 @@ pub struct Gateway {
 /// The gateway's router: the WebSocket endpoint and chat page on `/` and `/{stage}`, and the
 /// management API under `/@connections` and `/{stage}/@connections`.
 pub fn router(settings: Settings) -> Router {
-    let invoker = Invoker::new(&settings.invoke_url, settings.invoke_timeout);
+    let invoker = Invoker::new(
+        &settings.invoke_url,
+        settings.invoke_timeout,
+        settings.max_invocations,
+    );
     let gateway = Arc::new(Gateway {
         settings,
         invoker,

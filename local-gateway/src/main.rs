@@ -42,6 +42,9 @@ struct Args {
     /// Seconds an invocation may take (API Gateway: 29).
     #[arg(long, default_value_t = 29)]
     invoke_timeout: u64,
+    /// Invocations in flight at once; more wait in the gateway.
+    #[arg(long, default_value_t = 32)]
+    max_invocations: usize,
 }
 
 #[tokio::main]
@@ -70,6 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             max_lifetime: Duration::from_secs(args.max_lifetime),
         },
         invoke_timeout: Duration::from_secs(args.invoke_timeout),
+        max_invocations: args.max_invocations,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
