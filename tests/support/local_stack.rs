@@ -151,6 +151,7 @@ impl LocalStack {
             api_id: "local".into(),
             limits: Limits::default(),
             invoke_timeout: PATIENCE,
+            max_invocations: 32,
         };
         let gateway = tokio::spawn(async move {
             let _ = local_gateway::serve(listener, settings).await;
@@ -245,8 +246,8 @@ impl LocalStack {
                     socket,
                     connection_id: String::new(),
                 };
-                // moto sometimes fails a request under heavy concurrent load (its own race); the
-                // answer is then an `internal` error frame, and asking again is what a client does.
+                // Under heavy load the store can fail or time out a request; the answer is then
+                // an `internal` error frame, and asking again is what a client does.
                 for _ in 0..3 {
                     ws.send(r#"{"action":"whoami"}"#).await;
                     let whoami = ws.recv_json().await;
