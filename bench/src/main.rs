@@ -4,6 +4,7 @@
 //! `make build ARCH=x86_64`) under a minimal Lambda Runtime API on loopback, against moto and a
 //! counting `@connections` endpoint. Prints a table and writes `target/bench/report.json`.
 //! `BENCH_FANOUT` (default `100,1000,10000`) and `BENCH_TABLE_CONNECTIONS` (default 100000) size it.
+//! `bench pushes [N]` measures only the push path against the floor (no moto), for profiling.
 
 mod counting;
 mod runtime_api;
@@ -227,6 +228,11 @@ async fn main() {
         .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
         .load()
         .await;
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("pushes") {
+        let n = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+        return pushes_only(&sdk, n).await;
+    }
     let mut bench = Bench {
         sdk,
         dynamodb: support::dynamodb::endpoint().to_owned(),
@@ -552,4 +558,47 @@ async fn main() {
     )
     .expect("write the report");
     println!("\nreport: {}", path.display());
+}
+
+/// `bench pushes [N]`: only the push path against the floor, N pushes (10,000 by default),
+/// best of three; no DynamoDB and no bootstraps, so that it can run under a profiler.
+async fn pushes_only(sdk: &aws_config::SdkConfig, n: usize) {
+    let sink = Sink::start().await;
+    let http = reqwest::Client::new();
+    let concurrency = Config::DEFAULT_PUSH_CONCURRENCY;
+    let mut config = Config::new("not-read");
+    config.management_endpoint = Some(sink.endpoint.clone());
+    let gateway = shared::aws::gateway(config, sdk);
+    let ids = Target::Connections((0..n).map(|i| format!("c{i:06}=")).collect());
+    let (mut floor, mut ours) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        sink.expect(n);
+        let started = Instant::now();
+        stream::iter(0..n)
+            .map(|i| {
+                http.post(format!("{}/@connections/c{i:06}=", sink.endpoint))
+                    .body("fan-out")
+                    .send()
+            })
+            .buffer_unordered(concurrency)
+            .for_each(|r| async move {
+                r.expect("the sink answers");
+            })
+            .await;
+        floor = floor.min(started.elapsed());
+        sink.expect(n);
+        let started = Instant::now();
+        let report = gateway
+            .send_to(&ids, "fan-out", &[])
+            .await
+            .expect("the pushes");
+        assert_eq!(report.delivered, n);
+        ours = ours.min(started.elapsed());
+    }
+    println!(
+        "{n} pushes, {concurrency} at once, best of 3: ours {} ms, floor {} ms = {:.2}×",
+        ms(ours),
+        ms(floor),
+        ours.as_secs_f64() / floor.as_secs_f64()
+    );
 }

@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod names;
 pub mod protocol;
 pub mod push;
+pub mod sigv4;
 pub mod store;
 
 pub use config::Config;
