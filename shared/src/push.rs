@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
@@ -106,7 +106,7 @@ pub struct ManagementApi {
     sdk: SdkConfig,
     limits: PushLimits,
     clients: Arc<Mutex<HashMap<String, Client>>>,
-    http: Http,
+    http: Arc<OnceLock<Http>>,
     signer: Arc<Signer>,
     identity: Arc<Mutex<Option<Expiring>>>,
     refreshing: Arc<tokio::sync::Mutex<()>>,
@@ -129,33 +129,24 @@ enum Answer {
 
 impl ManagementApi {
     pub fn new(sdk: &SdkConfig, limits: PushLimits) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.enforce_http(false);
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(limits.connect_timeout));
-        let https = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(builder) => builder,
-            Err(e) => {
-                tracing::error!(error = %e, "no CA certificates found on this system: pushes over HTTPS will fail");
-                let empty = rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty)
-            }
-        }
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
         let region = sdk.region().map_or("us-east-1", |r| r.as_ref());
         ManagementApi {
             sdk: sdk.clone(),
             limits,
             clients: Arc::default(),
-            http: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https),
+            http: Arc::default(),
             signer: Arc::new(Signer::new(region)),
             identity: Arc::default(),
             refreshing: Arc::default(),
         }
+    }
+
+    /// The pushes' HTTP client, built on first use: reading the system's CA certificates takes
+    /// a few milliseconds that a function's init should not wait for (the warm-up, started at
+    /// init, builds it in the background).
+    fn http(&self) -> &Http {
+        self.http
+            .get_or_init(|| http_client(self.limits.connect_timeout))
     }
 
     fn cached_identity(&self) -> Option<Identity> {
@@ -235,7 +226,7 @@ impl ManagementApi {
             .body(Full::new(body.clone()))
             .map_err(|e| format!("could not build the request: {e}"))?;
         let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| {
+            let response = self.http().request(request).await.map_err(|e| {
                 use std::error::Error as _;
                 match e.source() {
                     Some(source) => format!("{e}: {source}"),
@@ -393,6 +384,28 @@ impl Push for ManagementApi {
             }),
         }
     }
+}
+
+/// One pooled HTTP/1.1 client, HTTPS through rustls with the system's roots.
+fn http_client(connect_timeout: Duration) -> Http {
+    let mut connector = HttpConnector::new();
+    connector.enforce_http(false);
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    let https = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(builder) => builder,
+            Err(e) => {
+                tracing::error!(error = %e, "no CA certificates found on this system: pushes over HTTPS will fail");
+                let empty = rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty)
+            }
+        }
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https)
 }
 
 /// Exponential backoff from `initial`, spread over [½, 1] of it by the connection id, so that a
