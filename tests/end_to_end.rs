@@ -246,4 +246,15 @@ async fn every_request_logs_one_json_line_with_its_ids_and_never_the_token_or_th
         })
         .expect("a line for the $connect");
     assert_eq!(connect_line["fields"]["uid"], "alice");
+
+    alice.send(r#"{"action":"dance"}"#).await;
+    assert_eq!(alice.recv_json().await["code"], "unknown_action");
+    let refused = |line: &str| line.contains("\"unknown_action\"") && line.contains(&id);
+    let log = stack.await_function_log(refused).await;
+    let line: serde_json::Value =
+        serde_json::from_str(log.lines().find(|l| refused(l)).unwrap()).expect("JSON");
+    assert_eq!(
+        line["fields"]["action"], "dance",
+        "a refused frame's line names the action it asked for"
+    );
 }

@@ -166,12 +166,16 @@ pub async fn message<S: Store, P: Push>(
         let sender = Sender { connection_id: &ids.connection_id, request_id: &ids.request_id, endpoint: &endpoint };
         let body = event.payload.body.as_deref().unwrap_or("");
         let (action, result) = answer(gateway, &sender, body).await;
-        let (outcome, replies) = match result {
-            Ok(replies) => ("ok", replies),
-            Err(Answer::Rejected(rejection)) => (rejection_outcome(rejection.code), vec![rejection.frame()]),
+        let (outcome, replies, refused_action) = match result {
+            Ok(replies) => ("ok", replies, None),
+            Err(Answer::Rejected(rejection)) => {
+                // The action a refused frame named, as the client wrote it: bounded, for the log.
+                let named = rejection.action.as_deref().map(|a| a.chars().take(64).collect::<String>());
+                (rejection_outcome(rejection.code), vec![rejection.frame()], named)
+            }
             Err(Answer::Failed(error)) => {
                 tracing::error!(action, error = %error, "command failed");
-                ("internal", vec![error.rejection(action, sender.request_id).frame()])
+                ("internal", vec![error.rejection(action, sender.request_id).frame()], None)
             }
         };
         let mut undelivered = 0;
@@ -182,7 +186,7 @@ pub async fn message<S: Store, P: Push>(
             }
         }
         tracing::info!(
-            action = action.unwrap_or("-"),
+            action = action.or(refused_action.as_deref()).unwrap_or("-"),
             outcome,
             bytes = body.len(),
             replies = replies.len(),
