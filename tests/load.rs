@@ -16,9 +16,10 @@ use support::local_stack::{kinds, LocalStack, Ws};
 const GROUP_SIZE: usize = 10;
 /// Handshakes in flight at once. moto's TransactWriteItems copies the whole table to roll back
 /// from (about 90 ms per 1,000 items here), and every `$connect` and `join` is a transaction, so
-/// as the table grows each one takes longer; more in flight pushes them past the SDK's 3 s attempt
-/// timeout, and a timed-out write that moto still applies later is an ambiguous failure whose
-/// items only the TTL removes (what tests/handlers.rs covers), not what this test is about.
+/// each one takes longer as the table grows and moto's queue is what bounds this test. More in
+/// flight only lengthens the queue; past the functions' DynamoDB attempt timeout, a write moto
+/// still applies after the function gave up is an ambiguous failure whose items only the TTL may
+/// remove (tests/handlers.rs covers that case), not what this test is about.
 const CONNECTING: usize = 4;
 
 fn clients() -> usize {
