@@ -326,6 +326,13 @@ impl ManagementApi {
         let (api, endpoint) = (self.clone(), endpoint.to_owned());
         async move {
             let started = std::time::Instant::now();
+            // Reading the CA certificates is blocking file I/O: off the async workers, which the
+            // runtime needs to poll for the first event.
+            let builder = api.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                builder.http();
+            })
+            .await;
             let answer = api
                 .attempt(http::Method::GET, &endpoint, "warm-up", &Bytes::new())
                 .await;
