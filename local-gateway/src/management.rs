@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::connections::Outbound;
-use crate::events::civil;
 use crate::Gateway;
+use shared::civil::civil;
 
 /// `/@connections/{id}`
 pub async fn connection(

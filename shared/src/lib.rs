@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod civil;
 pub mod commands;
 pub mod config;
 pub mod error;
