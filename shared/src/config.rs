@@ -14,6 +14,10 @@ use thiserror::Error;
 pub enum ConfigError {
     #[error("{0} is not set: give it the DynamoDB table that holds the connections")]
     Missing(&'static str),
+    #[error("AUTH_SECRET is not set: give the HS256 secret that signs ?token= (a deployed stack must have one), or set ALLOW_ANONYMOUS=true for local development")]
+    NoSecret,
+    #[error("AUTH_SECRET is blank: give the HS256 secret that signs ?token=")]
+    BlankSecret,
     #[error("{name} must be {expected}, not {value:?}")]
     Invalid {
         name: &'static str,
@@ -33,8 +37,9 @@ pub struct Config {
     /// When unset, the endpoint is built from the event's `domainName` and `stage`, which breaks
     /// behind a custom domain; the template always sets it.
     pub management_endpoint: Option<String>,
-    /// `AUTH_SECRET`: the HS256 secret that signs `?token=`; without it connections are anonymous
-    /// and may claim a uid with `?uid=` (local development only).
+    /// `AUTH_SECRET`: the HS256 secret that signs `?token=`. Without it connections are anonymous
+    /// and may claim a uid with `?uid=`, which only `ALLOW_ANONYMOUS=true` permits (local
+    /// development): a missing secret never silently opens a deployed stack.
     pub auth_secret: Option<String>,
     /// `MAX_MESSAGE_BYTES`: the largest client message, in UTF-8 bytes (32 KiB by default).
     pub max_message_bytes: usize,
@@ -56,6 +61,10 @@ pub struct Config {
     /// may take a third of it. DynamoDB answers in milliseconds; a slow local server may need more,
     /// since an attempt given up on is still carried out and then retried, adding to its queue.
     pub dynamodb_timeout: Duration,
+    /// `CONNECT_GRACE_SECONDS`: a push answered 410 removes nothing for a connection recorded
+    /// less than this long ago. API Gateway answers 410 to pushes that reach a connection before
+    /// its handshake completes, and `$connect` may run for up to 29 s; 30 s by default.
+    pub connect_grace: Duration,
 }
 
 impl Config {
@@ -67,6 +76,7 @@ impl Config {
     pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
     pub const DEFAULT_READ_CONCURRENCY: usize = 4;
     pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_CONNECT_GRACE: Duration = Duration::from_secs(30);
 
     /// A configuration with defaults for everything but the table.
     pub fn new(table_name: impl Into<String>) -> Self {
@@ -83,6 +93,7 @@ impl Config {
             rate_window: Self::DEFAULT_RATE_WINDOW,
             read_concurrency: Self::DEFAULT_READ_CONCURRENCY,
             dynamodb_timeout: Self::DEFAULT_DYNAMODB_TIMEOUT,
+            connect_grace: Self::DEFAULT_CONNECT_GRACE,
         }
     }
 
@@ -99,7 +110,15 @@ impl Config {
         config.dynamodb_endpoint = get("DYNAMODB_ENDPOINT");
         config.management_endpoint =
             get("MANAGEMENT_ENDPOINT").map(|e| e.trim_end_matches('/').to_owned());
-        config.auth_secret = get("AUTH_SECRET");
+        config.auth_secret = match lookup("AUTH_SECRET") {
+            Some(secret) if secret.is_empty() => None,
+            Some(secret) if secret.trim().is_empty() => return Err(ConfigError::BlankSecret),
+            secret => secret,
+        };
+        let anonymous_allowed = get("ALLOW_ANONYMOUS").is_some_and(|v| v.trim() == "true");
+        if config.auth_secret.is_none() && !anonymous_allowed {
+            return Err(ConfigError::NoSecret);
+        }
         if let Some(v) = get("MAX_MESSAGE_BYTES") {
             config.max_message_bytes = positive("MAX_MESSAGE_BYTES", &v)? as usize;
         }
@@ -132,6 +151,14 @@ impl Config {
         }
         if let Some(v) = get("DYNAMODB_TIMEOUT_MS") {
             config.dynamodb_timeout = Duration::from_millis(positive("DYNAMODB_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("CONNECT_GRACE_SECONDS") {
+            config.connect_grace =
+                Duration::from_secs(v.trim().parse().map_err(|_| ConfigError::Invalid {
+                    name: "CONNECT_GRACE_SECONDS",
+                    expected: "a whole number of seconds",
+                    value: v.clone(),
+                })?);
         }
         if let Some(v) = get("RATE_WINDOW_SECONDS") {
             config.rate_window = Duration::from_secs(positive("RATE_WINDOW_SECONDS", &v)?);
@@ -173,7 +200,11 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_only_the_table_is_given() {
-        let config = Config::from_lookup(lookup(&[("TABLE_NAME", "connections")])).unwrap();
+        let config = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "connections"),
+            ("ALLOW_ANONYMOUS", "true"),
+        ]))
+        .unwrap();
         assert_eq!(config, Config::new("connections"));
         assert_eq!(config.max_message_bytes, 32 * 1024);
     }
@@ -205,10 +236,32 @@ mod tests {
     }
 
     #[test]
+    fn without_a_secret_the_functions_refuse_to_start_unless_told_it_is_development() {
+        let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap_err();
+        assert_eq!(err, ConfigError::NoSecret);
+        assert!(err.to_string().contains("ALLOW_ANONYMOUS=true"));
+        let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("ALLOW_ANONYMOUS", "1")]))
+            .unwrap_err();
+        assert_eq!(err, ConfigError::NoSecret);
+    }
+
+    #[test]
+    fn a_blank_secret_is_refused_rather_than_read_as_no_secret() {
+        let err = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("AUTH_SECRET", "      "),
+            ("ALLOW_ANONYMOUS", "true"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err, ConfigError::BlankSecret);
+    }
+
+    #[test]
     fn a_ttl_inside_api_gateways_two_hours_is_refused() {
         let err = Config::from_lookup(lookup(&[
             ("TABLE_NAME", "t"),
             ("CONNECTION_TTL_SECONDS", "600"),
+            ("ALLOW_ANONYMOUS", "true"),
         ]))
         .unwrap_err();
         assert!(matches!(
@@ -225,6 +278,7 @@ mod tests {
         let config = Config::from_lookup(lookup(&[
             ("TABLE_NAME", "t"),
             ("RATE_LIMIT", "0"),
+            ("ALLOW_ANONYMOUS", "true"),
             ("RATE_WINDOW_SECONDS", "5"),
         ]))
         .unwrap();
@@ -235,8 +289,12 @@ mod tests {
 
     #[test]
     fn a_non_number_is_refused_with_its_name() {
-        let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("PUSH_CONCURRENCY", "lots")]))
-            .unwrap_err();
+        let err = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("ALLOW_ANONYMOUS", "true"),
+            ("PUSH_CONCURRENCY", "lots"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().starts_with("PUSH_CONCURRENCY must be"));
     }
 }

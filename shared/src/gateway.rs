@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::Target;
 use crate::push::{Delivery, Push, PushError};
-use crate::store::{Members, Store, StoreError};
+use crate::store::{now_millis, Members, Store, StoreError};
 
 /// The store, the push client and the settings, built once per process.
 pub struct Gateway<S, P> {
@@ -99,8 +99,27 @@ impl<S: Store, P: Push> Gateway<S, P> {
         Ok(delivery)
     }
 
-    /// Removes the records of a connection API Gateway says is gone.
+    /// Removes the records of a connection API Gateway says is gone — unless it was recorded
+    /// within the connect grace: API Gateway also answers 410 to a push that reaches a connection
+    /// whose handshake has not completed, and removing a new connection's records would leave it
+    /// open but unreachable (protocol: "State and lifetime").
     pub async fn prune(&self, connection_id: &str) {
+        let grace = self.config.connect_grace.as_millis() as i64;
+        match self.store.connection(connection_id).await {
+            Ok(Some(record)) if record.connected_at > now_millis() - grace => {
+                tracing::info!(
+                    gone = connection_id,
+                    connected_ms_ago = now_millis() - record.connected_at,
+                    "410 for a connection whose $connect may still be running: its records stay"
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(gone = connection_id, error = %e, "connection gone (410), but reading its record failed; the TTL will remove it");
+                return;
+            }
+        }
         match self.store.remove_connection(connection_id).await {
             Ok(_) => tracing::info!(
                 gone = connection_id,

@@ -4,7 +4,7 @@
 //! store. Each logs one line per request with the connection id, the request id, what was asked,
 //! the outcome and the time taken; never a token or a message body.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_runtime::LambdaEvent;
@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::protocol::{self, ErrorCode, Incoming, Rejection};
 use crate::push::Push;
-use crate::store::{expiry_from_now, Admission, ConnectionRecord, Store, StoreError};
+use crate::store::{expiry_from_now, now_millis, Admission, ConnectionRecord, Store, StoreError};
 
 type Event = LambdaEvent<ApiGatewayWebsocketProxyRequest>;
 
@@ -277,11 +277,4 @@ async fn admit<S: Store, P: Push>(
         .store
         .admit(connection_id, window, config.rate_limit)
         .await
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64
 }

@@ -156,20 +156,39 @@ pub fn all_shard(connection_id: &str) -> u32 {
 
 /// Epoch seconds at which an item written now should expire.
 pub fn expiry_from_now(ttl: Duration) -> i64 {
-    let now = SystemTime::now()
+    now_secs() + ttl.as_secs() as i64
+}
+
+/// Epoch seconds now: what `expiresAt` is compared with.
+pub fn now_secs() -> i64 {
+    now_millis() / 1000
+}
+
+/// Epoch milliseconds now, as API Gateway gives `connectedAt`.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (now + ttl).as_secs() as i64
+        .unwrap_or_default()
+        .as_millis() as i64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const GOLDEN_SHARDS: [u32; 3] = [3, 7, 5];
+
+    /// Live "all" items were written under these shards: a change to the hash strands them.
     #[test]
-    fn a_connection_always_lands_in_the_same_shard() {
-        assert_eq!(all_shard("Gm1tsdBmoAMCIxw="), all_shard("Gm1tsdBmoAMCIxw="));
-        assert!(all_shard("x") < ALL_SHARDS);
+    fn a_connection_lands_in_the_shard_it_always_did() {
+        assert_eq!(
+            [
+                all_shard("Gm1tsdBmoAMCIxw="),
+                all_shard("x"),
+                all_shard("conn1=")
+            ],
+            GOLDEN_SHARDS
+        );
     }
 
     #[test]

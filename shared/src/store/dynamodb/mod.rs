@@ -1,0 +1,309 @@
+//! The [`Store`] over DynamoDB (or any DynamoDB-compatible server).
+//!
+//! Items, all in one table keyed by `pk` (partition) and `sk` (sort):
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | the connection | `conn#{id}` | `conn` | connectedAt, sourceIp, userAgent, uid, groups, expiresAt |
+//! | its uid binding | `uid#{uid}` | `conn#{id}` | connectionId, expiresAt |
+//! | each group it joined | `group#{group}` | `conn#{id}` | connectionId, uid, expiresAt |
+//! | its place in "all" | `all#{shard}` | `conn#{id}` | connectionId, uid, expiresAt |
+//!
+//! Every item carries `expiresAt`, the table's TTL attribute.
+
+mod items;
+mod keys;
+mod rate_limit;
+mod read;
+mod write;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use futures_util::stream::{self, BoxStream, StreamExt};
+
+pub use items::{group_item, new_connection_items, Item, TTL_ATTRIBUTE};
+pub use keys::Key;
+
+use super::{Admission, ConnectionRecord, Member, Members, Store, StoreError, ALL_SHARDS};
+use items::member_item;
+use keys::{all_partition, group_partition, uid_partition};
+use write::{condition_failed, malformed, put, request_error, update};
+
+/// How many "all" shards a broadcast reads at once, by default.
+const SHARDS_AT_ONCE: usize = 4;
+
+/// The connection store over one DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    shards_at_once: usize,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            shards_at_once: SHARDS_AT_ONCE,
+        }
+    }
+
+    /// How many "all" shards a broadcast reads at once (4 by default; fewer for a slow
+    /// DynamoDB-compatible server, whose Queries would otherwise time out behind each other).
+    pub fn with_read_concurrency(mut self, shards_at_once: usize) -> Self {
+        self.shards_at_once = shards_at_once.max(1);
+        self
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Reads the table's description: at init this checks the table exists and opens the
+    /// HTTPS connection, so the first event does not pay for the handshake.
+    pub async fn check_table(&self) -> Result<(), StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| request_error("DescribeTable", e))
+    }
+
+    /// Creates the table (on-demand, TTL on `expiresAt`) unless it exists. For local runs and
+    /// tests; in AWS the template creates it.
+    pub async fn ensure_table(&self) -> Result<(), StoreError> {
+        if self.check_table().await.is_ok() {
+            return Ok(());
+        }
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| StoreError::Malformed(e.to_string()))
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| StoreError::Malformed(e.to_string()))
+        };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk")?)
+            .attribute_definitions(attribute("sk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .send()
+            .await
+            .map_err(|e| request_error("CreateTable", e))?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| StoreError::Malformed(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| request_error("UpdateTimeToLive", e))?;
+        Ok(())
+    }
+}
+
+impl Store for DynamoStore {
+    async fn put_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        let items = new_connection_items(record)
+            .into_iter()
+            .map(|item| put(&self.table, item))
+            .collect::<Result<_, _>>()?;
+        self.transact(items)
+            .await
+            .map_err(|e| request_error("TransactWriteItems", e))
+    }
+
+    async fn connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.live_record(connection_id).await
+    }
+
+    async fn remove_connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let Some(record) = self.stored_record(connection_id).await? else {
+            return Ok(None);
+        };
+        // The connection's own item goes last, so that a failure half-way leaves a record that
+        // still names the rest, for the next attempt (a 410, or the TTL) to finish.
+        self.delete_keys(Key::all_of(&record)).await?;
+        Ok(Some(record))
+    }
+
+    async fn join(&self, record: &ConnectionRecord, group: &str) -> Result<bool, StoreError> {
+        let connection = Key::connection(&record.connection_id);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(connection.item()))
+            .update_expression("ADD #groups :group")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#groups", "groups")
+            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+            .build()
+            .map_err(malformed)?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            put(&self.table, group_item(group, record))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
+    }
+
+    async fn leave(&self, connection_id: &str, group: &str) -> Result<(), StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::connection(connection_id).item()))
+            .update_expression("DELETE #groups :group")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#groups", "groups")
+            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+            .build()
+            .map_err(malformed)?;
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::group_member(group, connection_id).item()))
+            .build()
+            .map_err(malformed)?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().delete(delete).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            // The connection is gone: only a stray member item can be left, and it goes too.
+            Err(e) if condition_failed(&e) => {
+                self.delete_keys(vec![Key::group_member(group, connection_id)])
+                    .await
+            }
+            Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
+    }
+
+    async fn set_session(&self, connection_id: &str, session: &str) -> Result<bool, StoreError> {
+        let result = write::retry_conflicts("UpdateItem", || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Key::connection(connection_id).item()))
+                .update_expression("SET #session = :session")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#session", "session")
+                .expression_attribute_values(":session", AttributeValue::S(session.to_owned()))
+                .send()
+        })
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(request_error("UpdateItem", e)),
+        }
+    }
+
+    async fn bind_uid(&self, record: &ConnectionRecord, uid: &str) -> Result<bool, StoreError> {
+        let id = &record.connection_id;
+        let value = Some(HashMap::from([(
+            ":uid".to_owned(),
+            AttributeValue::S(uid.to_owned()),
+        )]));
+        let mut bound = record.clone();
+        bound.uid = Some(uid.to_owned());
+        let own = vec![
+            update(
+                &self.table,
+                &Key::connection(id),
+                "SET uid = :uid",
+                "attribute_exists(pk) AND attribute_not_exists(uid)",
+                value.clone(),
+            )?,
+            put(&self.table, member_item(Key::uid_member(uid, id), &bound))?,
+        ];
+        self.change_uid(record, own, "SET uid = :uid", value).await
+    }
+
+    async fn unbind_uid(&self, record: &ConnectionRecord) -> Result<bool, StoreError> {
+        let Some(uid) = &record.uid else {
+            return Ok(false);
+        };
+        let id = &record.connection_id;
+        let value = Some(HashMap::from([(
+            ":uid".to_owned(),
+            AttributeValue::S(uid.clone()),
+        )]));
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::uid_member(uid, id).item()))
+            .build()
+            .map_err(malformed)?;
+        let own = vec![
+            update(
+                &self.table,
+                &Key::connection(id),
+                "REMOVE uid",
+                "uid = :uid",
+                value,
+            )?,
+            TransactWriteItem::builder().delete(delete).build(),
+        ];
+        self.change_uid(record, own, "REMOVE uid", None).await
+    }
+
+    async fn admit(
+        &self,
+        connection_id: &str,
+        window: i64,
+        limit: u32,
+    ) -> Result<Admission, StoreError> {
+        self.admit_frame(connection_id, window, limit).await
+    }
+
+    fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>> {
+        match of {
+            Members::Uid(uid) => self.partition(uid_partition(uid)),
+            Members::Group(group) => self.partition(group_partition(group)),
+            // A few shards at a time, so that a slow server answers each Query well within its
+            // timeout; each shard reads ahead on its own, so the pushes stay fed.
+            Members::All => stream::iter(0..ALL_SHARDS)
+                .map(|shard| self.partition(all_partition(shard)))
+                .flatten_unordered(self.shards_at_once)
+                .boxed(),
+        }
+    }
+}

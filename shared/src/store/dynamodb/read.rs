@@ -1,0 +1,109 @@
+//! Reading: a connection's own item, and the members of a set page by page.
+//!
+//! DynamoDB deletes expired items lazily (within days of `expiresAt`), so every read here skips
+//! what has expired: a connection whose `$disconnect` never came stops counting in presence,
+//! stops being pushed to, and reads as gone from the moment its TTL passes.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::stream::{self, BoxStream, StreamExt};
+
+use super::items::{self, Item, TTL_ATTRIBUTE};
+use super::keys::Key;
+use super::write::request_error;
+use super::DynamoStore;
+use crate::store::{now_secs, ConnectionRecord, Member, StoreError};
+
+/// Members read ahead of the reader, per partition (about one page).
+const PAGE_AHEAD: usize = 1024;
+
+impl DynamoStore {
+    /// The connection's record as stored, expired or not (what clean-up must delete).
+    pub(super) async fn stored_record(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Key::connection(connection_id).item()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| request_error("GetItem", e))?;
+        output.item().map(items::record).transpose()
+    }
+
+    /// The connection's record, unless it has expired.
+    pub(super) async fn live_record(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let now = now_secs();
+        Ok(self
+            .stored_record(connection_id)
+            .await?
+            .filter(|record| record.expires_at > now))
+    }
+
+    async fn query_page(
+        &self,
+        pk: String,
+        after: Option<Item>,
+    ) -> Result<(Vec<Member>, Option<Item>), StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .filter_expression("#expires > :now")
+            .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":now", AttributeValue::N(now_secs().to_string()))
+            .projection_expression("connectionId, uid")
+            .consistent_read(true)
+            .set_exclusive_start_key(after)
+            .send()
+            .await
+            .map_err(|e| request_error("Query", e))?;
+        let members = output
+            .items()
+            .iter()
+            .map(items::member)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((members, output.last_evaluated_key().cloned()))
+    }
+
+    /// Every live member of one partition, page by page.
+    ///
+    /// The pages are read by a task of their own, one page ahead of the reader: a Query in
+    /// flight is always driven to its end, however slowly the stream is consumed (a fan-out
+    /// pushing to 10,000 connections consumes slowly; an unpolled Query would time out).
+    pub(super) fn partition(&self, pk: String) -> BoxStream<'static, Result<Member, StoreError>> {
+        let (ahead, mut behind) = tokio::sync::mpsc::channel(PAGE_AHEAD);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                match store.query_page(pk.clone(), after.take()).await {
+                    Ok((members, next)) => {
+                        for member in members {
+                            if ahead.send(Ok(member)).await.is_err() {
+                                return;
+                            }
+                        }
+                        match next {
+                            Some(key) => after = Some(key),
+                            None => return,
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ahead.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        stream::poll_fn(move |cx| behind.poll_recv(cx)).boxed()
+    }
+}

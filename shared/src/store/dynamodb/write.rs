@@ -1,0 +1,294 @@
+//! Writing: transactions, batched deletes, and what to do when DynamoDB refuses a write because
+//! another one to the same item was under way.
+//!
+//! API Gateway invokes the message function for one connection's frames at once, so a `join`,
+//! a `leave` and the next frame's rate-limit count can meet on the connection's item. DynamoDB
+//! then cancels the transaction (`TransactionCanceledException`, reason `TransactionConflict`)
+//! or refuses the single write (`TransactionConflictException`). Neither is retried by the SDK
+//! (aws-runtime's classifier retries only `TransactionInProgressException`), so every write here
+//! goes through [`retry_conflicts`]: a refused write changed nothing, and trying it again shortly
+//! after is what AWS's documentation advises.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
+};
+
+use super::items::Item;
+use super::keys::Key;
+use super::DynamoStore;
+use crate::store::{ConnectionRecord, StoreError};
+
+/// BatchWriteItem takes at most this many requests.
+const BATCH_LIMIT: usize = 25;
+/// Rounds of retrying the items a BatchWriteItem left unprocessed (throttling) before giving up.
+const UNPROCESSED_RETRIES: u32 = 6;
+/// The most items one transaction may write (DynamoDB's limit).
+pub(super) const TRANSACTION_LIMIT: usize = 100;
+/// Attempts at a write refused for a conflict. Conflicting writes last milliseconds; five
+/// attempts over about 150 ms outlast a burst of a connection's own frames.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Whether DynamoDB refused a write only because another write to one of its items was under way.
+pub(super) trait Conflict {
+    fn is_conflict(&self) -> bool;
+}
+
+impl Conflict for TransactWriteItemsError {
+    fn is_conflict(&self) -> bool {
+        let Self::TransactionCanceledException(e) = self else {
+            return false;
+        };
+        let reasons = e.cancellation_reasons();
+        reasons
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict"))
+            && reasons
+                .iter()
+                .all(|r| matches!(r.code(), None | Some("None" | "TransactionConflict")))
+    }
+}
+
+impl Conflict for UpdateItemError {
+    fn is_conflict(&self) -> bool {
+        self.is_transaction_conflict_exception()
+    }
+}
+
+/// Runs `call` again, after a short random pause, while DynamoDB refuses it for a conflict.
+pub(super) async fn retry_conflicts<T, E, Fut>(
+    operation: &'static str,
+    mut call: impl FnMut() -> Fut,
+) -> Result<T, SdkError<E>>
+where
+    E: Conflict,
+    Fut: Future<Output = Result<T, SdkError<E>>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(e)
+                if attempt < CONFLICT_ATTEMPTS
+                    && e.as_service_error().is_some_and(Conflict::is_conflict) =>
+            {
+                tracing::info!(
+                    operation,
+                    attempt,
+                    "write refused for a conflict with another write to the same item; trying again"
+                );
+                tokio::time::sleep(conflict_backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Full jitter under a ceiling that doubles from 10 ms, so that two frames that collided do not
+/// collide again.
+fn conflict_backoff(attempt: u32) -> Duration {
+    let ceiling = 10u64 << attempt.min(4);
+    let noise = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    Duration::from_millis(1 + noise % ceiling)
+}
+
+pub(super) fn request_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Request {
+        operation,
+        message: DisplayErrorContext(&error).to_string(),
+    }
+}
+
+pub(super) fn malformed(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Malformed(error.to_string())
+}
+
+pub(super) fn put(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .build()
+        .map_err(malformed)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// An update of one item's key, as one step of a transaction.
+pub(super) fn update(
+    table: &str,
+    key: &Key,
+    expression: &str,
+    condition: &str,
+    values: Option<HashMap<String, AttributeValue>>,
+) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key.item()))
+        .update_expression(expression)
+        .condition_expression(condition)
+        .set_expression_attribute_values(values)
+        .build()
+        .map_err(malformed)?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Whether a transaction was cancelled because a condition did not hold.
+pub(super) fn condition_failed(error: &SdkError<TransactWriteItemsError>) -> bool {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+            .cancellation_reasons()
+            .iter()
+            .any(|reason| reason.code() == Some("ConditionalCheckFailed")),
+        _ => false,
+    }
+}
+
+impl DynamoStore {
+    /// Writes `items` all or nothing, again while a conflict refuses them.
+    pub(super) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+        retry_conflicts("TransactWriteItems", || {
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Changes a connection's uid in one transaction: `own` (its item and its uid binding), then
+    /// `expression` on its place in "all" and in each group, which carry the uid for presence.
+    pub(super) async fn change_uid(
+        &self,
+        record: &ConnectionRecord,
+        mut own: Vec<TransactWriteItem>,
+        expression: &str,
+        values: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<bool, StoreError> {
+        let id = &record.connection_id;
+        let sets = std::iter::once(Key::all_member(id))
+            .chain(record.groups.iter().map(|g| Key::group_member(g, id)));
+        for key in sets {
+            own.push(update(
+                &self.table,
+                &key,
+                expression,
+                "attribute_exists(pk)",
+                values.clone(),
+            )?);
+        }
+        if own.len() > TRANSACTION_LIMIT {
+            return Err(StoreError::Request {
+                operation: "TransactWriteItems",
+                message: format!(
+                    "a connection in {} groups cannot change its uid in one transaction",
+                    record.groups.len()
+                ),
+            });
+        }
+        match self.transact(own).await {
+            Ok(()) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
+    }
+
+    /// Deletes items by key, 25 at a time, retrying what DynamoDB leaves unprocessed.
+    pub(super) async fn delete_keys(&self, keys: Vec<Key>) -> Result<(), StoreError> {
+        for chunk in keys.chunks(BATCH_LIMIT) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| -> Result<WriteRequest, StoreError> {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(key.item()))
+                        .build()
+                        .map_err(malformed)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<_, _>>()?;
+            let mut round = 0;
+            while !requests.is_empty() {
+                if round > UNPROCESSED_RETRIES {
+                    return Err(StoreError::Request {
+                        operation: "BatchWriteItem",
+                        message: format!(
+                            "{} deletes still unprocessed after {round} rounds",
+                            requests.len()
+                        ),
+                    });
+                }
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(25 << round)).await;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| request_error("BatchWriteItem", e))?;
+                requests = output
+                    .unprocessed_items()
+                    .and_then(|items| items.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                round += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
+
+    fn cancelled(codes: &[&str]) -> TransactWriteItemsError {
+        let reasons = codes
+            .iter()
+            .map(|code| CancellationReason::builder().code(*code).build())
+            .collect();
+        TransactWriteItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .set_cancellation_reasons(Some(reasons))
+                .build(),
+        )
+    }
+
+    #[test]
+    fn a_transaction_cancelled_only_for_a_conflict_is_a_conflict() {
+        assert!(cancelled(&["None", "TransactionConflict"]).is_conflict());
+        assert!(cancelled(&["TransactionConflict"]).is_conflict());
+    }
+
+    #[test]
+    fn a_transaction_cancelled_by_a_condition_is_not_a_conflict() {
+        assert!(!cancelled(&["ConditionalCheckFailed", "TransactionConflict"]).is_conflict());
+        assert!(!cancelled(&["ConditionalCheckFailed", "None"]).is_conflict());
+    }
+
+    #[test]
+    fn conflict_pauses_stay_under_their_ceiling() {
+        for attempt in 1..=CONFLICT_ATTEMPTS {
+            let pause = conflict_backoff(attempt);
+            assert!(pause >= Duration::from_millis(1));
+            assert!(pause <= Duration::from_millis(10 << attempt.min(4)));
+        }
+    }
+}
