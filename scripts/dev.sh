@@ -53,6 +53,8 @@ pids+=($!); wait_port "$DYNAMODB_PORT" moto $!
 env_vars="TABLE_NAME=$TABLE_NAME,DYNAMODB_ENDPOINT=http://127.0.0.1:$DYNAMODB_PORT"
 env_vars+=",MANAGEMENT_ENDPOINT=http://127.0.0.1:$GATEWAY_PORT/$STAGE"
 env_vars+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1"
+# Without AUTH_SECRET the functions refuse to start unless told this is development.
+[ -n "${AUTH_SECRET:-}" ] || env_vars+=",ALLOW_ANONYMOUS=true"
 for name in AUTH_SECRET MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENCY PUSH_TIMEOUT_MS RATE_LIMIT RATE_WINDOW_SECONDS DYNAMODB_READ_CONCURRENCY DYNAMODB_TIMEOUT_MS RUST_LOG; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
 done

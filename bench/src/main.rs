@@ -209,6 +209,7 @@ impl Bench {
             .env("AWS_SECRET_ACCESS_KEY", "bench")
             .env("AWS_REGION", "us-east-1")
             .env("TABLE_NAME", table)
+            .env("ALLOW_ANONYMOUS", "true")
             .env("DYNAMODB_ENDPOINT", &self.dynamodb)
             .env("MANAGEMENT_ENDPOINT", &self.sink.endpoint)
             .envs(env.iter().copied())

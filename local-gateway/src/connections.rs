@@ -1,7 +1,13 @@
 //! The open connections, by id: how to reach each client, and what `GET @connections` reports.
+//!
+//! A connection is registered when its handshake begins but is not reachable until the handshake
+//! has completed and a settle time has passed: API Gateway answers 410 to a push that reaches a
+//! connection before then ("A message was posted … before the connection was established"), and
+//! so does the management API here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -20,6 +26,14 @@ struct Entry {
     client: Client,
     last_active: i64,
     sender: mpsc::UnboundedSender<Outbound>,
+    /// From when pushes reach it; `None` while its handshake is under way.
+    reachable_from: Option<Instant>,
+}
+
+impl Entry {
+    fn reachable(&self) -> bool {
+        self.reachable_from.is_some_and(|t| Instant::now() >= t)
+    }
 }
 
 /// The registry of open connections.
@@ -40,7 +54,8 @@ impl Connections {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a connection; frames pushed before its socket is ready wait in the channel.
+    /// Registers a connection whose handshake has begun; pushes to it are answered 410 until
+    /// [`Connections::established`].
     pub fn open(&self, client: Client) -> mpsc::UnboundedReceiver<Outbound> {
         let (sender, receiver) = mpsc::unbounded_channel();
         let last_active = client.connected_at;
@@ -50,9 +65,17 @@ impl Connections {
                 client,
                 last_active,
                 sender,
+                reachable_from: None,
             },
         );
         receiver
+    }
+
+    /// The handshake has completed: pushes reach the connection once `settle` has passed.
+    pub fn established(&self, connection_id: &str, settle: Duration) {
+        if let Some(entry) = self.entries().get_mut(connection_id) {
+            entry.reachable_from = Some(Instant::now() + settle);
+        }
     }
 
     pub fn remove(&self, connection_id: &str) {
@@ -65,17 +88,28 @@ impl Connections {
         }
     }
 
-    /// Queues `outbound` for the client; `false` when there is no such connection.
+    /// Queues `outbound` for the client; `false` when there is no such connection, or not yet.
     pub fn send(&self, connection_id: &str, outbound: Outbound) -> bool {
         self.entries()
             .get(connection_id)
-            .is_some_and(|entry| entry.sender.send(outbound).is_ok())
+            .is_some_and(|entry| entry.reachable() && entry.sender.send(outbound).is_ok())
+    }
+
+    /// Queues a frame from the gateway itself (an error frame for the client's own message),
+    /// which API Gateway sends on an established connection whatever the settle time.
+    pub fn answer(&self, connection_id: &str, text: String) {
+        if let Some(entry) = self.entries().get(connection_id) {
+            let _ = entry.sender.send(Outbound::Text(text));
+        }
     }
 
     pub fn info(&self, connection_id: &str) -> Option<Info> {
-        self.entries().get(connection_id).map(|e| Info {
-            client: e.client.clone(),
-            last_active: e.last_active,
-        })
+        self.entries()
+            .get(connection_id)
+            .filter(|e| e.reachable())
+            .map(|e| Info {
+                client: e.client.clone(),
+                last_active: e.last_active,
+            })
     }
 }

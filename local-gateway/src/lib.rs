@@ -10,11 +10,12 @@ pub mod events;
 pub mod invoke;
 pub mod management;
 pub mod routes;
+pub mod sigv4;
 pub mod socket;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::routing::{any, get};
 use axum::Router;
@@ -48,6 +49,43 @@ impl Default for Limits {
     }
 }
 
+/// Where API Gateway is harsher than a plain emulator would be, and the local gateway with it.
+/// The defaults are AWS's behaviour; each switch away from it is for debugging.
+#[derive(Clone, Debug)]
+pub struct AwsBehaviour {
+    /// After a handshake completes, pushes to the new connection still get 410 for this long.
+    /// API Gateway answers 410 until the connection is established, which takes it a moment
+    /// after `$connect` returns; 50 ms by default, long enough for a test to meet the race.
+    pub connect_settle: Duration,
+    /// Invoke one connection's frames one at a time. API Gateway does not: it invokes them
+    /// concurrently, in no promised order.
+    pub serialize_frames: bool,
+    /// `@connections` requests must be signed (SigV4, service `execute-api`) with these
+    /// credentials; `None` accepts any request, signed or not.
+    pub signing: Option<sigv4::Expected>,
+    /// `@connections` requests per second before 429 `LimitExceededException` (API Gateway's
+    /// account-wide throttle); `None` for no limit.
+    pub push_rate_limit: Option<u32>,
+    /// The share of `$disconnect` events, in percent, never sent: API Gateway sends them
+    /// best-effort.
+    pub drop_disconnects_percent: u8,
+}
+
+impl AwsBehaviour {
+    pub const DEFAULT_CONNECT_SETTLE: Duration = Duration::from_millis(50);
+
+    /// AWS's behaviour, pushes signed with `signing`.
+    pub fn new(signing: Option<sigv4::Expected>) -> Self {
+        AwsBehaviour {
+            connect_settle: Self::DEFAULT_CONNECT_SETTLE,
+            serialize_frames: false,
+            signing,
+            push_rate_limit: None,
+            drop_disconnects_percent: 0,
+        }
+    }
+}
+
 /// Everything the gateway needs to run.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -61,6 +99,7 @@ pub struct Settings {
     /// stops handing out invocations when a few hundred queue up at once (seen with 300), which
     /// AWS never does; a bound keeps a burst of clients from stalling the local stack.
     pub max_invocations: usize,
+    pub aws: AwsBehaviour,
 }
 
 /// State shared by every request.
@@ -68,25 +107,50 @@ pub struct Gateway {
     pub settings: Settings,
     pub invoker: Invoker,
     pub connections: Connections,
+    /// The `@connections` throttle's bucket: tokens left, and when it was last filled.
+    pub push_tokens: Mutex<(f64, Instant)>,
+}
+
+impl Gateway {
+    /// Takes one `@connections` request from the throttle's bucket; `false` when it is empty.
+    pub fn take_push_token(&self) -> bool {
+        let Some(rate) = self.settings.aws.push_rate_limit else {
+            return true;
+        };
+        let rate = f64::from(rate.max(1));
+        let mut bucket = self.push_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, filled) = &mut *bucket;
+        let now = Instant::now();
+        *tokens = (*tokens + now.duration_since(*filled).as_secs_f64() * rate).min(rate);
+        *filled = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// The gateway's router: the WebSocket endpoint and chat page on `/` and `/{stage}`, and the
-/// management API under `/@connections` and `/{stage}/@connections`.
+/// management API under `/{stage}/@connections` (without the stage it answers 403, as AWS does).
 pub fn router(settings: Settings) -> Router {
     let invoker = Invoker::new(
         &settings.invoke_url,
         settings.invoke_timeout,
         settings.max_invocations,
     );
+    let burst = f64::from(settings.aws.push_rate_limit.unwrap_or(0));
     let gateway = Arc::new(Gateway {
         settings,
         invoker,
         connections: Connections::default(),
+        push_tokens: Mutex::new((burst, Instant::now())),
     });
     Router::new()
         .route("/", get(socket::handshake))
         .route("/{stage}", get(socket::handshake))
-        .route("/@connections/{id}", any(management::connection))
+        .route("/@connections/{id}", any(management::unstaged_connection))
         .route(
             "/{stage}/@connections/{id}",
             any(management::staged_connection),

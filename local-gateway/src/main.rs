@@ -5,10 +5,18 @@ use std::time::Duration;
 
 use clap::Parser;
 use local_gateway::routes::{FunctionNames, Routes};
-use local_gateway::{Limits, Settings};
+use local_gateway::sigv4::{Credentials, Expected};
+use local_gateway::{AwsBehaviour, Limits, Settings};
 
 /// A local API Gateway WebSocket API in front of functions served by `cargo lambda watch`
 /// (or `sam local start-lambda`), with the @connections management API on the same port.
+///
+/// It behaves as API Gateway does where that can break a service: a push to a connection whose
+/// handshake has not completed (and for --connect-settle-ms after) gets 410; one connection's
+/// frames are invoked concurrently; @connections needs the stage in its path (else 403) and a
+/// SigV4 signature made with the local credentials (else 403); a push over 128 KiB gets 413; a
+/// message over 128 KiB closes the connection with 1009. Optionally it throttles @connections
+/// (429) and drops a share of $disconnect events, which API Gateway sends best-effort.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -45,6 +53,41 @@ struct Args {
     /// Invocations in flight at once; more wait in the gateway.
     #[arg(long, default_value_t = 32)]
     max_invocations: usize,
+    /// Milliseconds after a handshake completes during which pushes to the new connection still
+    /// get 410, as on API Gateway.
+    #[arg(long, default_value_t = AwsBehaviour::DEFAULT_CONNECT_SETTLE.as_millis() as u64)]
+    connect_settle_ms: u64,
+    /// Invoke one connection's frames one at a time (API Gateway invokes them concurrently;
+    /// for debugging only).
+    #[arg(long)]
+    serialize_frames: bool,
+    /// The access key @connections requests must be signed with.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "local")]
+    access_key_id: String,
+    /// The secret key @connections requests must be signed with.
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        default_value = "local",
+        hide_env_values = true
+    )]
+    secret_access_key: String,
+    /// The session token @connections requests must carry, if any.
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    session_token: Option<String>,
+    /// The region @connections signatures must be scoped to.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Accept @connections requests whatever their signature (API Gateway never does).
+    #[arg(long)]
+    accept_unsigned: bool,
+    /// @connections requests per second before 429 LimitExceededException (API Gateway's
+    /// account throttle is 10,000 per second, shared); unlimited when unset.
+    #[arg(long)]
+    push_rate_limit: Option<u32>,
+    /// The percentage of $disconnect events never sent (API Gateway sends them best-effort).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    drop_disconnects: u8,
 }
 
 #[tokio::main]
@@ -74,6 +117,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         invoke_timeout: Duration::from_secs(args.invoke_timeout),
         max_invocations: args.max_invocations,
+        aws: AwsBehaviour {
+            connect_settle: Duration::from_millis(args.connect_settle_ms),
+            serialize_frames: args.serialize_frames,
+            signing: (!args.accept_unsigned).then(|| Expected {
+                credentials: Credentials {
+                    access_key_id: args.access_key_id,
+                    secret_access_key: args.secret_access_key,
+                    session_token: args.session_token,
+                },
+                region: args.region,
+            }),
+            push_rate_limit: args.push_rate_limit,
+            drop_disconnects_percent: args.drop_disconnects,
+        },
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

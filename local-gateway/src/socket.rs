@@ -1,6 +1,8 @@
 //! One WebSocket connection, from the handshake to the close, as API Gateway runs it: `$connect`
-//! decides whether the handshake succeeds, each text message is routed and invoked in turn, a
-//! binary frame closes the connection with 1003, and every close ends with `$disconnect`.
+//! decides whether the handshake succeeds, each text message is routed and invoked as it comes
+//! (concurrently with the connection's other frames, as API Gateway invokes them), a binary frame
+//! closes the connection with 1003, a message over the limit with 1009, and every close ends with
+//! `$disconnect` — unless the gateway is told to drop a share of them, as API Gateway may.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,8 +59,8 @@ pub async fn handshake(
     let Some(function) = settings.routes.function("$connect").map(str::to_owned) else {
         return accept(gateway, upgrade, api, client);
     };
-    // Registered before `$connect` runs, so that a push that races the handshake waits for the
-    // socket instead of finding the connection gone.
+    // Registered before `$connect` runs, but unreachable until the handshake has completed: a
+    // push that races the handshake is answered 410, as API Gateway answers it.
     let pending = gateway.connections.open(client.clone());
     let event = events::connect(
         &api,
@@ -179,6 +181,9 @@ async fn run(
 ) {
     let id = client.connection_id.clone();
     let limits = gateway.settings.limits;
+    gateway
+        .connections
+        .established(&id, gateway.settings.aws.connect_settle);
     let (mut sink, mut stream) = socket.split();
     let born = Instant::now();
     let mut last_active = born;
@@ -205,7 +210,12 @@ async fn run(
                 Some(Ok(Message::Text(text))) => {
                     last_active = Instant::now();
                     gateway.connections.touch(&id, events::now_millis());
-                    deliver(&gateway, &api, &client, text.as_str()).await;
+                    if gateway.settings.aws.serialize_frames {
+                        deliver(&gateway, &api, &client, text.as_str()).await;
+                    } else {
+                        let (gateway, api, client) = (gateway.clone(), api.clone(), client.clone());
+                        tokio::spawn(async move { deliver(&gateway, &api, &client, text.as_str()).await });
+                    }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     send_close(&mut sink, 1003, "Unsupported data: binary frames are not supported").await;
@@ -222,7 +232,9 @@ async fn run(
                 }
                 Some(Err(e)) => {
                     let message = e.to_string();
-                    if message.contains("too long") || message.contains("too big") || message.contains("Space limit") {
+                    let too_big = e.into_inner().downcast_ref::<tungstenite::Error>()
+                        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+                    if too_big {
                         send_close(&mut sink, 1009, "Message too big").await;
                         break Close { code: 1009, reason: "Message too big".into() };
                     }
@@ -243,12 +255,25 @@ async fn run(
     };
     gateway.connections.remove(&id);
     tracing::info!(connection = %id, code = close.code, reason = %close.reason, "closed");
+    if drops_disconnect(&id, gateway.settings.aws.drop_disconnects_percent) {
+        tracing::info!(connection = %id, "$disconnect dropped, as API Gateway may (--drop-disconnects)");
+        return;
+    }
     if let Some(function) = gateway.settings.routes.function("$disconnect") {
         let event = events::disconnect(&api, &client, close.code, &close.reason);
         if let Err(e) = gateway.invoker.invoke(function, &event).await {
             tracing::warn!(connection = %id, error = %e, "$disconnect failed");
         }
     }
+}
+
+/// Whether this connection's `$disconnect` is one of the dropped share: a hash of its id, so
+/// that a share of 100 drops every one and 0 none.
+fn drops_disconnect(connection_id: &str, percent: u8) -> bool {
+    let hash = connection_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    hash % 100 < u32::from(percent)
 }
 
 async fn send_close(
@@ -274,7 +299,7 @@ async fn deliver(gateway: &Gateway, api: &Api, client: &Client, body: &str) {
         let error = json!({ "message": "Forbidden", "connectionId": client.connection_id, "requestId": events::request_id() });
         gateway
             .connections
-            .send(&client.connection_id, Outbound::Text(error.to_string()));
+            .answer(&client.connection_id, error.to_string());
         return;
     };
     let event = events::message(api, client, route, body);
@@ -283,7 +308,7 @@ async fn deliver(gateway: &Gateway, api: &Api, client: &Client, body: &str) {
         let error = json!({ "message": "Internal server error", "connectionId": client.connection_id, "requestId": event["requestContext"]["requestId"] });
         gateway
             .connections
-            .send(&client.connection_id, Outbound::Text(error.to_string()));
+            .answer(&client.connection_id, error.to_string());
     }
 }
 
@@ -303,6 +328,19 @@ mod tests {
     fn a_stray_percent_is_kept() {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn a_share_of_disconnects_is_dropped() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("conn{i}=")).collect();
+        let dropped = |percent| {
+            ids.iter()
+                .filter(|id| drops_disconnect(id, percent))
+                .count()
+        };
+        assert_eq!(dropped(0), 0);
+        assert_eq!(dropped(100), 1000);
+        assert!((400..600).contains(&dropped(50)), "{}", dropped(50));
     }
 
     #[test]

@@ -18,7 +18,8 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use futures_util::{SinkExt, StreamExt};
 use local_gateway::routes::{FunctionNames, Routes};
-use local_gateway::{Limits, Settings};
+use local_gateway::sigv4::{Credentials as Signing, Expected};
+use local_gateway::{AwsBehaviour, Limits, Settings};
 use shared::store::dynamodb::DynamoStore;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -33,6 +34,12 @@ use crate::stack::Item;
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 static STACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// The credentials the functions, the CLI and the tests sign `@connections` requests with, and
+/// the only ones the local gateway accepts. With a session token, as Lambda's always have.
+pub const ACCESS_KEY_ID: &str = "test";
+pub const SECRET_ACCESS_KEY: &str = "test";
+pub const SESSION_TOKEN: &str = "local-session-token";
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -58,8 +65,17 @@ impl Drop for LocalStack {
 }
 
 impl LocalStack {
-    /// A stack whose functions get these extra environment variables.
+    /// A stack whose functions get these extra environment variables, behind a gateway that
+    /// behaves as API Gateway does.
     pub async fn start(function_env: &[(&str, &str)]) -> LocalStack {
+        Self::start_with(function_env, |_| {}).await
+    }
+
+    /// A stack whose gateway's AWS behaviour `adjust` changes (a throttle, dropped disconnects).
+    pub async fn start_with(
+        function_env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut AwsBehaviour),
+    ) -> LocalStack {
         let table = format!(
             "e2e-{}-{}",
             std::process::id(),
@@ -67,7 +83,13 @@ impl LocalStack {
         );
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                Some(SESSION_TOKEN.to_owned()),
+                None,
+                "tests",
+            ))
             .load()
             .await;
         let client = aws_sdk_dynamodb::Client::from_conf(
@@ -97,9 +119,15 @@ impl LocalStack {
                 "MANAGEMENT_ENDPOINT".to_owned(),
                 format!("http://{gateway_address}/dev"),
             ),
-            ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), ACCESS_KEY_ID.to_owned()),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_owned(),
+                SECRET_ACCESS_KEY.to_owned(),
+            ),
+            ("AWS_SESSION_TOKEN".to_owned(), SESSION_TOKEN.to_owned()),
             ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+            // Without a secret the functions refuse to start unless told this is development.
+            ("ALLOW_ANONYMOUS".to_owned(), "true".to_owned()),
         ];
         env.extend(
             function_env
@@ -139,6 +167,15 @@ impl LocalStack {
             "cargo lambda watch",
         );
 
+        let mut aws = AwsBehaviour::new(Some(Expected {
+            credentials: Signing {
+                access_key_id: ACCESS_KEY_ID.into(),
+                secret_access_key: SECRET_ACCESS_KEY.into(),
+                session_token: Some(SESSION_TOKEN.into()),
+            },
+            region: "us-east-1".into(),
+        }));
+        adjust(&mut aws);
         let routes = Routes::from_file(
             &workspace_root().join("template.yaml"),
             FunctionNames::Package,
@@ -152,6 +189,7 @@ impl LocalStack {
             limits: Limits::default(),
             invoke_timeout: PATIENCE,
             max_invocations: 32,
+            aws,
         };
         let gateway = tokio::spawn(async move {
             let _ = local_gateway::serve(listener, settings).await;
@@ -192,8 +230,9 @@ impl LocalStack {
             .env("TABLE_NAME", self.store.table())
             .env("DYNAMODB_ENDPOINT", dynamodb::endpoint())
             .env("MANAGEMENT_ENDPOINT", self.management_endpoint())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+            .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
             .env("AWS_REGION", "us-east-1")
             .output()
             .await
@@ -234,6 +273,20 @@ impl LocalStack {
         match self.try_client(path_and_query).await {
             Ok(ws) => ws,
             Err(status) => panic!("the handshake was refused with {status}"),
+        }
+    }
+
+    /// Connects without asking anything: a client that knows nothing of its connection id, and
+    /// reads whatever is pushed to it first.
+    pub async fn raw_client(&self, path_and_query: &str) -> Ws {
+        let url = self.url(path_and_query);
+        match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url.as_str())).await {
+            Ok(Ok((socket, _))) => Ws {
+                socket,
+                connection_id: String::new(),
+            },
+            Ok(Err(e)) => panic!("could not connect to {url}: {e}"),
+            Err(_) => panic!("no handshake from {url} within {PATIENCE:?}"),
         }
     }
 
@@ -297,23 +350,55 @@ impl LocalStack {
         }
     }
 
-    /// The local gateway's `@connections/{id}` with this method; the status it answered.
+    /// The local gateway's `@connections/{id}` with this method, signed as a backend signs it;
+    /// the status it answered and its body.
     pub async fn management(
         &self,
         method: reqwest::Method,
         connection_id: &str,
         body: &str,
     ) -> (u16, String) {
-        let url = format!(
-            "http://{}/dev/@connections/{connection_id}",
-            self.gateway_address
+        let path = format!(
+            "/dev/@connections/{}",
+            shared::sigv4::encode_segment(connection_id)
         );
-        let response = reqwest::Client::new()
-            .request(method, url)
-            .body(body.to_owned())
-            .send()
-            .await
-            .expect("the management API answers");
+        self.management_request(method, &path, body, true).await
+    }
+
+    /// A request to the local gateway at `path`, signed with the test credentials or not.
+    pub async fn management_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &str,
+        signed: bool,
+    ) -> (u16, String) {
+        let host = self.gateway_address.to_string();
+        let mut request = reqwest::Client::new()
+            .request(method.clone(), format!("http://{host}{path}"))
+            .body(body.to_owned());
+        if signed {
+            let identity = shared::sigv4::Identity {
+                access_key_id: ACCESS_KEY_ID.into(),
+                secret_access_key: SECRET_ACCESS_KEY.into(),
+                session_token: Some(SESSION_TOKEN.into()),
+            };
+            let signature = shared::sigv4::Signer::new("us-east-1").sign(
+                &identity,
+                method.as_str(),
+                &host,
+                path,
+                body.as_bytes(),
+                std::time::SystemTime::now(),
+            );
+            request = request
+                .header("authorization", signature.authorization)
+                .header("x-amz-date", signature.amz_date);
+            if let Some(token) = signature.security_token {
+                request = request.header("x-amz-security-token", token);
+            }
+        }
+        let response = request.send().await.expect("the management API answers");
         let status = response.status().as_u16();
         (status, response.text().await.unwrap_or_default())
     }
@@ -338,6 +423,21 @@ impl Ws {
             .send(Message::text(text))
             .await
             .expect("send a frame");
+    }
+
+    /// Sends `text` as one message cut into frames of `frame_bytes`.
+    pub async fn send_fragmented(&mut self, text: &str, frame_bytes: usize) {
+        use tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tungstenite::protocol::frame::Frame;
+        let chunks: Vec<&[u8]> = text.as_bytes().chunks(frame_bytes).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let opcode = OpCode::Data(if i == 0 { Data::Text } else { Data::Continue });
+            let frame = Frame::message(chunk.to_vec(), opcode, i + 1 == chunks.len());
+            self.socket
+                .send(Message::Frame(frame))
+                .await
+                .expect("send a fragment");
+        }
     }
 
     pub async fn send_binary(&mut self, bytes: &[u8]) {
@@ -378,7 +478,8 @@ impl Ws {
     }
 
     /// Proves nothing else is queued for this client: a ping's pong must be the next frame.
-    /// (The gateway hands one connection's frames to the functions in order.)
+    /// Call it once every frame this client sent has been answered: the gateway invokes a
+    /// connection's frames concurrently, so only pushes already made come before the pong.
     pub async fn expect_nothing_pending(&mut self) {
         self.send(r#"{"action":"ping"}"#).await;
         assert_eq!(
