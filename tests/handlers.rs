@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use shared::store::{Admission, ConnectionRecord, Store};
 use support::stack::{s, Stack};
 
 fn now_secs() -> i64 {
@@ -461,4 +462,110 @@ async fn a_client_cannot_send_as_another_uid() {
     stack.send("A=", forged).await;
     let message = stack.received_json("B=");
     assert_eq!(message["from"], json!({"connectionId":"A=","uid":"alice"}));
+}
+
+#[tokio::test]
+async fn a_join_whose_transaction_meets_another_write_is_tried_again_and_succeeds() {
+    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
+    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    stack.connect("A=", &[]).await;
+    // DynamoDB cancels a transaction that meets a write to the same item (the rate-limit count
+    // of another frame of this connection, which API Gateway runs at the same time).
+    proxy.conflict_once("TransactWriteItems");
+    stack
+        .send("A=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    assert_eq!(
+        stack.received_json("A="),
+        json!({"type":"joined","group":"room"})
+    );
+    assert_eq!(stack.items_of("A=").await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_rate_limit_count_refused_for_a_conflict_is_tried_again_and_the_frame_is_answered() {
+    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
+    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    stack.connect("A=", &[]).await;
+    stack.send("A=", r#"{"action":"ping"}"#).await;
+    assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
+    // The window has started: the next frame's count is one UpdateItem, refused once.
+    proxy.conflict_once("UpdateItem");
+    stack.send("A=", r#"{"action":"ping"}"#).await;
+    assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
+}
+
+#[tokio::test]
+async fn a_frame_of_a_window_gone_by_is_let_through_not_refused() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[]).await;
+    let store = &stack.gateway.store;
+    // A frame of window 200 has been counted; one of window 100 comes in late.
+    assert_eq!(store.admit("A=", 200, 3).await.unwrap(), Admission::Allowed);
+    assert_eq!(store.admit("A=", 100, 3).await.unwrap(), Admission::Allowed);
+    // Within a window the limit holds, and a new window starts the count again.
+    for _ in 0..2 {
+        assert_eq!(store.admit("A=", 200, 3).await.unwrap(), Admission::Allowed);
+    }
+    assert_eq!(store.admit("A=", 200, 3).await.unwrap(), Admission::Limited);
+    assert_eq!(store.admit("A=", 210, 3).await.unwrap(), Admission::Allowed);
+    assert_eq!(
+        store.admit("gone=", 210, 3).await.unwrap(),
+        Admission::Unknown
+    );
+}
+
+#[tokio::test]
+async fn expired_records_count_nowhere_though_dynamodb_has_not_deleted_them_yet() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[("uid", "alice")]).await;
+    let expired = ConnectionRecord {
+        connection_id: "OLD=".into(),
+        connected_at: 1,
+        source_ip: None,
+        user_agent: None,
+        uid: Some("alice".into()),
+        groups: Default::default(),
+        expires_at: shared::store::now_secs() - 1,
+        session: None,
+    };
+    for item in shared::store::dynamodb::new_connection_items(&expired) {
+        stack
+            .gateway
+            .store
+            .client()
+            .put_item()
+            .table_name(stack.gateway.store.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("write an expired connection");
+    }
+    let api = &stack.gateway;
+    assert!(!api.is_online("OLD=").await.unwrap());
+    assert_eq!(
+        api.client_ids_by_uid("alice").await.unwrap(),
+        vec!["A=".to_owned()]
+    );
+    assert_eq!(api.all_presence().await.unwrap().connections, 1);
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"uid":"alice"},"data":1,"id":"x"}"#,
+        )
+        .await;
+    let frames = stack.received("A=");
+    assert!(
+        frames.iter().any(|f| f.contains(r#""delivered":1"#)),
+        "{frames:?}"
+    );
+    assert!(
+        stack.sink.take("OLD=").is_empty(),
+        "nothing was pushed to the expired connection"
+    );
+    assert_eq!(stack.disconnect("OLD=").await, 200);
+    assert!(
+        stack.items_of("OLD=").await.is_empty(),
+        "$disconnect still removes expired items"
+    );
 }

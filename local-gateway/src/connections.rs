@@ -1,13 +1,12 @@
 //! The open connections, by id: how to reach each client, and what `GET @connections` reports.
 //!
 //! A connection is registered when its handshake begins but is not reachable until the handshake
-//! has completed and a settle time has passed: API Gateway answers 410 to a push that reaches a
-//! connection before then ("A message was posted … before the connection was established"), and
-//! so does the management API here.
+//! has completed: API Gateway answers 410 to a push that reaches a connection before then ("A
+//! message was posted … before the connection was established"), and so does the management API
+//! here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -26,13 +25,13 @@ struct Entry {
     client: Client,
     last_active: i64,
     sender: mpsc::UnboundedSender<Outbound>,
-    /// From when pushes reach it; `None` while its handshake is under way.
-    reachable_from: Option<Instant>,
+    /// Whether its handshake has completed, so that pushes reach it.
+    established: bool,
 }
 
 impl Entry {
     fn reachable(&self) -> bool {
-        self.reachable_from.is_some_and(|t| Instant::now() >= t)
+        self.established
     }
 }
 
@@ -65,16 +64,16 @@ impl Connections {
                 client,
                 last_active,
                 sender,
-                reachable_from: None,
+                established: false,
             },
         );
         receiver
     }
 
-    /// The handshake has completed: pushes reach the connection once `settle` has passed.
-    pub fn established(&self, connection_id: &str, settle: Duration) {
+    /// The handshake has completed: pushes reach the connection from now on.
+    pub fn established(&self, connection_id: &str) {
         if let Some(entry) = self.entries().get_mut(connection_id) {
-            entry.reachable_from = Some(Instant::now() + settle);
+            entry.established = true;
         }
     }
 
@@ -95,8 +94,7 @@ impl Connections {
             .is_some_and(|entry| entry.reachable() && entry.sender.send(outbound).is_ok())
     }
 
-    /// Queues a frame from the gateway itself (an error frame for the client's own message),
-    /// which API Gateway sends on an established connection whatever the settle time.
+    /// Queues a frame from the gateway itself (an error frame for the client's own message).
     pub fn answer(&self, connection_id: &str, text: String) {
         if let Some(entry) = self.entries().get(connection_id) {
             let _ = entry.sender.send(Outbound::Text(text));

@@ -53,9 +53,10 @@ impl Default for Limits {
 /// The defaults are AWS's behaviour; each switch away from it is for debugging.
 #[derive(Clone, Debug)]
 pub struct AwsBehaviour {
-    /// After a handshake completes, pushes to the new connection still get 410 for this long.
-    /// API Gateway answers 410 until the connection is established, which takes it a moment
-    /// after `$connect` returns; 50 ms by default, long enough for a test to meet the race.
+    /// How long after `$connect` returns the handshake completes; pushes to the new connection
+    /// get 410 until then. API Gateway answers 410 until the connection is established, which
+    /// takes it a moment after `$connect` returns; 50 ms by default, long enough for a test to
+    /// meet the race.
     pub connect_settle: Duration,
     /// Invoke one connection's frames one at a time. API Gateway does not: it invokes them
     /// concurrently, in no promised order.

@@ -12,7 +12,7 @@ use local_gateway::{AwsBehaviour, Limits, Settings};
 /// (or `sam local start-lambda`), with the @connections management API on the same port.
 ///
 /// It behaves as API Gateway does where that can break a service: a push to a connection whose
-/// handshake has not completed (and for --connect-settle-ms after) gets 410; one connection's
+/// handshake has not completed (which takes --connect-settle-ms after $connect returns) gets 410; one connection's
 /// frames are invoked concurrently; @connections needs the stage in its path (else 403) and a
 /// SigV4 signature made with the local credentials (else 403); a push over 128 KiB gets 413; a
 /// message over 128 KiB closes the connection with 1009. Optionally it throttles @connections
@@ -53,8 +53,8 @@ struct Args {
     /// Invocations in flight at once; more wait in the gateway.
     #[arg(long, default_value_t = 32)]
     max_invocations: usize,
-    /// Milliseconds after a handshake completes during which pushes to the new connection still
-    /// get 410, as on API Gateway.
+    /// Milliseconds between $connect returning and the handshake completing, during which pushes
+    /// to the new connection get 410, as on API Gateway.
     #[arg(long, default_value_t = AwsBehaviour::DEFAULT_CONNECT_SETTLE.as_millis() as u64)]
     connect_settle_ms: u64,
     /// Invoke one connection's frames one at a time (API Gateway invokes them concurrently;

@@ -85,6 +85,9 @@ pub async fn handshake(
         )
             .into_response();
     }
+    // API Gateway takes a moment after `$connect` returns to establish the connection; pushes
+    // meanwhile are answered 410. The handshake's answer waits that moment here too.
+    tokio::time::sleep(settings.aws.connect_settle).await;
     tracing::info!(connection = %client.connection_id, source = %client.source_ip, "connected");
     let limits = settings.limits;
     upgrade
@@ -181,9 +184,7 @@ async fn run(
 ) {
     let id = client.connection_id.clone();
     let limits = gateway.settings.limits;
-    gateway
-        .connections
-        .established(&id, gateway.settings.aws.connect_settle);
+    gateway.connections.established(&id);
     let (mut sink, mut stream) = socket.split();
     let born = Instant::now();
     let mut last_active = born;

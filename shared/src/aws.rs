@@ -21,6 +21,14 @@ pub async fn gateway_from_env() -> Result<AwsGateway, Error> {
     Ok(gateway)
 }
 
+/// [`gateway_from_env`] for `$connect`, which refuses to start without `AUTH_SECRET` unless
+/// `ALLOW_ANONYMOUS=true` says this is development.
+pub async fn connect_gateway_from_env() -> Result<AwsGateway, Error> {
+    let gateway = gateway_from_env().await?;
+    gateway.config.require_secret()?;
+    Ok(gateway)
+}
+
 /// The gateway over `sdk`'s credentials and region, with the configuration's endpoint overrides.
 pub fn gateway(config: Config, sdk: &SdkConfig) -> AwsGateway {
     // Four attempts with short backoffs: a throttled or failed request is retried within the

@@ -41,6 +41,9 @@ pub struct Config {
     /// and may claim a uid with `?uid=`, which only `ALLOW_ANONYMOUS=true` permits (local
     /// development): a missing secret never silently opens a deployed stack.
     pub auth_secret: Option<String>,
+    /// `ALLOW_ANONYMOUS`: `true` lets `$connect` run without `AUTH_SECRET` (see
+    /// [`Config::require_secret`]); the template never sets it.
+    pub allow_anonymous: bool,
     /// `MAX_MESSAGE_BYTES`: the largest client message, in UTF-8 bytes (32 KiB by default).
     pub max_message_bytes: usize,
     /// `CONNECTION_TTL_SECONDS`: how long an item outlives its write; API Gateway closes every
@@ -77,6 +80,10 @@ impl Config {
     pub const DEFAULT_READ_CONCURRENCY: usize = 4;
     pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_CONNECT_GRACE: Duration = Duration::from_secs(30);
+    /// A push carries at most 128 KiB; an echo or a message envelope adds to the client's
+    /// message, so the message itself stays 32 KiB under that.
+    pub const MAX_MESSAGE_BYTES_LIMIT: usize = 96 * 1024;
+    pub const PUSH_CONCURRENCY_LIMIT: usize = 256;
 
     /// A configuration with defaults for everything but the table.
     pub fn new(table_name: impl Into<String>) -> Self {
@@ -85,6 +92,7 @@ impl Config {
             dynamodb_endpoint: None,
             management_endpoint: None,
             auth_secret: None,
+            allow_anonymous: false,
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             connection_ttl: Self::DEFAULT_CONNECTION_TTL,
             push_concurrency: Self::DEFAULT_PUSH_CONCURRENCY,
@@ -95,6 +103,15 @@ impl Config {
             dynamodb_timeout: Self::DEFAULT_DYNAMODB_TIMEOUT,
             connect_grace: Self::DEFAULT_CONNECT_GRACE,
         }
+    }
+
+    /// What `$connect` checks at init: a secret, or the explicit development switch. A missing
+    /// secret must never quietly open a deployed stack to anonymous, uid-claiming clients.
+    pub fn require_secret(&self) -> Result<(), ConfigError> {
+        if self.auth_secret.is_none() && !self.allow_anonymous {
+            return Err(ConfigError::NoSecret);
+        }
+        Ok(())
     }
 
     /// Reads the process environment.
@@ -115,12 +132,14 @@ impl Config {
             Some(secret) if secret.trim().is_empty() => return Err(ConfigError::BlankSecret),
             secret => secret,
         };
-        let anonymous_allowed = get("ALLOW_ANONYMOUS").is_some_and(|v| v.trim() == "true");
-        if config.auth_secret.is_none() && !anonymous_allowed {
-            return Err(ConfigError::NoSecret);
-        }
+        config.allow_anonymous = get("ALLOW_ANONYMOUS").is_some_and(|v| v.trim() == "true");
         if let Some(v) = get("MAX_MESSAGE_BYTES") {
-            config.max_message_bytes = positive("MAX_MESSAGE_BYTES", &v)? as usize;
+            config.max_message_bytes = at_most(
+                "MAX_MESSAGE_BYTES",
+                &v,
+                Self::MAX_MESSAGE_BYTES_LIMIT,
+                "at most 98304 (96 KiB), so that a reply wrapping it stays under a push's 128 KiB",
+            )?;
         }
         if let Some(v) = get("CONNECTION_TTL_SECONDS") {
             let secs = positive("CONNECTION_TTL_SECONDS", &v)?;
@@ -134,7 +153,12 @@ impl Config {
             config.connection_ttl = Duration::from_secs(secs);
         }
         if let Some(v) = get("PUSH_CONCURRENCY") {
-            config.push_concurrency = positive("PUSH_CONCURRENCY", &v)? as usize;
+            config.push_concurrency = at_most(
+                "PUSH_CONCURRENCY",
+                &v,
+                Self::PUSH_CONCURRENCY_LIMIT,
+                "at most 256 (each push is an open socket; Lambda allows 1,024)",
+            )?;
         }
         if let Some(v) = get("PUSH_TIMEOUT_MS") {
             config.push_timeout = Duration::from_millis(positive("PUSH_TIMEOUT_MS", &v)?);
@@ -164,6 +188,22 @@ impl Config {
             config.rate_window = Duration::from_secs(positive("RATE_WINDOW_SECONDS", &v)?);
         }
         Ok(config)
+    }
+}
+
+fn at_most(
+    name: &'static str,
+    value: &str,
+    limit: usize,
+    expected: &'static str,
+) -> Result<usize, ConfigError> {
+    match positive(name, value)? {
+        n if n as usize <= limit => Ok(n as usize),
+        _ => Err(ConfigError::Invalid {
+            name,
+            expected,
+            value: value.to_owned(),
+        }),
     }
 }
 
@@ -200,11 +240,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_only_the_table_is_given() {
-        let config = Config::from_lookup(lookup(&[
-            ("TABLE_NAME", "connections"),
-            ("ALLOW_ANONYMOUS", "true"),
-        ]))
-        .unwrap();
+        let config = Config::from_lookup(lookup(&[("TABLE_NAME", "connections")])).unwrap();
         assert_eq!(config, Config::new("connections"));
         assert_eq!(config.max_message_bytes, 32 * 1024);
     }
@@ -236,24 +272,36 @@ mod tests {
     }
 
     #[test]
-    fn without_a_secret_the_functions_refuse_to_start_unless_told_it_is_development() {
-        let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap_err();
+    fn without_a_secret_connect_refuses_to_start_unless_told_it_is_development() {
+        let read = |pairs: &[(&str, &str)]| Config::from_lookup(lookup(pairs)).unwrap();
+        let err = read(&[("TABLE_NAME", "t")]).require_secret().unwrap_err();
         assert_eq!(err, ConfigError::NoSecret);
         assert!(err.to_string().contains("ALLOW_ANONYMOUS=true"));
-        let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("ALLOW_ANONYMOUS", "1")]))
-            .unwrap_err();
-        assert_eq!(err, ConfigError::NoSecret);
+        let vague = read(&[("TABLE_NAME", "t"), ("ALLOW_ANONYMOUS", "1")]);
+        assert_eq!(vague.require_secret(), Err(ConfigError::NoSecret));
+        let development = read(&[("TABLE_NAME", "t"), ("ALLOW_ANONYMOUS", "true")]);
+        assert_eq!(development.require_secret(), Ok(()));
+        let deployed = read(&[("TABLE_NAME", "t"), ("AUTH_SECRET", "s3cret")]);
+        assert_eq!(deployed.require_secret(), Ok(()));
     }
 
     #[test]
     fn a_blank_secret_is_refused_rather_than_read_as_no_secret() {
-        let err = Config::from_lookup(lookup(&[
-            ("TABLE_NAME", "t"),
-            ("AUTH_SECRET", "      "),
-            ("ALLOW_ANONYMOUS", "true"),
-        ]))
-        .unwrap_err();
+        let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("AUTH_SECRET", "      ")]))
+            .unwrap_err();
         assert_eq!(err, ConfigError::BlankSecret);
+    }
+
+    #[test]
+    fn limits_past_what_aws_honours_are_refused() {
+        for (name, value) in [
+            ("MAX_MESSAGE_BYTES", "131072"),
+            ("PUSH_CONCURRENCY", "1024"),
+        ] {
+            let err =
+                Config::from_lookup(lookup(&[("TABLE_NAME", "t"), (name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
     }
 
     #[test]
@@ -261,7 +309,6 @@ mod tests {
         let err = Config::from_lookup(lookup(&[
             ("TABLE_NAME", "t"),
             ("CONNECTION_TTL_SECONDS", "600"),
-            ("ALLOW_ANONYMOUS", "true"),
         ]))
         .unwrap_err();
         assert!(matches!(
@@ -278,7 +325,6 @@ mod tests {
         let config = Config::from_lookup(lookup(&[
             ("TABLE_NAME", "t"),
             ("RATE_LIMIT", "0"),
-            ("ALLOW_ANONYMOUS", "true"),
             ("RATE_WINDOW_SECONDS", "5"),
         ]))
         .unwrap();
@@ -289,12 +335,8 @@ mod tests {
 
     #[test]
     fn a_non_number_is_refused_with_its_name() {
-        let err = Config::from_lookup(lookup(&[
-            ("TABLE_NAME", "t"),
-            ("ALLOW_ANONYMOUS", "true"),
-            ("PUSH_CONCURRENCY", "lots"),
-        ]))
-        .unwrap_err();
+        let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("PUSH_CONCURRENCY", "lots")]))
+            .unwrap_err();
         assert!(err.to_string().starts_with("PUSH_CONCURRENCY must be"));
     }
 }

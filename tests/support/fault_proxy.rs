@@ -3,8 +3,13 @@
 //! written:
 //! - an outage: open connections reset, new ones refused ([`FaultProxy::cut`]);
 //! - lost answers: a request reaches the server and is carried out, but its answer never comes
-//!   back, as when a connection drops after DynamoDB commits ([`FaultProxy::lose_answers_to`]).
+//!   back, as when a connection drops after DynamoDB commits ([`FaultProxy::lose_answers_to`]);
+//! - a conflict: DynamoDB refuses a write because another write to the same item is under way,
+//!   which the server here never does ([`FaultProxy::conflict_once`]).
+//!
+//! It also records which IAM actions the requests it carried need ([`FaultProxy::actions`]).
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +22,10 @@ struct State {
     down: bool,
     /// Requests whose bytes contain this (an `X-Amz-Target` operation name, say) lose their answer.
     lose_answers_to: Option<String>,
+    /// The next request naming this operation is refused for a conflict, not carried out.
+    conflict_once: Option<String>,
+    /// The IAM actions of the requests carried so far.
+    actions: BTreeSet<String>,
     live: Vec<AbortHandle>,
 }
 
@@ -85,6 +94,18 @@ impl FaultProxy {
         lock(&self.state).down = false;
     }
 
+    /// The next request for `operation` (`"TransactWriteItems"`, `"UpdateItem"`) is not carried
+    /// out: it is answered as DynamoDB answers a write that met another one on the same item.
+    pub fn conflict_once(&self, operation: &str) {
+        lock(&self.state).conflict_once = Some(operation.to_owned());
+    }
+
+    /// The IAM actions the requests carried so far need (a TransactWriteItems needs those of
+    /// the writes inside it), and forgets them.
+    pub fn take_actions(&self) -> BTreeSet<String> {
+        std::mem::take(&mut lock(&self.state).actions)
+    }
+
     /// From now on, a request whose bytes contain `marker` is carried out by the server, but the
     /// connection is closed instead of answering it; `None` answers everything again.
     pub fn lose_answers_to(&self, marker: Option<&str>) {
@@ -92,22 +113,92 @@ impl FaultProxy {
     }
 }
 
+/// DynamoDB's answer to a write refused for a conflict, by operation.
+fn conflict_answer(operation: &str) -> Vec<u8> {
+    let body = if operation == "TransactWriteItems" {
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"None"}]}"#
+    } else {
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item"}"#
+    };
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: fault-proxy\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The operation a request's headers name (`X-Amz-Target: DynamoDB_20120810.Query`).
+fn operation(chunk: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(chunk);
+    let line = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("x-amz-target:"))?;
+    Some(line.rsplit('.').next()?.trim().to_owned())
+}
+
+/// The body length a request's headers announce, and where its body starts in `chunk`.
+fn body_extent(chunk: &[u8]) -> Option<(usize, usize)> {
+    let end = find(chunk, b"\r\n\r\n")? + 4;
+    let text = String::from_utf8_lossy(&chunk[..end]).to_ascii_lowercase();
+    let length = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((length, end))
+}
+
 /// Carries one client connection, one request and its answer at a time (the SDK never pipelines).
-async fn relay(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
+async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
     let Ok(mut server) = TcpStream::connect(&upstream).await else {
         return;
     };
-    let (mut from_client, mut to_client) = client.split();
+    let (mut from_client, to_client) = client.into_split();
+    let to_client = tokio::sync::Mutex::new(to_client);
     let (mut from_server, mut to_server) = server.split();
     let lose_next_answer = std::sync::atomic::AtomicBool::new(false);
     let upstream_leg = async {
         let mut buffer = vec![0u8; 64 * 1024];
+        // The operation of the request being read, and the bytes of a refused one still to come.
+        let mut current = String::new();
+        let mut swallow = 0usize;
         loop {
             let n = match from_client.read(&mut buffer).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
             let chunk = &buffer[..n];
+            if swallow > 0 {
+                swallow = swallow.saturating_sub(n);
+                continue;
+            }
+            if let Some(op) = operation(chunk) {
+                current = op;
+                let refuse = {
+                    let mut state = lock(&state);
+                    let refuse = state.conflict_once.as_deref() == Some(current.as_str());
+                    if refuse {
+                        state.conflict_once = None;
+                    }
+                    refuse
+                };
+                if refuse {
+                    if let Some((length, start)) = body_extent(chunk) {
+                        swallow = length.saturating_sub(n - start);
+                    }
+                    let answer = conflict_answer(&current);
+                    if to_client.lock().await.write_all(&answer).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            record(&state, &current, chunk);
             if let Some(marker) = &lock(&state).lose_answers_to {
                 if chunk.windows(marker.len()).any(|w| w == marker.as_bytes()) {
                     lose_next_answer.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -128,7 +219,13 @@ async fn relay(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>
             if lose_next_answer.load(std::sync::atomic::Ordering::SeqCst) {
                 return; // the server has carried the request out; the client never hears of it
             }
-            if to_client.write_all(&buffer[..n]).await.is_err() {
+            if to_client
+                .lock()
+                .await
+                .write_all(&buffer[..n])
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -136,5 +233,27 @@ async fn relay(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>
     tokio::select! {
         () = upstream_leg => {}
         () = downstream_leg => {}
+    }
+}
+
+/// Notes the IAM actions a chunk of a request for `operation` needs.
+fn record(state: &Mutex<State>, operation: &str, chunk: &[u8]) {
+    if operation.is_empty() {
+        return;
+    }
+    let mut state = lock(state);
+    if operation == "TransactWriteItems" {
+        for (key, action) in [
+            (&b"\"Put\":{"[..], "PutItem"),
+            (b"\"Update\":{", "UpdateItem"),
+            (b"\"Delete\":{", "DeleteItem"),
+            (b"\"ConditionCheck\":{", "ConditionCheckItem"),
+        ] {
+            if find(chunk, key).is_some() {
+                state.actions.insert(format!("dynamodb:{action}"));
+            }
+        }
+    } else {
+        state.actions.insert(format!("dynamodb:{operation}"));
     }
 }

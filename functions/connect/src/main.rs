@@ -5,7 +5,7 @@ use lambda_runtime::{run, service_fn, tracing, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let gateway = shared::aws::gateway_from_env().await?;
+    let gateway = shared::aws::connect_gateway_from_env().await?;
     run(service_fn(|event| {
         shared::handlers::connect(&gateway, event)
     }))

@@ -1,0 +1,139 @@
+//! Each function's policy in template.yaml is wide enough for what its code does. The handlers
+//! run their real paths against the DynamoDB-compatible server through a proxy that records the
+//! IAM action every request needs (a TransactWriteItems needs those of the writes inside it), and
+//! each function's recorded actions must be among those its policy allows. moto enforces no IAM,
+//! so without this a missing grant would show only on AWS, as AccessDenied. (`make policies`
+//! checks the other direction: that no policy is wider than the table and `@connections`.)
+
+use std::collections::BTreeSet;
+
+use serde_yaml_ng::Value;
+use support::fault_proxy::FaultProxy;
+use support::stack::Stack;
+
+/// The DynamoDB actions template.yaml allows `function`.
+fn allowed(function: &str) -> BTreeSet<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("read template.yaml");
+    let template: Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
+    let policies = &template["Resources"][function]["Properties"]["Policies"];
+    let mut actions = BTreeSet::new();
+    for policy in policies.as_sequence().expect("a list of policies") {
+        for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+            match &statement["Action"] {
+                Value::String(action) => {
+                    actions.insert(action.clone());
+                }
+                Value::Sequence(list) => {
+                    actions.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+                }
+                other => panic!("{function}: an Action of an unexpected shape: {other:?}"),
+            }
+        }
+    }
+    actions
+}
+
+fn assert_allowed(function: &str, used: BTreeSet<String>) {
+    assert!(!used.is_empty(), "{function}: no request was recorded");
+    let allowed = allowed(function);
+    let missing: Vec<_> = used.difference(&allowed).collect();
+    assert!(
+        missing.is_empty(),
+        "{function} needs {missing:?}, which its policy in template.yaml does not allow (it allows {allowed:?})"
+    );
+}
+
+/// A stack whose every DynamoDB request goes through a recording proxy; what creating its table
+/// needed is forgotten.
+async fn recorded() -> (FaultProxy, Stack) {
+    let proxy = FaultProxy::start(support::dynamodb::endpoint()).await;
+    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    proxy.take_actions();
+    (proxy, stack)
+}
+
+#[tokio::test]
+async fn the_connect_policy_allows_recording_a_connection_and_taking_back_a_failed_one() {
+    let (proxy, stack) = recorded().await;
+    stack
+        .gateway
+        .store
+        .check_table()
+        .await
+        .expect("init reads the table");
+    assert_eq!(stack.connect("A=", &[("uid", "alice")]).await, 200);
+    // A write whose answer is lost: the handshake fails and what landed is taken back.
+    proxy.lose_answers_to(Some("TransactWriteItems"));
+    assert_eq!(stack.connect("B=", &[("uid", "bob")]).await, 500);
+    proxy.lose_answers_to(None);
+    let used = proxy.take_actions();
+    assert!(used.contains("dynamodb:BatchWriteItem"), "{used:?}");
+    assert_allowed("ConnectFunction", used);
+}
+
+#[tokio::test]
+async fn the_message_policy_allows_every_command_and_the_prune_after_a_410() {
+    let (proxy, stack) = recorded().await;
+    for (id, uid) in [("A=", "alice"), ("B=", "bob"), ("G=", "ghost")] {
+        stack.connect(id, &[("uid", uid)]).await;
+    }
+    stack
+        .send("G=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    proxy.take_actions();
+    stack
+        .gateway
+        .store
+        .check_table()
+        .await
+        .expect("init reads the table");
+    stack.sink.mark_gone("G=");
+    for frame in [
+        "plain text",
+        r#"{"action":"ping"}"#,
+        r#"{"action":"whoami"}"#,
+        r#"{"action":"join","group":"room"}"#,
+        r#"{"action":"presence","group":"room"}"#,
+        r#"{"action":"presence"}"#,
+        r#"{"action":"send","to":{"group":"room"},"data":1,"id":"g"}"#,
+        r#"{"action":"send","to":{"uid":"bob"},"data":2}"#,
+        r#"{"action":"send","to":{"connectionId":"B="},"data":3}"#,
+        r#"{"action":"send","to":{"all":true},"data":4}"#,
+        r#"{"action":"sendmessage","data":"hi"}"#,
+        r#"{"action":"leave","group":"room"}"#,
+    ] {
+        stack.send("A=", frame).await;
+    }
+    let used = proxy.take_actions();
+    let replies = stack.received("A=");
+    assert!(
+        replies.iter().all(|r| !r.contains(r#""type":"error""#)),
+        "{replies:?}"
+    );
+    assert!(
+        stack.items_of("G=").await.is_empty(),
+        "the 410 pruned the gone connection"
+    );
+    assert_allowed("MessageFunction", used);
+}
+
+#[tokio::test]
+async fn the_disconnect_policy_allows_removing_every_item() {
+    let (proxy, stack) = recorded().await;
+    stack.connect("A=", &[("uid", "alice")]).await;
+    stack
+        .send("A=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    proxy.take_actions();
+    stack
+        .gateway
+        .store
+        .check_table()
+        .await
+        .expect("init reads the table");
+    assert_eq!(stack.disconnect("A=").await, 200);
+    let used = proxy.take_actions();
+    assert!(stack.items_of("A=").await.is_empty());
+    assert_allowed("DisconnectFunction", used);
+}
