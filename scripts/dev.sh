@@ -64,8 +64,12 @@ PATH="$PWD/$BIN:$PATH" setsid cargo lambda watch -A 127.0.0.1 -P "$INVOKE_PORT" 
 pids+=($!); wait_port "$INVOKE_PORT" functions $!
 
 say "starting the local gateway on 127.0.0.1:$GATEWAY_PORT"
-setsid target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" --invoke-url "http://127.0.0.1:$INVOKE_PORT" \
-  --stage "$STAGE" > >(tee "$LOGS/gateway.log") 2>&1 &
+# Pushes must be signed with the credentials the functions were given, whatever the shell has.
+# GATEWAY_FLAGS passes more (`--drop-disconnects 20`, `--push-rate-limit 100`: local-gateway --help).
+env -u AWS_SESSION_TOKEN setsid target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" \
+  --invoke-url "http://127.0.0.1:$INVOKE_PORT" --stage "$STAGE" \
+  --access-key-id local --secret-access-key local --region us-east-1 ${GATEWAY_FLAGS:-} \
+  > >(tee "$LOGS/gateway.log") 2>&1 &
 pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
 
 mode="anonymous connections; ?uid=NAME binds a uid"
