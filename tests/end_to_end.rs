@@ -258,3 +258,17 @@ async fn every_request_logs_one_json_line_with_its_ids_and_never_the_token_or_th
         "a refused frame's line names the action it asked for"
     );
 }
+
+#[tokio::test]
+async fn one_function_invoked_on_its_own_with_a_fixture_event_reaches_the_open_connections() {
+    let stack = LocalStack::start(&[]).await;
+    let mut a = stack.client("/dev").await;
+    // A sendmessage from a connection that is not open (tests/fixtures/message.json).
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/message.json");
+    let answer = stack
+        .invoke("message", &fixture)
+        .await
+        .expect("cargo lambda invoke");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(a.recv().await, "hello");
+}

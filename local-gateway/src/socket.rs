@@ -88,6 +88,9 @@ pub async fn handshake(
     // API Gateway takes a moment after `$connect` returns to establish the connection; pushes
     // meanwhile are answered 410. The handshake's answer waits that moment here too.
     tokio::time::sleep(settings.aws.connect_settle).await;
+    // Reachable before the client hears 101, as on AWS; what is pushed before the socket task
+    // runs waits in the connection's channel.
+    gateway.connections.established(&client.connection_id);
     tracing::info!(connection = %client.connection_id, source = %client.source_ip, "connected");
     let limits = settings.limits;
     upgrade
@@ -99,6 +102,7 @@ pub async fn handshake(
 /// Without a `$connect` route, API Gateway accepts every handshake.
 fn accept(gateway: Arc<Gateway>, upgrade: WebSocketUpgrade, api: Api, client: Client) -> Response {
     let pending = gateway.connections.open(client.clone());
+    gateway.connections.established(&client.connection_id);
     let limits = gateway.settings.limits;
     upgrade
         .max_frame_size(limits.max_frame_bytes)
@@ -184,7 +188,6 @@ async fn run(
 ) {
     let id = client.connection_id.clone();
     let limits = gateway.settings.limits;
-    gateway.connections.established(&id);
     let (mut sink, mut stream) = socket.split();
     let born = Instant::now();
     let mut last_active = born;

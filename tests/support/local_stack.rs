@@ -48,6 +48,8 @@ fn workspace_root() -> PathBuf {
 /// The local stack, stopped when dropped.
 pub struct LocalStack {
     pub gateway_address: SocketAddr,
+    /// Where `cargo lambda watch` serves the Lambda Invoke API.
+    pub invoke_port: u16,
     pub store: DynamoStore,
     sdk: aws_config::SdkConfig,
     function_log: PathBuf,
@@ -196,6 +198,7 @@ impl LocalStack {
         });
         LocalStack {
             gateway_address,
+            invoke_port,
             store,
             sdk,
             function_log: log,
@@ -215,6 +218,39 @@ impl LocalStack {
     /// The local gateway's management endpoint (what `MANAGEMENT_ENDPOINT` says in AWS).
     pub fn management_endpoint(&self) -> String {
         format!("http://{}/dev", self.gateway_address)
+    }
+
+    /// Invokes one function on its own with `cargo lambda invoke` and an event file, as the README
+    /// shows; what the function answered, or cargo-lambda's error.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        event_file: &std::path::Path,
+    ) -> Result<serde_json::Value, String> {
+        let program = std::env::var("CARGO_LAMBDA").unwrap_or_else(|_| "cargo-lambda".to_owned());
+        let output = tokio::process::Command::new(program)
+            .args([
+                "lambda",
+                "invoke",
+                function,
+                "--invoke-address",
+                "127.0.0.1",
+            ])
+            .args([
+                "--invoke-port",
+                &self.invoke_port.to_string(),
+                "--data-file",
+            ])
+            .arg(event_file)
+            .output()
+            .await
+            .expect("run cargo lambda invoke");
+        if output.status.success() {
+            let text = String::from_utf8_lossy(&output.stdout);
+            serde_json::from_str(text.trim()).map_err(|e| format!("{text} is not JSON: {e}"))
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
     }
 
     /// Runs the `gateway-client` CLI against this stack; its JSON answer, or its error text.
@@ -279,15 +315,12 @@ impl LocalStack {
     /// Connects without asking anything: a client that knows nothing of its connection id, and
     /// reads whatever is pushed to it first.
     pub async fn raw_client(&self, path_and_query: &str) -> Ws {
-        let url = self.url(path_and_query);
-        match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url.as_str())).await {
-            Ok(Ok((socket, _))) => Ws {
-                socket,
-                connection_id: String::new(),
-            },
-            Ok(Err(e)) => panic!("could not connect to {url}: {e}"),
-            Err(_) => panic!("no handshake from {url} within {PATIENCE:?}"),
-        }
+        connect(&self.url(path_and_query)).await
+    }
+
+    /// What the functions have logged so far.
+    pub fn function_log(&self) -> String {
+        std::fs::read_to_string(&self.function_log).unwrap_or_default()
     }
 
     /// Connects, or returns the HTTP status that refused the handshake.
@@ -401,6 +434,18 @@ impl LocalStack {
         let response = request.send().await.expect("the management API answers");
         let status = response.status().as_u16();
         (status, response.text().await.unwrap_or_default())
+    }
+}
+
+/// Connects a real WebSocket client to `url`, any gateway's (a running `make dev`, say).
+pub async fn connect(url: &str) -> Ws {
+    match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url)).await {
+        Ok(Ok((socket, _))) => Ws {
+            socket,
+            connection_id: String::new(),
+        },
+        Ok(Err(e)) => panic!("could not connect to {url}: {e}"),
+        Err(_) => panic!("no handshake from {url} within {PATIENCE:?}"),
     }
 }
 
