@@ -120,7 +120,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         aws: AwsBehaviour {
             connect_settle: Duration::from_millis(args.connect_settle_ms),
             serialize_frames: args.serialize_frames,
-            signing: (!args.accept_unsigned).then(|| Expected {
+            signing: (!args.accept_unsigned).then_some(Expected {
                 credentials: Credentials {
                     access_key_id: args.access_key_id,
                     secret_access_key: args.secret_access_key,

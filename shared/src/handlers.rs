@@ -180,7 +180,7 @@ pub async fn message<S: Store, P: Push>(
         };
         let mut undelivered = 0;
         for reply in &replies {
-            if let Err(e) = gateway.push_to(&endpoint, sender.connection_id, reply).await {
+            if let Err(e) = Box::pin(gateway.push_to(&endpoint, sender.connection_id, reply)).await {
                 tracing::warn!(error = %e, "reply to the sender could not be pushed");
                 undelivered += 1;
             }
@@ -230,7 +230,7 @@ async fn answer<S: Store, P: Push>(
         );
         return (None, Err(Answer::Rejected(rejection)));
     }
-    match admit(gateway, sender.connection_id).await {
+    match Box::pin(admit(gateway, sender.connection_id)).await {
         Ok(Admission::Limited) => {
             let config = &gateway.config;
             let rejection = Rejection::new(
@@ -254,7 +254,9 @@ async fn answer<S: Store, P: Push>(
             let action = command.action();
             (
                 Some(action),
-                commands::run(gateway, sender, command)
+                // Boxed, like the other store-bound futures here: the SDK's futures nest deeply
+                // enough to pass the compiler's type-layout depth limit in a function's `main`.
+                Box::pin(commands::run(gateway, sender, command))
                     .await
                     .map_err(Answer::Failed),
             )
