@@ -44,24 +44,28 @@ fn assert_allowed(function: &str, used: BTreeSet<String>) {
     );
 }
 
-/// A stack whose every DynamoDB request goes through a recording proxy; what creating its table
-/// needed is forgotten.
+/// A stack whose every DynamoDB request goes through a recording proxy.
 async fn recorded() -> (FaultProxy, Stack) {
     let proxy = FaultProxy::start(support::dynamodb::endpoint()).await;
     let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
-    proxy.take_actions();
     (proxy, stack)
 }
 
-#[tokio::test]
-async fn the_connect_policy_allows_recording_a_connection_and_taking_back_a_failed_one() {
-    let (proxy, stack) = recorded().await;
+/// Forgets what setting the scene needed, then does what a function does at init.
+async fn init(proxy: &FaultProxy, stack: &Stack) {
+    proxy.take_actions();
     stack
         .gateway
         .store
         .check_table()
         .await
         .expect("init reads the table");
+}
+
+#[tokio::test]
+async fn the_connect_policy_allows_recording_a_connection_and_taking_back_a_failed_one() {
+    let (proxy, stack) = recorded().await;
+    init(&proxy, &stack).await;
     assert_eq!(stack.connect("A=", &[("uid", "alice")]).await, 200);
     // A write whose answer is lost: the handshake fails and what landed is taken back.
     proxy.lose_answers_to(Some("TransactWriteItems"));
@@ -81,13 +85,7 @@ async fn the_message_policy_allows_every_command_and_the_prune_after_a_410() {
     stack
         .send("G=", r#"{"action":"join","group":"room"}"#)
         .await;
-    proxy.take_actions();
-    stack
-        .gateway
-        .store
-        .check_table()
-        .await
-        .expect("init reads the table");
+    init(&proxy, &stack).await;
     stack.sink.mark_gone("G=");
     for frame in [
         "plain text",
@@ -125,13 +123,7 @@ async fn the_disconnect_policy_allows_removing_every_item() {
     stack
         .send("A=", r#"{"action":"join","group":"room"}"#)
         .await;
-    proxy.take_actions();
-    stack
-        .gateway
-        .store
-        .check_table()
-        .await
-        .expect("init reads the table");
+    init(&proxy, &stack).await;
     assert_eq!(stack.disconnect("A=").await, 200);
     let used = proxy.take_actions();
     assert!(stack.items_of("A=").await.is_empty());

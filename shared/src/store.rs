@@ -172,6 +172,21 @@ pub fn now_millis() -> i64 {
         .as_millis() as i64
 }
 
+/// A record with a uid and two groups, for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn sample_record() -> ConnectionRecord {
+    ConnectionRecord {
+        connection_id: "c1=".into(),
+        connected_at: 1,
+        source_ip: None,
+        user_agent: None,
+        uid: Some("alice".into()),
+        groups: ["g1".to_owned(), "g2".to_owned()].into(),
+        expires_at: 99,
+        session: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,19 +113,7 @@ pub(super) fn member(item: &Item) -> Result<Member, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record() -> ConnectionRecord {
-        ConnectionRecord {
-            connection_id: "c1=".into(),
-            connected_at: 1,
-            source_ip: None,
-            user_agent: None,
-            uid: Some("alice".into()),
-            groups: ["g1".to_owned(), "g2".to_owned()].into(),
-            expires_at: 99,
-            session: None,
-        }
-    }
+    use crate::store::sample_record as record;
 
     #[test]
     fn a_connection_item_reads_back_as_the_record_it_was_written_from() {

@@ -84,19 +84,7 @@ fn member_sort_key(connection_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record() -> ConnectionRecord {
-        ConnectionRecord {
-            connection_id: "c1=".into(),
-            connected_at: 1,
-            source_ip: None,
-            user_agent: None,
-            uid: Some("alice".into()),
-            groups: ["g1".to_owned(), "g2".to_owned()].into(),
-            expires_at: 99,
-            session: None,
-        }
-    }
+    use crate::store::sample_record as record;
 
     #[test]
     fn keys_name_their_set_in_the_partition_and_the_connection_in_the_sort_key() {

@@ -213,7 +213,7 @@ impl Store for DynamoStore {
     }
 
     async fn set_session(&self, connection_id: &str, session: &str) -> Result<bool, StoreError> {
-        let result = write::retry_conflicts("UpdateItem", || {
+        let updated = write::conditional_update(|| {
             self.client
                 .update_item()
                 .table_name(&self.table)
@@ -224,17 +224,8 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":session", AttributeValue::S(session.to_owned()))
                 .send()
         })
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(request_error("UpdateItem", e)),
-        }
+        .await?;
+        Ok(updated.is_some())
     }
 
     async fn bind_uid(&self, record: &ConnectionRecord, uid: &str) -> Result<bool, StoreError> {

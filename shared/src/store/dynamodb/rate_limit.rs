@@ -5,15 +5,16 @@
 //! it (a second write). When two frames straddle a boundary, the later window wins, and a frame
 //! of the window gone by is let through rather than refused: the count it belonged to is over.
 //! Writes refused for a conflict with a `join` or `leave` on the same item are tried again
-//! ([`retry_conflicts`]).
+//! ([`conditional_update`]).
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::items;
 use super::keys::Key;
-use super::write::{request_error, retry_conflicts};
+use super::write::conditional_update;
 use super::DynamoStore;
 use crate::store::{Admission, StoreError};
 
@@ -25,65 +26,63 @@ fn numbers(pairs: &[(&str, i64)]) -> HashMap<String, AttributeValue> {
 }
 
 impl DynamoStore {
-    /// Counts one frame in `window`; the count so far, or `None` when the stored window is
-    /// another one (or the connection is gone).
-    async fn count(&self, connection_id: &str, window: i64) -> Result<Option<i64>, StoreError> {
+    /// One conditional UpdateItem of the connection's rate-limit attributes.
+    async fn update_rate(
+        &self,
+        connection_id: &str,
+        window: i64,
+        update: &str,
+        condition: &str,
+    ) -> Result<Option<UpdateItemOutput>, StoreError> {
         let key = Key::connection(connection_id).item();
-        let result = retry_conflicts("UpdateItem", || {
+        conditional_update(|| {
             self.client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key.clone()))
-                .update_expression("ADD rateCount :one")
-                .condition_expression("rateWindow = :window")
+                .update_expression(update)
+                .condition_expression(condition)
                 .set_expression_attribute_values(Some(numbers(&[(":one", 1), (":window", window)])))
                 .return_values(ReturnValue::UpdatedNew)
                 .send()
         })
-        .await;
-        match result {
-            Ok(output) => {
-                let attributes = output.attributes().cloned().unwrap_or_default();
-                Ok(Some(items::number(&attributes, "rateCount")?))
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(request_error("UpdateItem", e)),
-        }
+        .await
+    }
+
+    /// Counts one frame in `window`; the count so far, or `None` when the stored window is
+    /// another one (or the connection is gone).
+    async fn count(&self, connection_id: &str, window: i64) -> Result<Option<i64>, StoreError> {
+        let updated = self
+            .update_rate(
+                connection_id,
+                window,
+                "ADD rateCount :one",
+                "rateWindow = :window",
+            )
+            .await?;
+        updated
+            .map(|output| {
+                items::number(
+                    &output.attributes().cloned().unwrap_or_default(),
+                    "rateCount",
+                )
+            })
+            .transpose()
     }
 
     /// Starts `window` with this frame; `false` when the stored window is not older (started
     /// meanwhile by another frame, or by this very write whose answer was lost and retried) or
     /// the connection is gone.
     async fn start(&self, connection_id: &str, window: i64) -> Result<bool, StoreError> {
-        let key = Key::connection(connection_id).item();
-        let result = retry_conflicts("UpdateItem", || {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .update_expression("SET rateWindow = :window, rateCount = :one")
-                .condition_expression(
-                    "attribute_exists(pk) AND (attribute_not_exists(rateWindow) OR rateWindow < :window)",
-                )
-                .set_expression_attribute_values(Some(numbers(&[(":one", 1), (":window", window)])))
-                .send()
-        })
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(request_error("UpdateItem", e)),
-        }
+        let updated = self
+            .update_rate(
+                connection_id,
+                window,
+                "SET rateWindow = :window, rateCount = :one",
+                "attribute_exists(pk) AND (attribute_not_exists(rateWindow) OR rateWindow < :window)",
+            )
+            .await?;
+        Ok(updated.is_some())
     }
 
     pub(super) async fn admit_frame(

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
 };
@@ -87,6 +87,26 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// An UpdateItem, again while a conflict refuses it: its output, or `None` when its condition
+/// did not hold.
+pub(super) async fn conditional_update<Fut>(
+    call: impl FnMut() -> Fut,
+) -> Result<Option<UpdateItemOutput>, StoreError>
+where
+    Fut: Future<Output = Result<UpdateItemOutput, SdkError<UpdateItemError>>>,
+{
+    match retry_conflicts("UpdateItem", call).await {
+        Ok(output) => Ok(Some(output)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(request_error("UpdateItem", e)),
     }
 }
 
