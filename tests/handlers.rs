@@ -436,7 +436,7 @@ async fn a_connect_whose_write_landed_but_whose_answer_was_lost_leaves_nothing_b
     let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
     let inspect = Stack::inspector(&stack).await;
 
-    proxy.lose_answers_to(Some("TransactWriteItems"));
+    proxy.lose_answers_to(Some("PutRequest"));
     assert_eq!(
         stack.connect("A=", &[("uid", "alice")]).await,
         500,

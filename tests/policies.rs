@@ -68,11 +68,14 @@ async fn the_connect_policy_allows_recording_a_connection_and_taking_back_a_fail
     init(&proxy, &stack).await;
     assert_eq!(stack.connect("A=", &[("uid", "alice")]).await, 200);
     // A write whose answer is lost: the handshake fails and what landed is taken back.
-    proxy.lose_answers_to(Some("TransactWriteItems"));
+    proxy.lose_answers_to(Some("PutRequest"));
     assert_eq!(stack.connect("B=", &[("uid", "bob")]).await, 500);
     proxy.lose_answers_to(None);
     let used = proxy.take_actions();
-    assert!(used.contains("dynamodb:BatchWriteItem"), "{used:?}");
+    assert!(
+        used.contains("dynamodb:GetItem"),
+        "the clean-up read what had landed: {used:?}"
+    );
     assert_allowed("ConnectFunction", used);
 }
 

@@ -76,7 +76,8 @@ pub enum StoreError {
 
 /// The connection facts, as the handlers need them.
 pub trait Store: Send + Sync {
-    /// Records a new connection and its uid binding, all or nothing.
+    /// Records a new connection and its uid binding. On an error, some of it may have landed:
+    /// the caller takes it back with [`Store::remove_connection`].
     fn put_connection(
         &self,
         record: &ConnectionRecord,

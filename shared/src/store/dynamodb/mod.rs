@@ -130,14 +130,11 @@ impl DynamoStore {
 }
 
 impl Store for DynamoStore {
+    /// One BatchWriteItem of plain puts, not a transaction: at half the write units, and a
+    /// `$connect` that fails takes back whatever landed (the handler does), so all-or-nothing
+    /// holds without one. The items are new, so nothing can conflict with them.
     async fn put_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
-        let items = new_connection_items(record)
-            .into_iter()
-            .map(|item| put(&self.table, item))
-            .collect::<Result<_, _>>()?;
-        self.transact(items)
-            .await
-            .map_err(|e| request_error("TransactWriteItems", e))
+        self.put_items(new_connection_items(record)).await
     }
 
     async fn connection(

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, DeleteRequest, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
 };
 
 use super::items::Item;
@@ -229,24 +229,46 @@ impl DynamoStore {
 
     /// Deletes items by key, 25 at a time, retrying what DynamoDB leaves unprocessed.
     pub(super) async fn delete_keys(&self, keys: Vec<Key>) -> Result<(), StoreError> {
-        for chunk in keys.chunks(BATCH_LIMIT) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|key| -> Result<WriteRequest, StoreError> {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(key.item()))
-                        .build()
-                        .map_err(malformed)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<_, _>>()?;
+        let requests = keys
+            .iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key.item()))
+                    .build()
+                    .map_err(malformed)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    /// Writes whole items, 25 at a time, retrying what DynamoDB leaves unprocessed: plain writes,
+    /// half the write units of a transaction's, for items whose partial landing the caller can
+    /// take back.
+    pub(super) async fn put_items(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(malformed)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(BATCH_LIMIT) {
+            let mut requests = chunk.to_vec();
             let mut round = 0;
             while !requests.is_empty() {
                 if round > UNPROCESSED_RETRIES {
                     return Err(StoreError::Request {
                         operation: "BatchWriteItem",
                         message: format!(
-                            "{} deletes still unprocessed after {round} rounds",
+                            "{} writes still unprocessed after {round} rounds",
                             requests.len()
                         ),
                     });
