@@ -59,12 +59,15 @@ for name in AUTH_SECRET MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENC
   if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
 done
 say "starting the functions under cargo lambda watch on 127.0.0.1:$INVOKE_PORT"
-PATH="$PWD/$BIN:$PATH" setsid cargo lambda watch -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
+# The functions sign pushes with the local credentials above; a session token from the shell
+# would be sent with them and refused by the gateway.
+PATH="$PWD/$BIN:$PATH" env -u AWS_SESSION_TOKEN setsid cargo lambda watch -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
   --env-vars "$env_vars" >"$LOGS/functions.log" 2>&1 &
 pids+=($!); wait_port "$INVOKE_PORT" functions $!
 
 say "starting the local gateway on 127.0.0.1:$GATEWAY_PORT"
-# Pushes must be signed with the credentials the functions were given, whatever the shell has.
+# The gateway accepts pushes signed with the credentials the functions were given, whatever the
+# shell has.
 # GATEWAY_FLAGS passes more (`--drop-disconnects 20`, `--push-rate-limit 100`: local-gateway --help).
 env -u AWS_SESSION_TOKEN setsid target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" \
   --invoke-url "http://127.0.0.1:$INVOKE_PORT" --stage "$STAGE" \

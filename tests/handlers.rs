@@ -479,6 +479,7 @@ async fn a_join_whose_transaction_meets_another_write_is_tried_again_and_succeed
         stack.received_json("A="),
         json!({"type":"joined","group":"room"})
     );
+    assert_eq!(proxy.conflicts(), 1, "the transaction met a conflict once");
     assert_eq!(stack.items_of("A=").await.len(), 3);
 }
 
@@ -493,6 +494,41 @@ async fn a_rate_limit_count_refused_for_a_conflict_is_tried_again_and_the_frame_
     proxy.conflict_once("UpdateItem");
     stack.send("A=", r#"{"action":"ping"}"#).await;
     assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
+    assert_eq!(proxy.conflicts(), 1, "the count met a conflict once");
+}
+
+#[tokio::test]
+async fn a_410_for_a_connection_whose_connect_may_still_be_running_removes_nothing() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[]).await;
+    // Recorded just now, as by a $connect whose handshake API Gateway has not completed.
+    let new = ConnectionRecord {
+        connection_id: "NEW=".into(),
+        connected_at: shared::store::now_millis(),
+        source_ip: None,
+        user_agent: None,
+        uid: Some("newcomer".into()),
+        groups: Default::default(),
+        expires_at: shared::store::now_secs() + 3 * 3600,
+        session: None,
+    };
+    stack.gateway.store.put_connection(&new).await.unwrap();
+    stack.sink.mark_gone("NEW=");
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"uid":"newcomer"},"data":1,"id":"x"}"#,
+        )
+        .await;
+    assert_eq!(
+        stack.received_json("A="),
+        json!({"type":"ack","id":"x","delivered":0})
+    );
+    assert_eq!(
+        stack.items_of("NEW=").await.len(),
+        3,
+        "the new connection keeps its records, so it stays reachable once established"
+    );
 }
 
 #[tokio::test]

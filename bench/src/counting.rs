@@ -32,6 +32,10 @@ impl<S: Store> Store for CountingStore<S> {
         Ok(record)
     }
 
+    async fn forget(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        self.inner.forget(record).await
+    }
+
     async fn remove_connection(
         &self,
         connection_id: &str,

@@ -150,7 +150,7 @@ pub fn router(settings: Settings) -> Router {
     });
     Router::new()
         .route("/", get(socket::handshake))
-        .route("/{stage}", get(socket::handshake))
+        .route("/{stage}", get(socket::staged_handshake))
         .route("/@connections/{id}", any(management::unstaged_connection))
         .route(
             "/{stage}/@connections/{id}",

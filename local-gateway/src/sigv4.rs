@@ -42,7 +42,7 @@ pub enum Refusal {
     UnknownCredentials,
     /// The scope names another region or service, or the date does not match.
     WrongScope(String),
-    /// More than 15 minutes off the clock.
+    /// More than five minutes off the clock.
     Expired,
     /// The signature does not match the request.
     Mismatch,
@@ -104,8 +104,17 @@ fn parse(header: &str) -> Result<Authorization<'_>, Refusal> {
         signed_headers: signed_headers.ok_or(Refusal::Malformed("SignedHeaders"))?,
         signature: signature.ok_or(Refusal::Malformed("a Signature"))?,
     };
-    if next()? != "aws4_request" {
+    if next()? != "aws4_request" || next().is_ok() {
         return Err(Refusal::Malformed("a scope ending in aws4_request"));
+    }
+    if authorization.date.len() != 8 || !authorization.date.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Refusal::Malformed("a scope date of eight digits"));
+    }
+    let signed: Vec<&str> = authorization.signed_headers.split(';').collect();
+    if !signed.contains(&"host") || !signed.contains(&"x-amz-date") {
+        return Err(Refusal::Malformed(
+            "host and x-amz-date among the SignedHeaders",
+        ));
     }
     Ok(authorization)
 }
@@ -224,8 +233,8 @@ pub fn verify(expected: &Expected, request: &Request<'_>, now: SystemTime) -> Re
             authorization.date
         )));
     }
-    // Stamps of one shape order as the moments they name.
-    let skew = Duration::from_secs(15 * 60);
+    // Stamps of one shape order as the moments they name. API Gateway allows five minutes.
+    let skew = Duration::from_secs(5 * 60);
     let earliest = amz_date(now.checked_sub(skew).unwrap_or(now));
     if stamp.len() != earliest.len()
         || stamp < earliest.as_str()
@@ -247,10 +256,11 @@ pub fn verify(expected: &Expected, request: &Request<'_>, now: SystemTime) -> Re
         }
         canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload_hash = match header("x-amz-content-sha256") {
-        Some(hash) => hash.to_owned(),
-        None => hex(&Sha256::digest(request.body)),
-    };
+    // execute-api signs the body's own hash; a header that claims another one is refused.
+    let payload_hash = hex(&Sha256::digest(request.body));
+    if header("x-amz-content-sha256").is_some_and(|claimed| claimed != payload_hash) {
+        return Err(Refusal::Mismatch);
+    }
     let canonical_request = format!(
         "{}\n{}\n{}\n{canonical_headers}\n{}\n{payload_hash}",
         request.method,
@@ -406,6 +416,31 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_payload_hash_that_is_not_the_bodys_is_refused() {
+        let mut headers = signed(PATH, b"hi", "local-secret", "us-east-1", None);
+        headers.insert(
+            "x-amz-content-sha256",
+            "UNSIGNED-PAYLOAD".parse().expect("value"),
+        );
+        assert_eq!(
+            check(&expected(None), PATH, &headers, b"hi"),
+            Err(Refusal::Mismatch)
+        );
+    }
+
+    #[test]
+    fn a_signature_that_leaves_out_the_host_is_malformed() {
+        let mut headers = signed(PATH, b"hi", "local-secret", "us-east-1", None);
+        let authorization = headers["authorization"].to_str().expect("ascii").to_owned();
+        let without_host = authorization.replace("SignedHeaders=host;", "SignedHeaders=");
+        headers.insert("authorization", without_host.parse().expect("value"));
+        assert!(matches!(
+            check(&expected(None), PATH, &headers, b"hi"),
+            Err(Refusal::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn an_unsigned_request_is_missing_its_token() {
         assert_eq!(
             check(&expected(None), PATH, &HeaderMap::new(), b"hi"),
@@ -414,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn a_signature_from_twenty_minutes_ago_has_expired() {
+    fn a_signature_from_ten_minutes_ago_has_expired() {
         let headers = signed(PATH, b"hi", "local-secret", "us-east-1", None);
         let request = Request {
             method: "POST",
@@ -423,7 +458,7 @@ mod tests {
             headers: &headers,
             body: b"hi",
         };
-        let later = SystemTime::now() + Duration::from_secs(20 * 60);
+        let later = SystemTime::now() + Duration::from_secs(10 * 60);
         assert_eq!(
             verify(&expected(None), &request, later),
             Err(Refusal::Expired)

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -26,7 +26,22 @@ use crate::Gateway;
 
 const PAGE: &str = include_str!("page.html");
 
-/// `GET /` or `GET /{stage}`: a WebSocket handshake, or the chat page for a browser.
+/// `GET /{stage}`: as `/`, for this gateway's stage only; another stage is 403, as on AWS.
+pub async fn staged_handshake(
+    Path(stage): Path<String>,
+    State(gateway): State<Arc<Gateway>>,
+    peer: ConnectInfo<SocketAddr>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Response {
+    if stage != gateway.settings.stage {
+        return (StatusCode::FORBIDDEN, "Forbidden: no such stage\n").into_response();
+    }
+    handshake(State(gateway), peer, upgrade, headers, query).await
+}
+
+/// `GET /`: a WebSocket handshake, or the chat page for a browser.
 pub async fn handshake(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -56,58 +71,94 @@ pub async fn handshake(
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned),
     };
-    let Some(function) = settings.routes.function("$connect").map(str::to_owned) else {
-        return accept(gateway, upgrade, api, client);
-    };
     // Registered before `$connect` runs, but unreachable until the handshake has completed: a
     // push that races the handshake is answered 410, as API Gateway answers it.
-    let pending = gateway.connections.open(client.clone());
-    let event = events::connect(
-        &api,
-        &client,
-        &header_map(&headers),
-        &query_map(query.as_deref()),
-    );
-    let status = match gateway.invoker.invoke(&function, &event).await {
-        Ok(response) => status_of(&response),
-        Err(e) => {
-            tracing::error!(connection = %client.connection_id, error = %e, "$connect failed");
-            500
+    let mut handshake = Handshake::begin(gateway.clone(), api, client);
+    if let Some(function) = settings.routes.function("$connect") {
+        let event = events::connect(
+            &handshake.api,
+            &handshake.client,
+            &header_map(&headers),
+            &query_map(query.as_deref()),
+        );
+        let id = &handshake.client.connection_id;
+        let status = match gateway.invoker.invoke(function, &event).await {
+            Ok(response) => status_of(&response),
+            Err(e) => {
+                tracing::error!(connection = %id, error = %e, "$connect failed");
+                500
+            }
+        };
+        if !(200..300).contains(&status) {
+            tracing::info!(connection = %id, status, "handshake refused by $connect");
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (
+                status,
+                format!("refused by $connect ({})\n", status.as_u16()),
+            )
+                .into_response();
         }
-    };
-    if !(200..300).contains(&status) {
-        gateway.connections.remove(&client.connection_id);
-        tracing::info!(connection = %client.connection_id, status, "handshake refused by $connect");
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (
-            status,
-            format!("refused by $connect ({})\n", status.as_u16()),
-        )
-            .into_response();
+        handshake.accepted = true;
+        // API Gateway takes a moment after `$connect` returns to establish the connection;
+        // pushes meanwhile are answered 410. The handshake's answer waits that moment here too.
+        tokio::time::sleep(settings.aws.connect_settle).await;
     }
-    // API Gateway takes a moment after `$connect` returns to establish the connection; pushes
-    // meanwhile are answered 410. The handshake's answer waits that moment here too.
-    tokio::time::sleep(settings.aws.connect_settle).await;
     // Reachable before the client hears 101, as on AWS; what is pushed before the socket task
     // runs waits in the connection's channel.
-    gateway.connections.established(&client.connection_id);
-    tracing::info!(connection = %client.connection_id, source = %client.source_ip, "connected");
+    gateway
+        .connections
+        .established(&handshake.client.connection_id);
+    tracing::info!(connection = %handshake.client.connection_id, source = %handshake.client.source_ip, "connected");
     let limits = settings.limits;
     upgrade
         .max_frame_size(limits.max_frame_bytes)
         .max_message_size(limits.max_message_bytes)
-        .on_upgrade(move |socket| run(gateway, socket, api, client, pending))
+        .on_upgrade(move |socket| run(handshake, socket))
 }
 
-/// Without a `$connect` route, API Gateway accepts every handshake.
-fn accept(gateway: Arc<Gateway>, upgrade: WebSocketUpgrade, api: Api, client: Client) -> Response {
-    let pending = gateway.connections.open(client.clone());
-    gateway.connections.established(&client.connection_id);
-    let limits = gateway.settings.limits;
-    upgrade
-        .max_frame_size(limits.max_frame_bytes)
-        .max_message_size(limits.max_message_bytes)
-        .on_upgrade(move |socket| run(gateway, socket, api, client, pending))
+/// A connection from the start of its handshake until its socket runs. Dropped before that (the
+/// client left during `$connect`, or the upgrade failed), it is forgotten, and one that
+/// `$connect` had accepted gets its `$disconnect`, as API Gateway would send it.
+struct Handshake {
+    gateway: Arc<Gateway>,
+    api: Api,
+    client: Client,
+    /// `$connect` accepted it (or there is no `$connect` route).
+    accepted: bool,
+    /// What is pushed to it; taken when its socket runs.
+    outbound: Option<mpsc::UnboundedReceiver<Outbound>>,
+}
+
+impl Handshake {
+    fn begin(gateway: Arc<Gateway>, api: Api, client: Client) -> Handshake {
+        let outbound = Some(gateway.connections.open(client.clone()));
+        let accepted = gateway.settings.routes.function("$connect").is_none();
+        Handshake {
+            gateway,
+            api,
+            client,
+            accepted,
+            outbound,
+        }
+    }
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        if self.outbound.is_none() {
+            return;
+        }
+        self.gateway.connections.remove(&self.client.connection_id);
+        if self.accepted {
+            let close = Close {
+                code: 1006,
+                reason: "Connection lost during the handshake".into(),
+            };
+            let (gateway, api, client) =
+                (self.gateway.clone(), self.api.clone(), self.client.clone());
+            tokio::spawn(async move { disconnect(&gateway, &api, &client, close).await });
+        }
+    }
 }
 
 fn header_map(headers: &HeaderMap) -> BTreeMap<String, Vec<String>> {
@@ -179,13 +230,16 @@ struct Close {
     reason: String,
 }
 
-async fn run(
-    gateway: Arc<Gateway>,
-    socket: WebSocket,
-    api: Api,
-    client: Client,
-    mut outbound: mpsc::UnboundedReceiver<Outbound>,
-) {
+async fn run(mut handshake: Handshake, socket: WebSocket) {
+    let Some(mut outbound) = handshake.outbound.take() else {
+        return;
+    };
+    let (gateway, api, client) = (
+        handshake.gateway.clone(),
+        handshake.api.clone(),
+        handshake.client.clone(),
+    );
+    drop(handshake);
     let id = client.connection_id.clone();
     let limits = gateway.settings.limits;
     let (mut sink, mut stream) = socket.split();
@@ -257,14 +311,20 @@ async fn run(
             }
         }
     };
-    gateway.connections.remove(&id);
+    disconnect(&gateway, &api, &client, close).await;
+}
+
+/// The connection has ended: it is forgotten, and `$disconnect` is invoked (unless dropped).
+async fn disconnect(gateway: &Gateway, api: &Api, client: &Client, close: Close) {
+    let id = &client.connection_id;
+    gateway.connections.remove(id);
     tracing::info!(connection = %id, code = close.code, reason = %close.reason, "closed");
-    if drops_disconnect(&id, gateway.settings.aws.drop_disconnects_percent) {
+    if drops_disconnect(id, gateway.settings.aws.drop_disconnects_percent) {
         tracing::info!(connection = %id, "$disconnect dropped, as API Gateway may (--drop-disconnects)");
         return;
     }
     if let Some(function) = gateway.settings.routes.function("$disconnect") {
-        let event = events::disconnect(&api, &client, close.code, &close.reason);
+        let event = events::disconnect(api, client, close.code, &close.reason);
         if let Err(e) = gateway.invoker.invoke(function, &event).await {
             tracing::warn!(connection = %id, error = %e, "$disconnect failed");
         }

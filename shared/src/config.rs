@@ -177,12 +177,18 @@ impl Config {
             config.dynamodb_timeout = Duration::from_millis(positive("DYNAMODB_TIMEOUT_MS", &v)?);
         }
         if let Some(v) = get("CONNECT_GRACE_SECONDS") {
-            config.connect_grace =
-                Duration::from_secs(v.trim().parse().map_err(|_| ConfigError::Invalid {
-                    name: "CONNECT_GRACE_SECONDS",
-                    expected: "a whole number of seconds",
-                    value: v.clone(),
-                })?);
+            let secs = match v.trim().parse::<u64>() {
+                Ok(secs) if secs <= 600 => secs,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "CONNECT_GRACE_SECONDS",
+                        expected:
+                            "a whole number of seconds up to 600 ($connect times out at 29 s)",
+                        value: v,
+                    })
+                }
+            };
+            config.connect_grace = Duration::from_secs(secs);
         }
         if let Some(v) = get("RATE_WINDOW_SECONDS") {
             config.rate_window = Duration::from_secs(positive("RATE_WINDOW_SECONDS", &v)?);

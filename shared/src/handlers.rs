@@ -96,12 +96,12 @@ pub async fn connect<S: Store, P: Push>(
                         200
                     }
                     Err(e) => {
-                        // A failed answer does not prove a failed write (a timeout after the
-                        // commit, say), and a refused handshake never gets a `$disconnect`: take
-                        // back whatever may have landed, or leave it to the TTL if we cannot.
-                        let cleanup = match gateway.store.remove_connection(&record.connection_id).await {
-                            Ok(None) => "nothing written",
-                            Ok(Some(_)) => "removed what was written",
+                        // A failed answer does not prove a failed write (a timeout after it
+                        // landed, say), any of the items may have landed, and a refused handshake
+                        // never gets a `$disconnect`: delete every item the record names, or
+                        // leave them to the TTL if even that fails.
+                        let cleanup = match gateway.store.forget(&record).await {
+                            Ok(()) => "took back whatever landed",
                             Err(_) => "left to the TTL",
                         };
                         tracing::error!(outcome = "failed", error = %e, cleanup, duration_ms = millis(started.elapsed()), "connect failed: the connection was not recorded");

@@ -76,8 +76,8 @@ pub enum StoreError {
 
 /// The connection facts, as the handlers need them.
 pub trait Store: Send + Sync {
-    /// Records a new connection and its uid binding. On an error, some of it may have landed:
-    /// the caller takes it back with [`Store::remove_connection`].
+    /// Records a new connection and its uid binding. On an error, any part of it may have
+    /// landed: the caller takes it back with [`Store::forget`].
     fn put_connection(
         &self,
         record: &ConnectionRecord,
@@ -88,6 +88,13 @@ pub trait Store: Send + Sync {
         &self,
         connection_id: &str,
     ) -> impl Future<Output = Result<Option<ConnectionRecord>, StoreError>> + Send;
+
+    /// Deletes every item `record` names, without reading anything: what a failed
+    /// [`Store::put_connection`] may have left, whichever of its items landed. Safe to repeat.
+    fn forget(
+        &self,
+        record: &ConnectionRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes every item of the connection; returns the record that was removed, if any.
     fn remove_connection(

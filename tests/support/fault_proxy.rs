@@ -24,6 +24,8 @@ struct State {
     lose_answers_to: Option<String>,
     /// The next request naming this operation is refused for a conflict, not carried out.
     conflict_once: Option<String>,
+    /// Requests refused for a conflict so far.
+    conflicts: usize,
     /// The IAM actions of the requests carried so far.
     actions: BTreeSet<String>,
     live: Vec<AbortHandle>,
@@ -98,6 +100,11 @@ impl FaultProxy {
     /// out: it is answered as DynamoDB answers a write that met another one on the same item.
     pub fn conflict_once(&self, operation: &str) {
         lock(&self.state).conflict_once = Some(operation.to_owned());
+    }
+
+    /// How many requests were refused for a conflict so far.
+    pub fn conflicts(&self) -> usize {
+        lock(&self.state).conflicts
     }
 
     /// The IAM actions the requests carried so far need (a TransactWriteItems needs those of
@@ -184,6 +191,7 @@ async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
                     let refuse = state.conflict_once.as_deref() == Some(current.as_str());
                     if refuse {
                         state.conflict_once = None;
+                        state.conflicts += 1;
                     }
                     refuse
                 };

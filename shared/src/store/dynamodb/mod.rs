@@ -144,6 +144,10 @@ impl Store for DynamoStore {
         self.live_record(connection_id).await
     }
 
+    async fn forget(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        self.delete_keys(Key::all_of(record)).await
+    }
+
     async fn remove_connection(
         &self,
         connection_id: &str,
