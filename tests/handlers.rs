@@ -605,3 +605,51 @@ async fn expired_records_count_nowhere_though_dynamodb_has_not_deleted_them_yet(
         "$disconnect still removes expired items"
     );
 }
+
+#[tokio::test]
+async fn a_410_removes_the_member_item_that_named_a_connection_whose_record_is_gone() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[]).await;
+    stack
+        .send("A=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    stack.received("A=");
+    // A member item whose connection's own item is gone: a join that landed between a
+    // $disconnect's read and its deletes leaves exactly this.
+    let stray = ConnectionRecord {
+        connection_id: "X=".into(),
+        connected_at: 1,
+        source_ip: None,
+        user_agent: None,
+        uid: None,
+        groups: Default::default(),
+        expires_at: shared::store::now_secs() + 3 * 3600,
+        session: None,
+    };
+    stack
+        .gateway
+        .store
+        .client()
+        .put_item()
+        .table_name(stack.gateway.store.table())
+        .set_item(Some(shared::store::dynamodb::group_item("room", &stray)))
+        .send()
+        .await
+        .expect("write a stray member item");
+    stack.sink.mark_gone("X=");
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"group":"room"},"data":1,"id":"x"}"#,
+        )
+        .await;
+    let frames = stack.received("A=");
+    assert!(
+        frames.iter().any(|f| f.contains(r#""delivered":1"#)),
+        "{frames:?}"
+    );
+    assert!(
+        stack.items_of("X=").await.is_empty(),
+        "the stray member item went with the 410"
+    );
+}

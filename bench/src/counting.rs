@@ -36,6 +36,10 @@ impl<S: Store> Store for CountingStore<S> {
         self.inner.forget(record).await
     }
 
+    async fn remove_member(&self, of: Members<'_>, connection_id: &str) -> Result<(), StoreError> {
+        self.inner.remove_member(of, connection_id).await
+    }
+
     async fn remove_connection(
         &self,
         connection_id: &str,

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::Target;
 use crate::push::{Delivery, Push, PushError};
-use crate::store::{now_millis, Members, Store, StoreError};
+use crate::store::{now_millis, ConnectionRecord, Members, Store, StoreError};
 
 /// The store, the push client and the settings, built once per process.
 pub struct Gateway<S, P> {
@@ -52,6 +52,18 @@ impl Report {
 pub struct Presence {
     pub connections: usize,
     pub uids: BTreeSet<String>,
+}
+
+/// A connection to push to, and the set that named it (none for a connection id).
+type Recipient<'a> = (String, Option<Members<'a>>);
+
+/// Whether deleting `record`'s items deletes the member item of `set` too.
+fn accounts_for(record: &ConnectionRecord, set: Members<'_>) -> bool {
+    match set {
+        Members::All => true,
+        Members::Uid(uid) => record.uid.as_deref() == Some(uid),
+        Members::Group(group) => record.groups.contains(group),
+    }
 }
 
 enum Outcome {
@@ -92,9 +104,20 @@ impl<S: Store, P: Push> Gateway<S, P> {
         connection_id: &str,
         data: &str,
     ) -> Result<Delivery, PushError> {
+        self.push_via(endpoint, connection_id, None, data).await
+    }
+
+    /// [`Gateway::push_to`] a recipient that the set `via` named.
+    async fn push_via(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        via: Option<Members<'_>>,
+        data: &str,
+    ) -> Result<Delivery, PushError> {
         let delivery = self.push.post(endpoint, connection_id, data).await?;
         if delivery == Delivery::Gone {
-            self.prune(connection_id).await;
+            self.prune_via(connection_id, via).await;
         }
         Ok(delivery)
     }
@@ -104,6 +127,14 @@ impl<S: Store, P: Push> Gateway<S, P> {
     /// whose handshake has not completed, and removing a new connection's records would leave it
     /// open but unreachable (protocol: "State and lifetime").
     pub async fn prune(&self, connection_id: &str) {
+        self.prune_via(connection_id, None).await;
+    }
+
+    /// [`Gateway::prune`], also deleting the member item of `via` that named the connection when
+    /// its record does not account for it: a `join` that landed between a `$disconnect`'s read and
+    /// its deletes, or a record already gone, would otherwise leave that item to be pushed to, and
+    /// answered 410, until its TTL.
+    async fn prune_via(&self, connection_id: &str, via: Option<Members<'_>>) {
         let grace = self.config.connect_grace.as_millis() as i64;
         match self.store.connection(connection_id).await {
             Ok(Some(record)) if record.connected_at > now_millis() - grace => {
@@ -120,26 +151,53 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 return;
             }
         }
-        match self.store.remove_connection(connection_id).await {
-            Ok(_) => tracing::info!(
+        let record = match self.store.remove_connection(connection_id).await {
+            Ok(record) => {
+                tracing::info!(
+                    gone = connection_id,
+                    "connection gone (410): its records were removed"
+                );
+                record
+            }
+            Err(e) => {
+                tracing::warn!(gone = connection_id, error = %e, "connection gone (410), but removing its records failed; the TTL will");
+                return;
+            }
+        };
+        let Some(set) = via else { return };
+        if record.is_some_and(|r| accounts_for(&r, set)) {
+            return;
+        }
+        match self.store.remove_member(set, connection_id).await {
+            Ok(()) => tracing::info!(
                 gone = connection_id,
-                "connection gone (410): its records were removed"
+                ?set,
+                "connection gone (410): a member item its record did not name was removed"
             ),
             Err(e) => {
-                tracing::warn!(gone = connection_id, error = %e, "connection gone (410), but removing its records failed; the TTL will")
+                tracing::warn!(gone = connection_id, ?set, error = %e, "connection gone (410), but removing a stray member item failed; the TTL will")
             }
         }
     }
 
-    /// The connection ids a target names, page by page, possibly with repeats.
-    fn recipients<'a>(&'a self, target: &'a Target) -> BoxStream<'a, Result<String, StoreError>> {
+    /// The connection ids a target names, each with the set that named it, page by page,
+    /// possibly with repeats.
+    fn recipients<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxStream<'a, Result<Recipient<'a>, StoreError>> {
         let of_sets = |sets: BoxStream<'a, Members<'a>>| {
-            sets.flat_map(|set| self.store.members(set))
-                .map_ok(|member| member.connection_id)
-                .boxed()
+            sets.flat_map(|set| {
+                self.store
+                    .members(set)
+                    .map_ok(move |member| (member.connection_id, Some(set)))
+            })
+            .boxed()
         };
         match target {
-            Target::Connections(ids) => stream::iter(ids.iter().cloned().map(Ok)).boxed(),
+            Target::Connections(ids) => {
+                stream::iter(ids.iter().map(|id| Ok((id.clone(), None)))).boxed()
+            }
             Target::Uids(uids) => {
                 of_sets(stream::iter(uids.iter().map(|u| Members::Uid(u))).boxed())
             }
@@ -166,13 +224,13 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .recipients(target)
             .filter(|item| {
                 ready(match item {
-                    Ok(id) => !exclude.contains(id.as_str()) && seen.insert(id.clone()),
+                    Ok((id, _)) => !exclude.contains(id.as_str()) && seen.insert(id.clone()),
                     Err(_) => true,
                 })
             })
             .map(|item| async move {
                 match item {
-                    Ok(id) => Outcome::Push(self.push_to(endpoint, &id, data).await),
+                    Ok((id, via)) => Outcome::Push(self.push_via(endpoint, &id, via, data).await),
                     Err(e) => Outcome::Store(e),
                 }
             })

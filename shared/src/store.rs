@@ -96,6 +96,13 @@ pub trait Store: Send + Sync {
         record: &ConnectionRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Deletes the item that puts the connection in `of`, whatever its record says.
+    fn remove_member(
+        &self,
+        of: Members<'_>,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Removes every item of the connection; returns the record that was removed, if any.
     fn remove_connection(
         &self,

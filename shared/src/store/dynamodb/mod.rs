@@ -148,6 +148,15 @@ impl Store for DynamoStore {
         self.delete_keys(Key::all_of(record)).await
     }
 
+    async fn remove_member(&self, of: Members<'_>, connection_id: &str) -> Result<(), StoreError> {
+        let key = match of {
+            Members::Uid(uid) => Key::uid_member(uid, connection_id),
+            Members::Group(group) => Key::group_member(group, connection_id),
+            Members::All => Key::all_member(connection_id),
+        };
+        self.delete_keys(vec![key]).await
+    }
+
     async fn remove_connection(
         &self,
         connection_id: &str,
