@@ -186,12 +186,14 @@ impl<S: Store, P: Push> Gateway<S, P> {
         &'a self,
         target: &'a Target,
     ) -> BoxStream<'a, Result<Recipient<'a>, StoreError>> {
+        // Several sets (a list of uids or groups) are read a few at a time, not one after another.
         let of_sets = |sets: BoxStream<'a, Members<'a>>| {
-            sets.flat_map(|set| {
+            sets.map(|set| {
                 self.store
                     .members(set)
                     .map_ok(move |member| (member.connection_id, Some(set)))
             })
+            .flatten_unordered(self.config.read_concurrency.max(1))
             .boxed()
         };
         match target {
