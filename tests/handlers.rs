@@ -653,3 +653,25 @@ async fn a_410_removes_the_member_item_that_named_a_connection_whose_record_is_g
         "the stray member item went with the 410"
     );
 }
+
+#[tokio::test]
+async fn concurrent_session_updates_lose_no_change() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[]).await;
+    let api = &stack.gateway;
+    let updates = (0..20).map(|i| async move {
+        let change = json!({ format!("key{i}"): i });
+        let change = change.as_object().expect("an object").clone();
+        api.update_session("A=", &change).await
+    });
+    for stored in futures_util::future::join_all(updates).await {
+        assert!(stored.expect("update_session"), "the connection exists");
+    }
+    let session = api.session("A=").await.unwrap().expect("a session");
+    let keys = session.as_object().map_or(0, |map| map.len());
+    assert_eq!(keys, 20, "every update's key is kept: {session}");
+    assert!(!api
+        .update_session("gone=", &Default::default())
+        .await
+        .unwrap());
+}

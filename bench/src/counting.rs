@@ -59,6 +59,17 @@ impl<S: Store> Store for CountingStore<S> {
         self.inner.set_session(connection_id, session).await
     }
 
+    async fn swap_session(
+        &self,
+        connection_id: &str,
+        expected: Option<&str>,
+        session: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .swap_session(connection_id, expected, session)
+            .await
+    }
+
     async fn bind_uid(&self, record: &ConnectionRecord, uid: &str) -> Result<bool, StoreError> {
         self.inner.bind_uid(record, uid).await
     }

@@ -54,6 +54,9 @@ pub struct Presence {
     pub uids: BTreeSet<String>,
 }
 
+/// Read-merge-write rounds of one session update before giving up to others changing it.
+const SESSION_ATTEMPTS: usize = 16;
+
 /// A connection to push to, and the set that named it (none for a connection id).
 type Recipient<'a> = (String, Option<Members<'a>>);
 
@@ -410,22 +413,40 @@ impl<S: Store, P: Push> Gateway<S, P> {
     }
 
     /// updateSession: merges `changes` into the session's top-level keys; `false` when the
-    /// connection is gone. Two concurrent updates of one session: the last write wins.
+    /// connection is gone. Read, merge, and write only if the session is still what was read,
+    /// again while others change it meanwhile: two concurrent updates lose neither's keys
+    /// (optimistic concurrency, rather than a per-key write, because a session is one JSON value
+    /// that `setSession` replaces whole).
     pub async fn update_session(
         &self,
         connection_id: &str,
         changes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, Error> {
-        if !self.is_online(connection_id).await? {
-            return Ok(false);
+        for _ in 0..SESSION_ATTEMPTS {
+            let Some(record) = self.store.connection(connection_id).await? else {
+                return Ok(false);
+            };
+            let mut session = match record.session.as_deref().map(serde_json::from_str) {
+                Some(Ok(serde_json::Value::Object(map))) => map,
+                Some(Err(e)) => return Err(Error::Store(StoreError::Malformed(e.to_string()))),
+                _ => serde_json::Map::new(),
+            };
+            session.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let merged = serde_json::Value::Object(session).to_string();
+            if self
+                .store
+                .swap_session(connection_id, record.session.as_deref(), &merged)
+                .await?
+            {
+                return Ok(true);
+            }
         }
-        let mut session = match self.session(connection_id).await? {
-            Some(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
-        session.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.set_session(connection_id, &serde_json::Value::Object(session))
-            .await
+        Err(Error::Store(StoreError::Request {
+            operation: "UpdateItem",
+            message: format!(
+                "the session of {connection_id} changed under {SESSION_ATTEMPTS} updates in a row"
+            ),
+        }))
     }
 
     /// closeClient: closes the connection through the management API and removes its records

@@ -130,6 +130,16 @@ pub trait Store: Send + Sync {
         session: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Replaces the connection's session only if it is still `expected` (`None`: it has none);
+    /// `false` when it changed meanwhile or the connection is gone. The write that makes
+    /// read-merge-write sessions safe when two frames or backends change one at once.
+    fn swap_session(
+        &self,
+        connection_id: &str,
+        expected: Option<&str>,
+        session: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Binds `uid` to a connection that has none; `false` when the connection no longer exists
     /// or already has a uid.
     fn bind_uid(

@@ -238,6 +238,36 @@ impl Store for DynamoStore {
         Ok(updated.is_some())
     }
 
+    async fn swap_session(
+        &self,
+        connection_id: &str,
+        expected: Option<&str>,
+        session: &str,
+    ) -> Result<bool, StoreError> {
+        let mut values =
+            HashMap::from([(":session".to_owned(), AttributeValue::S(session.to_owned()))]);
+        let condition = match expected {
+            Some(old) => {
+                values.insert(":expected".to_owned(), AttributeValue::S(old.to_owned()));
+                "attribute_exists(pk) AND #session = :expected"
+            }
+            None => "attribute_exists(pk) AND attribute_not_exists(#session)",
+        };
+        let updated = write::conditional_update(|| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Key::connection(connection_id).item()))
+                .update_expression("SET #session = :session")
+                .condition_expression(condition)
+                .expression_attribute_names("#session", "session")
+                .set_expression_attribute_values(Some(values.clone()))
+                .send()
+        })
+        .await?;
+        Ok(updated.is_some())
+    }
+
     async fn bind_uid(&self, record: &ConnectionRecord, uid: &str) -> Result<bool, StoreError> {
         let id = &record.connection_id;
         let value = Some(HashMap::from([(
