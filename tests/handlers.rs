@@ -1,17 +1,27 @@
 //! The three functions' handlers against a real DynamoDB-compatible server and a push endpoint
 //! that records what it receives: the wire protocol, what the table holds, and what is pruned.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::json;
-use shared::store::{Admission, ConnectionRecord, Store};
+use shared::store::{now_millis, now_secs, Admission, ConnectionRecord, Store};
 use support::stack::{s, Stack};
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+/// A record as `$connect` writes it, for a test to place in the table itself.
+fn record(
+    connection_id: &str,
+    uid: Option<&str>,
+    connected_at: i64,
+    expires_at: i64,
+) -> ConnectionRecord {
+    ConnectionRecord {
+        connection_id: connection_id.into(),
+        connected_at,
+        source_ip: None,
+        user_agent: None,
+        uid: uid.map(str::to_owned),
+        groups: Default::default(),
+        expires_at,
+        session: None,
+    }
 }
 
 async fn stack_with(ids: &[&str]) -> Stack {
@@ -502,16 +512,12 @@ async fn a_410_for_a_connection_whose_connect_may_still_be_running_removes_nothi
     let stack = Stack::start().await;
     stack.connect("A=", &[]).await;
     // Recorded just now, as by a $connect whose handshake API Gateway has not completed.
-    let new = ConnectionRecord {
-        connection_id: "NEW=".into(),
-        connected_at: shared::store::now_millis(),
-        source_ip: None,
-        user_agent: None,
-        uid: Some("newcomer".into()),
-        groups: Default::default(),
-        expires_at: shared::store::now_secs() + 3 * 3600,
-        session: None,
-    };
+    let new = record(
+        "NEW=",
+        Some("newcomer"),
+        now_millis(),
+        now_secs() + 3 * 3600,
+    );
     stack.gateway.store.put_connection(&new).await.unwrap();
     stack.sink.mark_gone("NEW=");
     stack
@@ -555,27 +561,9 @@ async fn a_frame_of_a_window_gone_by_is_let_through_not_refused() {
 async fn expired_records_count_nowhere_though_dynamodb_has_not_deleted_them_yet() {
     let stack = Stack::start().await;
     stack.connect("A=", &[("uid", "alice")]).await;
-    let expired = ConnectionRecord {
-        connection_id: "OLD=".into(),
-        connected_at: 1,
-        source_ip: None,
-        user_agent: None,
-        uid: Some("alice".into()),
-        groups: Default::default(),
-        expires_at: shared::store::now_secs() - 1,
-        session: None,
-    };
+    let expired = record("OLD=", Some("alice"), 1, now_secs() - 1);
     for item in shared::store::dynamodb::new_connection_items(&expired) {
-        stack
-            .gateway
-            .store
-            .client()
-            .put_item()
-            .table_name(stack.gateway.store.table())
-            .set_item(Some(item))
-            .send()
-            .await
-            .expect("write an expired connection");
+        stack.put_item(item).await;
     }
     let api = &stack.gateway;
     assert!(!api.is_online("OLD=").await.unwrap());
@@ -616,26 +604,10 @@ async fn a_410_removes_the_member_item_that_named_a_connection_whose_record_is_g
     stack.received("A=");
     // A member item whose connection's own item is gone: a join that landed between a
     // $disconnect's read and its deletes leaves exactly this.
-    let stray = ConnectionRecord {
-        connection_id: "X=".into(),
-        connected_at: 1,
-        source_ip: None,
-        user_agent: None,
-        uid: None,
-        groups: Default::default(),
-        expires_at: shared::store::now_secs() + 3 * 3600,
-        session: None,
-    };
+    let stray = record("X=", None, 1, now_secs() + 3 * 3600);
     stack
-        .gateway
-        .store
-        .client()
-        .put_item()
-        .table_name(stack.gateway.store.table())
-        .set_item(Some(shared::store::dynamodb::group_item("room", &stray)))
-        .send()
-        .await
-        .expect("write a stray member item");
+        .put_item(shared::store::dynamodb::group_item("room", &stray))
+        .await;
     stack.sink.mark_gone("X=");
     stack
         .send(

@@ -81,6 +81,19 @@ impl Stack {
         format!("req-{}", self.requests.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Writes an item straight into the table: what a failure, a race or the TTL leaves behind.
+    pub async fn put_item(&self, item: Item) {
+        self.gateway
+            .store
+            .client()
+            .put_item()
+            .table_name(self.gateway.store.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("write an item");
+    }
+
     /// `$connect` with this query string; the status the function answered.
     pub async fn connect(&self, connection_id: &str, query: &[(&str, &str)]) -> i64 {
         let event = self.lambda_event(events::connect(connection_id, &self.request_id(), query));
