@@ -29,12 +29,6 @@ struct Entry {
     established: bool,
 }
 
-impl Entry {
-    fn reachable(&self) -> bool {
-        self.established
-    }
-}
-
 /// The registry of open connections.
 #[derive(Default)]
 pub struct Connections {
@@ -91,7 +85,7 @@ impl Connections {
     pub fn send(&self, connection_id: &str, outbound: Outbound) -> bool {
         self.entries()
             .get(connection_id)
-            .is_some_and(|entry| entry.reachable() && entry.sender.send(outbound).is_ok())
+            .is_some_and(|entry| entry.established && entry.sender.send(outbound).is_ok())
     }
 
     /// Queues a frame from the gateway itself (an error frame for the client's own message).
@@ -104,7 +98,7 @@ impl Connections {
     pub fn info(&self, connection_id: &str) -> Option<Info> {
         self.entries()
             .get(connection_id)
-            .filter(|e| e.reachable())
+            .filter(|e| e.established)
             .map(|e| Info {
                 client: e.client.clone(),
                 last_active: e.last_active,
