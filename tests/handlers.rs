@@ -344,18 +344,20 @@ async fn a_push_that_keeps_failing_is_reported_to_the_sender_and_keeps_the_recor
     );
 }
 
+/// A day-long window, so that no window boundary falls inside a test.
+fn limit_of_three(c: &mut shared::Config) {
+    c.rate_limit = 3;
+    c.rate_window = std::time::Duration::from_secs(86_400);
+}
+
 #[tokio::test]
-async fn a_connection_over_its_rate_limit_gets_rate_limited_and_nothing_is_carried_out() {
-    let stack = Stack::with_config(|c| {
-        c.rate_limit = 3;
-        // A day-long window, so that no window boundary falls inside the test.
-        c.rate_window = std::time::Duration::from_secs(86_400);
-    })
-    .await;
+async fn the_frame_counted_over_the_limit_is_answered_and_the_next_is_rate_limited() {
+    let stack = Stack::with_config(limit_of_three).await;
     for id in ["A=", "B="] {
         stack.connect(id, &[]).await;
     }
-    for _ in 0..3 {
+    // Frames are counted once answered, so the fourth is answered and its count goes over.
+    for _ in 0..4 {
         stack.send("A=", r#"{"action":"ping"}"#).await;
         assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
     }
@@ -373,6 +375,54 @@ async fn a_connection_over_its_rate_limit_gets_rate_limited_and_nothing_is_carri
         stack.received_json("B="),
         json!({"type":"pong"}),
         "the limit is per connection"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_frame_costs_no_write_and_another_environment_lets_at_most_one_past() {
+    let stack = Stack::with_config(limit_of_three).await;
+    stack.connect("A=", &[]).await;
+    for _ in 0..4 {
+        stack.send("A=", "hi").await;
+    }
+    let count = |items: Vec<support::stack::Item>| {
+        items
+            .iter()
+            .find_map(|i| i.get("rateCount").and_then(|v| v.as_n().ok()).cloned())
+    };
+    assert_eq!(count(stack.items_of("A=").await).as_deref(), Some("4"));
+    stack.received("A=");
+    for _ in 0..3 {
+        stack.send("A=", "hi").await;
+        assert_eq!(stack.received_json("A=")["code"], "rate_limited");
+    }
+    assert_eq!(
+        count(stack.items_of("A=").await).as_deref(),
+        Some("4"),
+        "frames refused by this environment are not counted again"
+    );
+    // Another Lambda environment has not seen the count: it answers one frame, counts it over
+    // the limit, and refuses from then on.
+    let other = Stack::another_environment(&stack, limit_of_three).await;
+    other.send("A=", "hi").await;
+    assert_eq!(other.received("A="), vec!["Hello, you sent: hi".to_owned()]);
+    other.send("A=", "hi").await;
+    assert_eq!(other.received_json("A=")["code"], "rate_limited");
+}
+
+#[tokio::test]
+async fn ping_and_echo_are_answered_while_dynamodb_is_unreachable() {
+    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
+    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    stack.connect("A=", &[]).await;
+    proxy.cut();
+    stack.send("A=", r#"{"action":"ping"}"#).await;
+    assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
+    stack.send("A=", "still there?").await;
+    assert_eq!(
+        stack.received("A="),
+        vec!["Hello, you sent: still there?".to_owned()],
+        "no DynamoDB request stands between a frame and its answer"
     );
 }
 
@@ -475,13 +525,13 @@ async fn a_client_cannot_send_as_another_uid() {
 }
 
 #[tokio::test]
-async fn a_join_whose_transaction_meets_another_write_is_tried_again_and_succeeds() {
+async fn a_join_whose_update_meets_another_write_is_tried_again_and_succeeds() {
     let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
     let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
     stack.connect("A=", &[]).await;
-    // DynamoDB cancels a transaction that meets a write to the same item (the rate-limit count
-    // of another frame of this connection, which API Gateway runs at the same time).
-    proxy.conflict_once("TransactWriteItems");
+    // DynamoDB refuses a write to an item that a transaction is writing (a server-side bindUid
+    // on the connection's item, say) with TransactionConflictException.
+    proxy.conflict_once("UpdateItem");
     stack
         .send("A=", r#"{"action":"join","group":"room"}"#)
         .await;
@@ -489,7 +539,119 @@ async fn a_join_whose_transaction_meets_another_write_is_tried_again_and_succeed
         stack.received_json("A="),
         json!({"type":"joined","group":"room"})
     );
-    assert_eq!(proxy.conflicts(), 1, "the transaction met a conflict once");
+    assert_eq!(proxy.conflicts(), 1, "the update met a conflict once");
+    assert_eq!(stack.items_of("A=").await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_join_writes_no_transaction_and_reads_nothing() {
+    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
+    let stack = Stack::with_config(|c| {
+        c.dynamodb_endpoint = Some(proxy.endpoint());
+        c.rate_limit = 0;
+    })
+    .await;
+    stack.connect("A=", &[("uid", "alice")]).await;
+    proxy.take_actions();
+    stack
+        .send("A=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    assert_eq!(stack.received_json("A=")["type"], "joined");
+    assert_eq!(
+        proxy.take_actions(),
+        ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+            .map(String::from)
+            .into(),
+    );
+    let member = stack
+        .items_of("A=")
+        .await
+        .into_iter()
+        .find(|i| s(i, "pk") == Some("group#room"))
+        .expect("the member item");
+    assert_eq!(
+        s(&member, "uid"),
+        Some("alice"),
+        "its uid came from the update's answer"
+    );
+}
+
+#[tokio::test]
+async fn a_send_names_its_sender_from_the_authorizers_context_without_reading_its_record() {
+    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
+    let stack = Stack::with_config(|c| {
+        c.dynamodb_endpoint = Some(proxy.endpoint());
+        c.rate_limit = 0;
+    })
+    .await;
+    stack.connect("A=", &[("uid", "alice")]).await;
+    stack.connect("B=", &[("uid", "bob")]).await;
+    proxy.take_actions();
+    stack
+        .send("A=", r#"{"action":"send","to":{"uid":"bob"},"data":1}"#)
+        .await;
+    assert_eq!(
+        stack.received_json("B=")["from"],
+        json!({"connectionId":"A=","uid":"alice"})
+    );
+    assert_eq!(
+        proxy.take_actions(),
+        ["dynamodb:Query".to_owned()].into(),
+        "the recipients' Query is the send's one request"
+    );
+}
+
+#[tokio::test]
+async fn without_an_authorizer_a_send_reads_its_senders_uid_from_the_record() {
+    let stack = Stack::start().await;
+    stack
+        .connect_without_authorizer("A=", &[("uid", "alice")])
+        .await;
+    stack.connect("B=", &[]).await;
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"connectionId":"B="},"data":1}"#,
+        )
+        .await;
+    assert_eq!(stack.received_json("B=")["from"]["uid"], "alice");
+}
+
+#[tokio::test]
+async fn an_anonymous_connection_bound_to_a_uid_later_sends_as_that_uid() {
+    let stack = stack_with(&["A=", "B="]).await;
+    assert!(stack.gateway.bind_uid("A=", "carol").await.unwrap());
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"connectionId":"B="},"data":1}"#,
+        )
+        .await;
+    assert_eq!(stack.received_json("B=")["from"]["uid"], "carol");
+}
+
+#[tokio::test]
+async fn the_connect_function_answers_both_its_authorizer_request_and_its_connect_event() {
+    let stack = Stack::start().await;
+    let event = |payload: serde_json::Value| {
+        lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default())
+    };
+    let request = serde_json::to_value(support::events::authorizer_request(
+        "A=",
+        "r1",
+        &[("uid", "alice")],
+    ))
+    .unwrap();
+    let answer = shared::handlers::connect_function(&stack.gateway, event(request))
+        .await
+        .unwrap();
+    assert_eq!(answer["context"], json!({"uid": "alice"}));
+    let connect =
+        serde_json::to_value(support::events::connect("A=", "r2", &[("uid", "alice")])).unwrap();
+    let answer = shared::handlers::connect_function(&stack.gateway, event(connect))
+        .await
+        .unwrap();
+    assert_eq!(answer["statusCode"], 200);
     assert_eq!(stack.items_of("A=").await.len(), 3);
 }
 

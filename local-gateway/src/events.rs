@@ -24,6 +24,9 @@ pub struct Client {
     pub connected_at: i64,
     pub source_ip: String,
     pub user_agent: Option<String>,
+    /// What the `$connect` authorizer returned (its context and `principalId`), repeated as
+    /// `requestContext.authorizer` on every event of the connection.
+    pub authorizer: Option<Map<String, Value>>,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -95,7 +98,7 @@ fn context(api: &Api, client: &Client, route: &str, event_type: &str) -> Map<Str
     if let Some(agent) = &client.user_agent {
         identity["userAgent"] = json!(agent);
     }
-    let context = json!({
+    let mut context = json!({
         "routeKey": route,
         "eventType": event_type,
         "extendedRequestId": request_id,
@@ -110,10 +113,44 @@ fn context(api: &Api, client: &Client, route: &str, event_type: &str) -> Map<Str
         "connectionId": client.connection_id,
         "apiId": api.api_id,
     });
+    if let Some(authorizer) = &client.authorizer {
+        context["authorizer"] = Value::Object(authorizer.clone());
+    }
     match context {
         Value::Object(map) => map,
         _ => Map::new(),
     }
+}
+
+fn single(map: &BTreeMap<String, Vec<String>>) -> Map<String, Value> {
+    map.iter()
+        .filter_map(|(k, v)| v.last().map(|last| (k.clone(), json!(last))))
+        .collect()
+}
+
+fn multi(map: &BTreeMap<String, Vec<String>>) -> Map<String, Value> {
+    map.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
+}
+
+/// The `$connect` authorizer's REQUEST event: the handshake's headers and query string, the route
+/// being authorized as `methodArn`, and a `$connect` request context.
+pub fn authorizer_request(
+    api: &Api,
+    client: &Client,
+    method_arn: &str,
+    headers: &BTreeMap<String, Vec<String>>,
+    query: &BTreeMap<String, Vec<String>>,
+) -> Value {
+    json!({
+        "type": "REQUEST",
+        "methodArn": method_arn,
+        "headers": single(headers),
+        "multiValueHeaders": multi(headers),
+        "queryStringParameters": single(query),
+        "multiValueQueryStringParameters": multi(query),
+        "stageVariables": {},
+        "requestContext": context(api, client, "$connect", "CONNECT"),
+    })
 }
 
 /// The `$connect` event: the handshake's headers and query string.
@@ -123,14 +160,6 @@ pub fn connect(
     headers: &BTreeMap<String, Vec<String>>,
     query: &BTreeMap<String, Vec<String>>,
 ) -> Value {
-    let single = |map: &BTreeMap<String, Vec<String>>| -> Map<String, Value> {
-        map.iter()
-            .filter_map(|(k, v)| v.last().map(|last| (k.clone(), json!(last))))
-            .collect()
-    };
-    let multi = |map: &BTreeMap<String, Vec<String>>| -> Map<String, Value> {
-        map.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
-    };
     let mut event = json!({
         "headers": single(headers),
         "multiValueHeaders": multi(headers),
@@ -201,6 +230,7 @@ mod tests {
             connected_at: 5,
             source_ip: "127.0.0.1".into(),
             user_agent: None,
+            authorizer: None,
         }
     }
 
@@ -221,6 +251,35 @@ mod tests {
         let event = connect(&api(), &client(), &BTreeMap::new(), &query);
         assert_eq!(event["queryStringParameters"]["uid"], "alice");
         assert_eq!(event["requestContext"]["eventType"], "CONNECT");
+    }
+
+    #[test]
+    fn every_event_of_an_authorized_connection_carries_the_authorizers_context() {
+        let mut client = client();
+        client.authorizer = Some(Map::from_iter([("uid".to_owned(), json!("alice"))]));
+        let events = [
+            connect(&api(), &client, &BTreeMap::new(), &BTreeMap::new()),
+            message(&api(), &client, "$default", "hi"),
+            disconnect(&api(), &client, 1000, ""),
+        ];
+        for event in events {
+            assert_eq!(event["requestContext"]["authorizer"]["uid"], "alice");
+        }
+    }
+
+    #[test]
+    fn an_authorizer_request_names_the_route_and_carries_the_query() {
+        let query = BTreeMap::from([("token".to_owned(), vec!["t".to_owned()])]);
+        let event = authorizer_request(
+            &api(),
+            &client(),
+            "arn:x/dev/$connect",
+            &BTreeMap::new(),
+            &query,
+        );
+        assert_eq!(event["type"], "REQUEST");
+        assert_eq!(event["methodArn"], "arn:x/dev/$connect");
+        assert_eq!(event["queryStringParameters"]["token"], "t");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Invoke API. The `@connections` management API is served on the same port, as in AWS, so the
 //! same function binaries push replies here that push to API Gateway in AWS.
 
+pub mod authorize;
 pub mod connections;
 pub mod events;
 pub mod invoke;

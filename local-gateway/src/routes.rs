@@ -36,6 +36,38 @@ pub enum FunctionNames {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Routes {
     pub functions: BTreeMap<String, String>,
+    /// The `$connect` route's Lambda REQUEST authorizer, when it has one (`AuthorizationType:
+    /// CUSTOM`).
+    pub authorizer: Option<Authorizer>,
+}
+
+/// A Lambda REQUEST authorizer: API Gateway invokes it before `$connect` and carries the context
+/// it returns on every event of the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authorizer {
+    pub function: String,
+    /// What must be present, non-empty, for the authorizer to be invoked at all; a handshake
+    /// without it is answered 401 by the gateway itself.
+    pub identity_sources: Vec<IdentitySource>,
+}
+
+/// One `IdentitySource` of an authorizer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// `route.request.querystring.NAME`
+    Query(String),
+    /// `route.request.header.NAME` (compared case-insensitively)
+    Header(String),
+}
+
+impl IdentitySource {
+    fn parse(text: &str) -> Option<IdentitySource> {
+        if let Some(name) = text.strip_prefix("route.request.querystring.") {
+            return Some(IdentitySource::Query(name.to_owned()));
+        }
+        text.strip_prefix("route.request.header.")
+            .map(|name| IdentitySource::Header(name.to_ascii_lowercase()))
+    }
 }
 
 impl Routes {
@@ -58,6 +90,24 @@ impl Routes {
             .cloned()
             .unwrap_or_default();
         let resource = |id: &str| resources.get(id);
+        // The function a `...${Function.Arn}/invocations` URI names, as the invoke endpoint knows it.
+        let function_name = |uri: &str| -> Result<String, String> {
+            let function = uri
+                .split("${")
+                .skip(1)
+                .find_map(|part| part.split_once(".Arn}").map(|(id, _)| id.to_owned()))
+                .ok_or_else(|| format!("{uri:?} names no ${{Function.Arn}}"))?;
+            match names {
+                FunctionNames::LogicalId => Ok(function),
+                FunctionNames::Package => resource(&function)
+                    .and_then(|f| f.get("Properties"))
+                    .and_then(|p| p.get("CodeUri"))
+                    .and_then(Value::as_str)
+                    .and_then(|uri| uri.trim_end_matches('/').rsplit('/').next())
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("function {function} has no CodeUri")),
+            }
+        };
         let mut routes = Routes::default();
         for (_, route) in resources.iter() {
             if route.get("Type").and_then(Value::as_str) != Some("AWS::ApiGatewayV2::Route") {
@@ -91,24 +141,43 @@ impl Routes {
                 .and_then(|p| p.get("IntegrationUri"))
                 .map(substitution)
                 .ok_or_else(|| fail(format!("integration {integration} has no IntegrationUri")))?;
-            let function = uri
-                .split("${")
-                .skip(1)
-                .find_map(|part| part.split_once(".Arn}").map(|(id, _)| id.to_owned()))
-                .ok_or_else(|| {
-                    fail(format!("IntegrationUri {uri:?} names no ${{Function.Arn}}"))
-                })?;
-            let name = match names {
-                FunctionNames::LogicalId => function.clone(),
-                FunctionNames::Package => resource(&function)
-                    .and_then(|f| f.get("Properties"))
-                    .and_then(|p| p.get("CodeUri"))
-                    .and_then(Value::as_str)
-                    .and_then(|uri| uri.trim_end_matches('/').rsplit('/').next())
-                    .map(str::to_owned)
-                    .ok_or_else(|| fail(format!("function {function} has no CodeUri")))?,
-            };
+            let name = function_name(&uri).map_err(fail)?;
             routes.functions.insert(key.to_owned(), name);
+            let custom = properties
+                .and_then(|p| p.get("AuthorizationType"))
+                .and_then(Value::as_str)
+                == Some("CUSTOM");
+            if key == "$connect" && custom {
+                let id = properties
+                    .and_then(|p| p.get("AuthorizerId"))
+                    .map(substitution)
+                    .unwrap_or_default();
+                let properties = resource(&id)
+                    .and_then(|a| a.get("Properties"))
+                    .ok_or_else(|| fail(format!("AuthorizerId {id:?} names no authorizer")))?;
+                let uri = properties
+                    .get("AuthorizerUri")
+                    .map(substitution)
+                    .ok_or_else(|| fail(format!("authorizer {id} has no AuthorizerUri")))?;
+                let identity_sources = match properties.get("IdentitySource") {
+                    None => Vec::new(),
+                    Some(sources) => sources
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .map(|source| {
+                            let text = source.as_str().unwrap_or_default();
+                            IdentitySource::parse(text).ok_or_else(|| {
+                                fail(format!("authorizer {id}: identity source {text:?} is not route.request.querystring.NAME or route.request.header.NAME"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                routes.authorizer = Some(Authorizer {
+                    function: function_name(&uri).map_err(fail)?,
+                    identity_sources,
+                });
+            }
         }
         if routes.functions.is_empty() {
             return Err(RoutesError::NoRoutes);
@@ -163,6 +232,49 @@ mod tests {
     }
 
     #[test]
+    fn the_connect_function_is_also_the_connect_routes_authorizer() {
+        let routes = Routes::from_template(PROJECT_TEMPLATE, FunctionNames::Package).unwrap();
+        let authorizer = routes.authorizer.expect("an authorizer on $connect");
+        assert_eq!(authorizer.function, "connect");
+    }
+
+    #[test]
+    fn identity_sources_are_read_from_the_authorizer() {
+        let template = r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties: { CodeUri: ./functions/auth }
+  Auth:
+    Type: AWS::ApiGatewayV2::Authorizer
+    Properties:
+      AuthorizerUri: !Sub arn:aws:apigateway:r:lambda:path/2015-03-31/functions/${Fn.Arn}/invocations
+      IdentitySource: [route.request.querystring.token, route.request.header.X-Key]
+  Integration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: { IntegrationUri: !Sub "x/${Fn.Arn}/invocations" }
+  Route:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      RouteKey: $connect
+      AuthorizationType: CUSTOM
+      AuthorizerId: !Ref Auth
+      Target: !Sub integrations/${Integration}
+"#;
+        let routes = Routes::from_template(template, FunctionNames::Package).unwrap();
+        assert_eq!(
+            routes.authorizer,
+            Some(Authorizer {
+                function: "auth".into(),
+                identity_sources: vec![
+                    IdentitySource::Query("token".into()),
+                    IdentitySource::Header("x-key".into())
+                ],
+            })
+        );
+    }
+
+    #[test]
     fn logical_ids_name_functions_for_sam_local() {
         let routes = Routes::from_template(PROJECT_TEMPLATE, FunctionNames::LogicalId).unwrap();
         assert_eq!(routes.function("$connect"), Some("ConnectFunction"));
@@ -175,6 +287,7 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
+            authorizer: None,
         };
         assert_eq!(
             routes.select(r#"{"action":"sendmessage"}"#),

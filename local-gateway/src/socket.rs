@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::authorize::{authorize, Verdict};
 use crate::connections::Outbound;
 use crate::events::{self, Api, Client};
 use crate::invoke::status_of;
@@ -70,17 +71,32 @@ pub async fn handshake(
             .get("user-agent")
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned),
+        authorizer: None,
     };
     // Registered before `$connect` runs, but unreachable until the handshake has completed: a
     // push that races the handshake is answered 410, as API Gateway answers it.
     let mut handshake = Handshake::begin(gateway.clone(), api, client);
-    if let Some(function) = settings.routes.function("$connect") {
-        let event = events::connect(
+    let (headers, query) = (header_map(&headers), query_map(query.as_deref()));
+    if let Some(authorizer) = &settings.routes.authorizer {
+        match authorize(
+            &gateway,
+            authorizer,
             &handshake.api,
             &handshake.client,
-            &header_map(&headers),
-            &query_map(query.as_deref()),
-        );
+            &headers,
+            &query,
+        )
+        .await
+        {
+            Verdict::Allow(context) => handshake.client.authorizer = Some(context),
+            Verdict::Refuse(status) => {
+                let body = format!("refused by the authorizer ({})\n", status.as_u16());
+                return (status, body).into_response();
+            }
+        }
+    }
+    if let Some(function) = settings.routes.function("$connect") {
+        let event = events::connect(&handshake.api, &handshake.client, &headers, &query);
         let id = &handshake.client.connection_id;
         let status = match gateway.invoker.invoke(function, &event).await {
             Ok(response) => status_of(&response),

@@ -5,17 +5,20 @@
 
 use std::collections::HashSet;
 
+use crate::authorizer::Proven;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::protocol::{self, Command, Outgoing, Target};
 use crate::push::Push;
-use crate::store::{ConnectionRecord, Members, Store};
+use crate::store::{Members, Store};
 
 /// The sender of a frame, and where pushes go.
 pub struct Sender<'a> {
     pub connection_id: &'a str,
     pub request_id: &'a str,
     pub endpoint: &'a str,
+    /// Who the `$connect` authorizer proved the sender to be, as the event carries it.
+    pub proven: Proven,
 }
 
 /// Carries out `command`; returns the frames for the sender.
@@ -66,15 +69,21 @@ pub async fn run<S: Store, P: Push>(
     }
 }
 
-async fn own_record<S: Store, P: Push>(
+/// The sender's uid: the one the authorizer proved, carried by the event, or else (no authorizer,
+/// or an anonymous connection that a server may have bound a uid to since) its record's.
+async fn sender_uid<S: Store, P: Push>(
     gateway: &Gateway<S, P>,
     sender: &Sender<'_>,
-) -> Result<ConnectionRecord, Error> {
-    gateway
+) -> Result<Option<String>, Error> {
+    if let Proven::Uid(uid) = &sender.proven {
+        return Ok(Some(uid.clone()));
+    }
+    let record = gateway
         .store
         .connection(sender.connection_id)
         .await?
-        .ok_or_else(|| Error::UnknownConnection(sender.connection_id.to_owned()))
+        .ok_or_else(|| Error::UnknownConnection(sender.connection_id.to_owned()))?;
+    Ok(record.uid)
 }
 
 async fn send_message<S: Store, P: Push>(
@@ -82,11 +91,11 @@ async fn send_message<S: Store, P: Push>(
     sender: &Sender<'_>,
     send: protocol::Send,
 ) -> Result<Vec<String>, Error> {
-    let record = own_record(gateway, sender).await?;
+    let uid = sender_uid(gateway, sender).await?;
     let frame = Outgoing::Message {
         from: protocol::From {
             connection_id: sender.connection_id,
-            uid: record.uid.as_deref(),
+            uid: uid.as_deref(),
         },
         to: &send.to,
         data: &send.data,

@@ -58,7 +58,7 @@ pub struct Config {
     pub rate_limit: u32,
     /// `RATE_WINDOW_SECONDS`: the length of the rate limit's fixed window.
     pub rate_window: Duration,
-    /// `DYNAMODB_READ_CONCURRENCY`: Queries a broadcast runs at once (its 16 "all" shards), and a
+    /// `DYNAMODB_READ_CONCURRENCY`: Queries a broadcast runs at once (its 4 "all" shards), and a
     /// send to a list of uids or groups (one partition each).
     pub read_concurrency: usize,
     /// `DYNAMODB_TIMEOUT_MS`: the whole budget of one DynamoDB call, retries included; one attempt

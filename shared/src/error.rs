@@ -25,6 +25,12 @@ pub enum Error {
     NoEndpoint,
     #[error("{0:?} is not a valid name: use 1–128 characters of A-Z a-z 0-9 _ . : @ - (connection ids: base64)")]
     InvalidName(String),
+    /// The authorizer's refusal. Its text is API Gateway's contract: an authorizer that fails
+    /// with exactly `Unauthorized` turns the handshake into a 401 (any other failure is a 500).
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("the event is neither an authorizer request nor a $connect event: {0}")]
+    UnexpectedEvent(String),
 }
 
 impl Error {
@@ -40,6 +46,7 @@ impl Error {
             Error::Push(_) => "the push API failed after retries".to_owned(),
             Error::Config(_) | Error::NoEndpoint => "the service is misconfigured".to_owned(),
             Error::InvalidName(name) => format!("{name:?} is not a valid name"),
+            Error::Unauthorized | Error::UnexpectedEvent(_) => "the request was refused".to_owned(),
         };
         Rejection::new(
             ErrorCode::Internal,
@@ -59,6 +66,8 @@ impl From<Error> for lambda_runtime::Diagnostic {
             Error::UnknownConnection(_) => "UnknownConnection",
             Error::NoEndpoint => "NoEndpoint",
             Error::InvalidName(_) => "InvalidName",
+            Error::Unauthorized => "Unauthorized",
+            Error::UnexpectedEvent(_) => "UnexpectedEvent",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::Target;
 use crate::push::{Delivery, Push, PushError};
+use crate::rate_limit::RateLimiter;
 use crate::store::{now_millis, ConnectionRecord, Members, Store, StoreError};
 
 /// The store, the push client and the settings, built once per process.
@@ -24,6 +25,7 @@ pub struct Gateway<S, P> {
     pub store: S,
     pub push: P,
     pub(crate) verifier: Option<Verifier>,
+    pub(crate) limiter: RateLimiter,
 }
 
 /// What a fan-out did.
@@ -82,6 +84,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
             store,
             push,
             verifier,
+            limiter: RateLimiter::default(),
         }
     }
 
@@ -348,10 +351,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
     /// joinGroup; `false` when the connection is gone.
     pub async fn join_group(&self, connection_id: &str, group: &str) -> Result<bool, Error> {
         check_name(group, false)?;
-        match self.store.connection(connection_id).await? {
-            Some(record) => Ok(self.store.join(&record, group).await?),
-            None => Ok(false),
-        }
+        Ok(self.store.join(connection_id, group).await?)
     }
 
     /// leaveGroup; leaving a group one is not in is not an error.
@@ -381,7 +381,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
         Ok(self.presence(Members::Group(group)).await?)
     }
 
-    /// getAllClientCount and getAllUidList in one read (16 partitions, paged).
+    /// getAllClientCount and getAllUidList in one read (the shards of "all", paged).
     pub async fn all_presence(&self) -> Result<Presence, Error> {
         Ok(self.presence(Members::All).await?)
     }

@@ -6,17 +6,23 @@
 
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse,
+    ApiGatewayWebsocketProxyRequest,
+};
 use lambda_runtime::LambdaEvent;
+use serde_json::Value;
 use tracing::Instrument;
 
-use crate::auth;
+use crate::auth::{self, AuthError};
+use crate::authorizer;
 use crate::commands::{self, Sender};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::protocol::{self, ErrorCode, Incoming, Rejection};
 use crate::push::Push;
-use crate::store::{expiry_from_now, now_millis, Admission, ConnectionRecord, Store, StoreError};
+use crate::rate_limit::RateLimiter;
+use crate::store::{expiry_from_now, now_millis, Admission, ConnectionRecord, Store};
 
 type Event = LambdaEvent<ApiGatewayWebsocketProxyRequest>;
 
@@ -43,18 +49,86 @@ fn ids(event: &Event) -> Ids {
     }
 }
 
-fn span(route: &str, ids: &Ids, event: &Event) -> tracing::Span {
+fn span(route: &str, ids: &Ids, aws_request_id: &str) -> tracing::Span {
     tracing::info_span!(
         "request",
         route,
         connection_id = %ids.connection_id,
         request_id = %ids.request_id,
-        aws_request_id = %event.context.request_id,
+        aws_request_id = %aws_request_id,
     )
 }
 
 fn millis(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1000.0
+}
+
+/// The `$connect` function's entry point. API Gateway calls it twice per handshake: first as the
+/// route's authorizer, then with the `$connect` event.
+pub async fn connect_function<S: Store, P: Push>(
+    gateway: &Gateway<S, P>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error> {
+    let (payload, context) = event.into_parts();
+    let unexpected = |e: serde_json::Error| Error::UnexpectedEvent(e.to_string());
+    if authorizer::is_authorizer_request(&payload) {
+        // The typed request has no field for it; the authorizer's log lines carry it all the same.
+        let connection_id = payload["requestContext"]["connectionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let request = serde_json::from_value(payload).map_err(unexpected)?;
+        return Box::pin(authorize(
+            gateway,
+            LambdaEvent::new(request, context),
+            connection_id,
+        ))
+        .await;
+    }
+    let request = serde_json::from_value(payload).map_err(unexpected)?;
+    // Boxed: the SDK's futures nest past the compiler's type-layout depth limit in `main`.
+    let response = Box::pin(connect(gateway, LambdaEvent::new(request, context))).await?;
+    serde_json::to_value(response).map_err(unexpected)
+}
+
+/// The `$connect` route's authorizer: proves the uid once, so that API Gateway carries it on
+/// every event of the connection (see [`authorizer`]). A refused token fails with
+/// `Unauthorized`, which API Gateway answers with 401 without invoking `$connect`. A bad `?uid=`
+/// (anonymous mode) is let through without a uid: `$connect` answers it with 400, as the
+/// protocol says.
+pub async fn authorize<S: Store, P: Push>(
+    gateway: &Gateway<S, P>,
+    event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>,
+    connection_id: String,
+) -> Result<Value, Error> {
+    let request = &event.payload;
+    let ids = Ids {
+        connection_id,
+        request_id: request
+            .request_context
+            .request_id
+            .clone()
+            .unwrap_or_else(|| event.context.request_id.clone()),
+    };
+    let span = span("authorizer", &ids, &event.context.request_id);
+    async move {
+        let started = Instant::now();
+        let query = &request.query_string_parameters;
+        let method_arn = request.method_arn.as_deref().unwrap_or_default();
+        let uid = match auth::identify(gateway.verifier.as_ref(), query.first("token"), query.first("uid")) {
+            Ok(uid) => uid,
+            Err(AuthError::BadUid(_)) => None,
+            Err(refusal) => {
+                tracing::info!(outcome = "refused", reason = %refusal, duration_ms = millis(started.elapsed()), "authorizer refused");
+                return Err(Error::Unauthorized);
+            }
+        };
+        tracing::info!(outcome = "allowed", uid = uid.as_deref(), duration_ms = millis(started.elapsed()), "authorizer");
+        let principal = uid.as_deref().unwrap_or("anonymous");
+        Ok(authorizer::allow(principal, method_arn, authorizer::context(uid.as_deref())))
+    }
+    .instrument(span)
+    .await
 }
 
 /// `$connect`: checks who is connecting and records the connection. Answers 401 for a bad token
@@ -64,7 +138,7 @@ pub async fn connect<S: Store, P: Push>(
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
-    let span = span("$connect", &ids, &event);
+    let span = span("$connect", &ids, &event.context.request_id);
     async move {
         let started = Instant::now();
         let request = &event.payload;
@@ -122,7 +196,7 @@ pub async fn disconnect<S: Store, P: Push>(
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
-    let span = span("$disconnect", &ids, &event);
+    let span = span("$disconnect", &ids, &event.context.request_id);
     async move {
         let started = Instant::now();
         let context = &event.payload.request_context;
@@ -147,25 +221,38 @@ pub async fn disconnect<S: Store, P: Push>(
     .await
 }
 
-/// Every message route: reads the frame, carries it out, and pushes the replies to the sender.
+/// Every message route: reads the frame, carries it out, pushes the replies to the sender, and
+/// then counts the frame against the sender's rate limit ([`crate::rate_limit`]).
 pub async fn message<S: Store, P: Push>(
     gateway: &Gateway<S, P>,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
-    let span = span("message", &ids, &event);
+    let span = span("message", &ids, &event.context.request_id);
     async move {
         let started = Instant::now();
-        let endpoint = match gateway.endpoint(&event.payload.request_context) {
+        let context = &event.payload.request_context;
+        let endpoint = match gateway.endpoint(context) {
             Ok(endpoint) => endpoint,
             Err(e) => {
                 tracing::error!(outcome = "failed", error = %e, "message dropped: nowhere to push replies");
                 return Err(e);
             }
         };
-        let sender = Sender { connection_id: &ids.connection_id, request_id: &ids.request_id, endpoint: &endpoint };
+        let sender = Sender {
+            connection_id: &ids.connection_id,
+            request_id: &ids.request_id,
+            endpoint: &endpoint,
+            proven: authorizer::Proven::of(context),
+        };
         let body = event.payload.body.as_deref().unwrap_or("");
-        let (action, result) = answer(gateway, &sender, body).await;
+        let window = RateLimiter::window(&gateway.config);
+        let limited = window.is_some_and(|w| gateway.limiter.is_limited(sender.connection_id, w));
+        let (action, result) = if limited {
+            (None, Err(Answer::Rejected(rate_limited(&gateway.config))))
+        } else {
+            answer(gateway, &sender, body).await
+        };
         let (outcome, replies, refused_action) = match result {
             Ok(replies) => ("ok", replies, None),
             Err(Answer::Rejected(rejection)) => {
@@ -185,12 +272,19 @@ pub async fn message<S: Store, P: Push>(
                 undelivered += 1;
             }
         }
+        // Counted once answered: no reply waits on the write. A frame refused from this
+        // environment's memo is not counted again.
+        let counted = match window {
+            Some(window) if !limited => Box::pin(count(gateway, sender.connection_id, window)).await,
+            _ => "not counted",
+        };
         tracing::info!(
             action = action.or(refused_action.as_deref()).unwrap_or("-"),
             outcome,
             bytes = body.len(),
             replies = replies.len(),
             undelivered,
+            counted,
             duration_ms = millis(started.elapsed()),
             "message"
         );
@@ -215,6 +309,18 @@ fn rejection_outcome(code: ErrorCode) -> &'static str {
     }
 }
 
+fn rate_limited(config: &crate::Config) -> Rejection {
+    Rejection::new(
+        ErrorCode::RateLimited,
+        format!(
+            "more than {} frames in {} s; slow down",
+            config.rate_limit,
+            config.rate_window.as_secs()
+        ),
+        None,
+    )
+}
+
 /// The action named (when known) and the sender's replies, or why there are none.
 async fn answer<S: Store, P: Push>(
     gateway: &Gateway<S, P>,
@@ -229,23 +335,6 @@ async fn answer<S: Store, P: Push>(
             None,
         );
         return (None, Err(Answer::Rejected(rejection)));
-    }
-    match Box::pin(admit(gateway, sender.connection_id)).await {
-        Ok(Admission::Limited) => {
-            let config = &gateway.config;
-            let rejection = Rejection::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "more than {} frames in {} s; slow down",
-                    config.rate_limit,
-                    config.rate_window.as_secs()
-                ),
-                None,
-            );
-            return (None, Err(Answer::Rejected(rejection)));
-        }
-        Ok(Admission::Allowed | Admission::Unknown) => {}
-        Err(e) => return (None, Err(Answer::Failed(e.into()))),
     }
     match protocol::parse(body) {
         Ok(Incoming::Plain) => (None, Ok(vec![protocol::echo(body)])),
@@ -264,19 +353,26 @@ async fn answer<S: Store, P: Push>(
     }
 }
 
-/// Counts the frame against the sender's rate limit, unless the limit is off.
-async fn admit<S: Store, P: Push>(
+/// Counts an answered frame in `window`; over the limit, this environment refuses the
+/// connection's next frames until the window ends. What happened, for the log line.
+async fn count<S: Store, P: Push>(
     gateway: &Gateway<S, P>,
     connection_id: &str,
-) -> Result<Admission, StoreError> {
-    let config = &gateway.config;
-    if config.rate_limit == 0 {
-        return Ok(Admission::Allowed);
-    }
-    let window_secs = config.rate_window.as_secs().max(1) as i64;
-    let window = now_millis() / 1000 / window_secs * window_secs;
-    gateway
+    window: i64,
+) -> &'static str {
+    match gateway
         .store
-        .admit(connection_id, window, config.rate_limit)
+        .admit(connection_id, window, gateway.config.rate_limit)
         .await
+    {
+        Ok(Admission::Allowed | Admission::Unknown) => "within the limit",
+        Ok(Admission::Limited) => {
+            gateway.limiter.remember(connection_id, window);
+            "over the limit: refused until the window ends"
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the frame could not be counted against the rate limit; it was answered");
+            "count failed"
+        }
+    }
 }

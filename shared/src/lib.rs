@@ -2,6 +2,7 @@
 //! pushes through the API Gateway Management API, the wire protocol, and the handlers.
 
 pub mod auth;
+pub mod authorizer;
 pub mod aws;
 pub mod civil;
 pub mod commands;
@@ -12,6 +13,7 @@ pub mod handlers;
 pub mod names;
 pub mod protocol;
 pub mod push;
+pub mod rate_limit;
 pub mod sigv4;
 pub mod store;
 

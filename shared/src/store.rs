@@ -15,10 +15,15 @@ use futures_util::stream::BoxStream;
 use thiserror::Error;
 
 /// How many partitions the set of all connections is spread over. Each `$connect` and
-/// `$disconnect` writes to one of them, so they share the write load; a broadcast reads all of
-/// them. Changing it strands the "all" items of live connections until their TTL: change it only
-/// while no one is connected.
-pub const ALL_SHARDS: u32 = 16;
+/// `$disconnect` writes to one of them, and a broadcast reads all of them at once.
+///
+/// Four, by measurement and by DynamoDB's limits: one partition key takes about 1,000 write
+/// units a second, and API Gateway's default of 500 new connections a second (plus as many
+/// disconnects) then uses a quarter of each shard's; a broadcast to 1,000 reads four pages in one
+/// round trip, where sixteen cost four times the requests (and, on moto, sixteen walks of the
+/// table: BENCHMARKS.md). Changing it strands the "all" items of live connections until their
+/// TTL: change it only while no one is connected.
+pub const ALL_SHARDS: u32 = 4;
 
 /// What the service records about one connection, from `$connect` to `$disconnect`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,7 +117,7 @@ pub trait Store: Send + Sync {
     /// Adds the connection to `group`; `false` when the connection no longer exists.
     fn join(
         &self,
-        record: &ConnectionRecord,
+        connection_id: &str,
         group: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -216,7 +221,7 @@ pub(crate) fn sample_record() -> ConnectionRecord {
 mod tests {
     use super::*;
 
-    const GOLDEN_SHARDS: [u32; 3] = [3, 7, 5];
+    const GOLDEN_SHARDS: [u32; 3] = [3, 3, 1];
 
     /// Live "all" items were written under these shards: a change to the hash strands them.
     #[test]

@@ -1,11 +1,14 @@
 //! The handlers over a real store and the push stand-in, driven the way API Gateway drives them.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
 use shared::aws::AwsGateway;
 use shared::Config;
 
@@ -17,10 +20,14 @@ pub use shared::store::dynamodb::Item;
 static TABLES: AtomicUsize = AtomicUsize::new(0);
 
 /// One service: its own table on the shared server, its own push stand-in.
+///
+/// Driven as API Gateway drives the functions: `connect` runs the `$connect` authorizer first, and
+/// every later event of that connection carries the context it returned.
 pub struct Stack {
     pub gateway: AwsGateway,
     pub sink: PushSink,
     requests: AtomicUsize,
+    authorized: Mutex<HashMap<String, HashMap<String, Value>>>,
 }
 
 impl Stack {
@@ -52,6 +59,14 @@ impl Stack {
         Stack::on_table(stack.gateway.store.table(), |_| {}).await
     }
 
+    /// Another Lambda environment of the same service: the same table and settings, and nothing
+    /// that the first one keeps in memory.
+    pub async fn another_environment(stack: &Stack, adjust: impl FnOnce(&mut Config)) -> Stack {
+        let other = Stack::on_table(stack.gateway.store.table(), adjust).await;
+        *other.authorized() = stack.authorized().clone();
+        other
+    }
+
     async fn on_table(table: &str, adjust: impl FnOnce(&mut Config)) -> Stack {
         let sink = PushSink::start().await;
         let mut config = Config::new(table);
@@ -67,14 +82,67 @@ impl Stack {
             gateway: shared::aws::gateway(config, &sdk),
             sink,
             requests: AtomicUsize::new(0),
+            authorized: Mutex::default(),
         }
     }
 
+    /// The event, carrying the authorizer's context of its connection when it had one.
     fn lambda_event(
         &self,
-        payload: ApiGatewayWebsocketProxyRequest,
+        mut payload: ApiGatewayWebsocketProxyRequest,
     ) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
+        let id = payload
+            .request_context
+            .connection_id
+            .clone()
+            .unwrap_or_default();
+        if let Some(context) = self.authorized().get(&id) {
+            payload.request_context.authorizer.fields = context.clone();
+        }
         LambdaEvent::new(payload, Context::default())
+    }
+
+    fn authorized(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Value>>> {
+        self.authorized.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs the `$connect` authorizer as API Gateway does: `Ok` with what later events carry as
+    /// `requestContext.authorizer`, or the status API Gateway answers the handshake with.
+    pub async fn authorize(
+        &self,
+        connection_id: &str,
+        query: &[(&str, &str)],
+    ) -> Result<HashMap<String, Value>, i64> {
+        let request = events::authorizer_request(connection_id, &self.request_id(), query);
+        let event = LambdaEvent::new(request, Context::default());
+        match shared::handlers::authorize(&self.gateway, event, connection_id.to_owned()).await {
+            Ok(answer) => {
+                assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Allow");
+                let mut context: HashMap<String, Value> = answer["context"]
+                    .as_object()
+                    .expect("a context")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                context.insert("principalId".into(), answer["principalId"].clone());
+                Ok(context)
+            }
+            // API Gateway answers an authorizer's `Unauthorized` with 401, any other failure 500.
+            Err(shared::Error::Unauthorized) => Err(401),
+            Err(_) => Err(500),
+        }
+    }
+
+    /// `$connect` as a handshake reaches it: the authorizer first (a refusal is the status
+    /// API Gateway answers, and `$connect` never runs), then the `$connect` event.
+    pub async fn connect(&self, connection_id: &str, query: &[(&str, &str)]) -> i64 {
+        match self.authorize(connection_id, query).await {
+            Ok(context) => {
+                self.authorized().insert(connection_id.to_owned(), context);
+            }
+            Err(status) => return status,
+        }
+        self.connect_without_authorizer(connection_id, query).await
     }
 
     fn request_id(&self) -> String {
@@ -94,8 +162,13 @@ impl Stack {
             .expect("write an item");
     }
 
-    /// `$connect` with this query string; the status the function answered.
-    pub async fn connect(&self, connection_id: &str, query: &[(&str, &str)]) -> i64 {
+    /// `$connect` with this query string and no authorizer in front (a stack deployed without
+    /// one); the status the function answered.
+    pub async fn connect_without_authorizer(
+        &self,
+        connection_id: &str,
+        query: &[(&str, &str)],
+    ) -> i64 {
         let event = self.lambda_event(events::connect(connection_id, &self.request_id(), query));
         shared::handlers::connect(&self.gateway, event)
             .await

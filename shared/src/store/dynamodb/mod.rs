@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -32,10 +32,11 @@ pub use keys::Key;
 use super::{Admission, ConnectionRecord, Member, Members, Store, StoreError, ALL_SHARDS};
 use items::member_item;
 use keys::{all_partition, group_partition, uid_partition};
-use write::{condition_failed, malformed, put, request_error, update};
+use write::{malformed, put, request_error, update};
 
-/// How many "all" shards a broadcast reads at once, by default.
-const SHARDS_AT_ONCE: usize = 4;
+/// How many "all" shards a broadcast reads at once, by default: all of them, so that its reads
+/// take one round trip.
+const SHARDS_AT_ONCE: usize = ALL_SHARDS as usize;
 
 /// The connection store over one DynamoDB table.
 #[derive(Clone, Debug)]
@@ -54,7 +55,7 @@ impl DynamoStore {
         }
     }
 
-    /// How many "all" shards a broadcast reads at once (4 by default; fewer for a slow
+    /// How many "all" shards a broadcast reads at once (all of them by default; fewer for a slow
     /// DynamoDB-compatible server, whose Queries would otherwise time out behind each other).
     pub fn with_read_concurrency(mut self, shards_at_once: usize) -> Self {
         self.shards_at_once = shards_at_once.max(1);
@@ -170,56 +171,57 @@ impl Store for DynamoStore {
         Ok(Some(record))
     }
 
-    async fn join(&self, record: &ConnectionRecord, group: &str) -> Result<bool, StoreError> {
-        let connection = Key::connection(&record.connection_id);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(connection.item()))
-            .update_expression("ADD #groups :group")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#groups", "groups")
-            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
-            .build()
-            .map_err(malformed)?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            put(&self.table, group_item(group, record))?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(request_error("TransactWriteItems", e)),
-        }
+    /// Two plain writes, in an order that makes a half-done `join` harmless: the record names the
+    /// group first (its ALL_NEW image gives the member item its uid and TTL, without a read),
+    /// then the member item is written. Stopped between the two, the record names a group with
+    /// no member item, which `leave` and `$disconnect` delete as a no-op; the reverse order could
+    /// leave a member item no record names. A transaction would buy nothing more: a `$disconnect`
+    /// between them is the same race either way, which the 410 pruning finishes.
+    async fn join(&self, connection_id: &str, group: &str) -> Result<bool, StoreError> {
+        let updated = write::conditional_update(|| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Key::connection(connection_id).item()))
+                .update_expression("ADD #groups :group")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#groups", "groups")
+                .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+                .return_values(ReturnValue::AllNew)
+                .send()
+        })
+        .await?;
+        let Some(output) = updated else {
+            return Ok(false);
+        };
+        let record =
+            items::record(output.attributes().ok_or_else(|| {
+                StoreError::Malformed("UpdateItem returned no attributes".into())
+            })?)?;
+        self.put_item(group_item(group, &record)).await?;
+        Ok(true)
     }
 
+    /// The member item goes first, then the record's mention of it: stopped between the two, the
+    /// record names a group the connection is no longer in, which is harmless; the reverse order
+    /// could leave a member item that keeps pushing the group's messages to a connection that left.
     async fn leave(&self, connection_id: &str, group: &str) -> Result<(), StoreError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(Key::connection(connection_id).item()))
-            .update_expression("DELETE #groups :group")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#groups", "groups")
-            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
-            .build()
-            .map_err(malformed)?;
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Key::group_member(group, connection_id).item()))
-            .build()
-            .map_err(malformed)?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            TransactWriteItem::builder().delete(delete).build(),
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(()),
-            // The connection is gone: only a stray member item can be left, and it goes too.
-            Err(e) if condition_failed(&e) => {
-                self.delete_keys(vec![Key::group_member(group, connection_id)])
-                    .await
-            }
-            Err(e) => Err(request_error("TransactWriteItems", e)),
-        }
+        self.delete_keys(vec![Key::group_member(group, connection_id)])
+            .await?;
+        // Conditional, so that leaving after the connection is gone does not create a stub item.
+        write::conditional_update(|| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Key::connection(connection_id).item()))
+                .update_expression("DELETE #groups :group")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#groups", "groups")
+                .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+                .send()
+        })
+        .await?;
+        Ok(())
     }
 
     async fn set_session(&self, connection_id: &str, session: &str) -> Result<bool, StoreError> {
@@ -329,8 +331,9 @@ impl Store for DynamoStore {
         match of {
             Members::Uid(uid) => self.partition(uid_partition(uid)),
             Members::Group(group) => self.partition(group_partition(group)),
-            // A few shards at a time, so that a slow server answers each Query well within its
-            // timeout; each shard reads ahead on its own, so the pushes stay fed.
+            // Every shard at once (unless told fewer, for a slow server): one round trip for any
+            // audience a page per shard holds; each shard reads ahead on its own, so the pushes
+            // stay fed.
             Members::All => stream::iter(0..ALL_SHARDS)
                 .map(|shard| self.partition(all_partition(shard)))
                 .flatten_unordered(self.shards_at_once)
