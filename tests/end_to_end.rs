@@ -120,11 +120,19 @@ async fn a_connect_with_a_bad_uid_is_refused_with_400_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn with_a_secret_a_connect_without_a_token_is_refused_with_401() {
+async fn with_a_secret_the_authorizer_refuses_a_missing_or_bad_token_with_401_before_connect() {
     let stack = LocalStack::start(&[("AUTH_SECRET", "a-secret-for-the-end-to-end-tests")]).await;
     assert_eq!(stack.try_client("/?uid=alice").await.err(), Some(401));
     assert_eq!(stack.try_client("/?token=not.a.jwt").await.err(), Some(401));
     assert!(stack.items().await.is_empty());
+    let log = stack
+        .await_function_log(|line| line.matches("authorizer refused").count() > 0)
+        .await;
+    assert_eq!(log.matches("authorizer refused").count(), 2, "{log}");
+    assert!(
+        !log.contains("connect refused"),
+        "$connect never ran for a refused handshake: {log}"
+    );
 }
 
 #[tokio::test]

@@ -30,6 +30,10 @@ pub struct Invocation {
     pub served: Instant,
     /// From then to the function's response.
     pub took: Duration,
+    /// What the function answered: its response, or its error (`errorType`, `errorMessage`).
+    pub body: Bytes,
+    /// Whether it answered with an error.
+    pub failed: bool,
 }
 
 #[derive(Clone, Default)]
@@ -70,6 +74,13 @@ impl RuntimeApi {
                 return at.saturating_duration_since(since);
             }
             tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    /// Waits until no invocation is queued or running (one function's work has all finished).
+    pub async fn idle(&self) {
+        while !self.inner().pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -128,31 +139,27 @@ async fn response(
     Path(id): Path<String>,
     body: Bytes,
 ) -> StatusCode {
+    answer(&api, &id, body, false)
+}
+
+fn answer(api: &RuntimeApi, id: &str, body: Bytes, failed: bool) -> StatusCode {
     let done = Instant::now();
-    if let Some((served, sender)) = api.inner().pending.remove(&id) {
-        if body.starts_with(b"{\"error\"") {
-            eprintln!(
-                "invocation {id} answered {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
+    if failed {
+        eprintln!("invocation {id} failed: {}", String::from_utf8_lossy(&body));
+    }
+    if let Some((served, sender)) = api.inner().pending.remove(id) {
         let _ = sender.send(Invocation {
             served,
             took: done - served,
+            body,
+            failed,
         });
     }
     StatusCode::ACCEPTED
 }
 
 async fn error(State(api): State<RuntimeApi>, Path(id): Path<String>, body: Bytes) -> StatusCode {
-    let message = String::from_utf8_lossy(&body).into_owned();
-    eprintln!("invocation {id} failed: {message}");
-    response(
-        State(api),
-        Path(id),
-        Bytes::from(serde_json::json!({"error": message}).to_string()),
-    )
-    .await
+    answer(&api, &id, body, true)
 }
 
 async fn init_error(body: Bytes) -> StatusCode {

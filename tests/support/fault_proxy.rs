@@ -7,11 +7,14 @@
 //! - a conflict: DynamoDB refuses a write because another write to the same item is under way,
 //!   which the server here never does ([`FaultProxy::conflict_once`]).
 //!
-//! It also records which IAM actions the requests it carried need ([`FaultProxy::actions`]).
+//! It also records which IAM actions the requests it carried need ([`FaultProxy::take_actions`]),
+//! and each request's operation and timing ([`FaultProxy::take_requests`]), from which the
+//! benchmarks count what an operation costs.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,7 +31,40 @@ struct State {
     conflicts: usize,
     /// The IAM actions of the requests carried so far.
     actions: BTreeSet<String>,
+    /// Every request carried, in the order they began.
+    requests: Vec<Request>,
     live: Vec<AbortHandle>,
+}
+
+/// One request the proxy carried to the server.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// `Query`, `BatchWriteItem`, …
+    pub operation: String,
+    pub started: Instant,
+    /// When the first byte of its answer came back (`None`: never).
+    pub answered: Option<Instant>,
+    /// Writes it asked for: 1, or the requests of a BatchWriteItem or TransactWriteItems.
+    pub writes: usize,
+    /// The bytes of its answer (for a read, roughly the data it read, in DynamoDB's JSON).
+    pub answer_bytes: usize,
+}
+
+/// How many requests of `requests` ran one after another at most: the round trips on the
+/// longest chain in which each request began only after the one before it was answered.
+pub fn round_trips(requests: &[Request]) -> usize {
+    let mut chain: Vec<usize> = Vec::with_capacity(requests.len());
+    for (i, request) in requests.iter().enumerate() {
+        let before = requests[..i]
+            .iter()
+            .zip(&chain)
+            .filter(|(q, _)| q.answered.is_some_and(|a| a <= request.started))
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0);
+        chain.push(before + 1);
+    }
+    chain.into_iter().max().unwrap_or(0)
 }
 
 /// The proxy; dropped, it stops accepting.
@@ -45,7 +81,7 @@ impl Drop for FaultProxy {
     }
 }
 
-fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+fn lock<T>(state: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -113,6 +149,11 @@ impl FaultProxy {
         std::mem::take(&mut lock(&self.state).actions)
     }
 
+    /// The requests carried since the last look, in the order they began.
+    pub fn take_requests(&self) -> Vec<Request> {
+        std::mem::take(&mut lock(&self.state).requests)
+    }
+
     /// From now on, a request whose bytes contain `marker` is carried out by the server, but the
     /// connection is closed instead of answering it; `None` answers everything again.
     pub fn lose_answers_to(&self, marker: Option<&str>) {
@@ -169,6 +210,9 @@ async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
     let to_client = tokio::sync::Mutex::new(to_client);
     let (mut from_server, mut to_server) = server.split();
     let lose_next_answer = std::sync::atomic::AtomicBool::new(false);
+    // The request in flight on this connection (the SDK sends one at a time), by its index in
+    // the state's log.
+    let in_flight: Mutex<Option<usize>> = Mutex::new(None);
     let upstream_leg = async {
         let mut buffer = vec![0u8; 64 * 1024];
         // The operation of the request being read, and the bytes of a refused one still to come.
@@ -207,6 +251,17 @@ async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
                 }
             }
             record(&state, &current, chunk);
+            if operation(chunk).is_some() {
+                let mut state = lock(&state);
+                state.requests.push(Request {
+                    operation: current.clone(),
+                    started: Instant::now(),
+                    answered: None,
+                    writes: writes(&current, chunk),
+                    answer_bytes: 0,
+                });
+                *lock(&in_flight) = Some(state.requests.len() - 1);
+            }
             if let Some(marker) = &lock(&state).lose_answers_to {
                 if chunk.windows(marker.len()).any(|w| w == marker.as_bytes()) {
                     lose_next_answer.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -227,6 +282,12 @@ async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
             if lose_next_answer.load(std::sync::atomic::Ordering::SeqCst) {
                 return; // the server has carried the request out; the client never hears of it
             }
+            if let Some(index) = *lock(&in_flight) {
+                if let Some(request) = lock(&state).requests.get_mut(index) {
+                    request.answered.get_or_insert_with(Instant::now);
+                    request.answer_bytes += n;
+                }
+            }
             if to_client
                 .lock()
                 .await
@@ -241,6 +302,20 @@ async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
     tokio::select! {
         () = upstream_leg => {}
         () = downstream_leg => {}
+    }
+}
+
+/// The writes a request asks for: the items of a batch or a transaction, one otherwise (none for
+/// a read).
+fn writes(operation: &str, chunk: &[u8]) -> usize {
+    let count = |key: &[u8]| chunk.windows(key.len()).filter(|w| *w == key).count();
+    match operation {
+        "BatchWriteItem" => count(b"\"PutRequest\"") + count(b"\"DeleteRequest\""),
+        "TransactWriteItems" => {
+            count(b"\"Put\":{") + count(b"\"Update\":{") + count(b"\"Delete\":{")
+        }
+        "PutItem" | "UpdateItem" | "DeleteItem" => 1,
+        _ => 0,
     }
 }
 
@@ -263,5 +338,37 @@ fn record(state: &Mutex<State>, operation: &str, chunk: &[u8]) {
         }
     } else {
         state.actions.insert(format!("dynamodb:{operation}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn request(started: Instant, took_ms: u64) -> Request {
+        Request {
+            operation: "Query".into(),
+            started,
+            answered: Some(started + Duration::from_millis(took_ms)),
+            writes: 0,
+            answer_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn concurrent_requests_are_one_round_trip_and_a_request_after_an_answer_is_another() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let concurrent = [
+            request(t, 10),
+            request(t + ms(1), 10),
+            request(t + ms(2), 10),
+        ];
+        assert_eq!(round_trips(&concurrent), 1);
+        let mut chained = concurrent.to_vec();
+        chained.push(request(t + ms(20), 5));
+        assert_eq!(round_trips(&chained), 2);
+        assert_eq!(round_trips(&[]), 0);
     }
 }

@@ -1,0 +1,369 @@
+//! The service as clients meet it: real WebSocket clients, the local gateway, the release
+//! bootstraps under a Lambda Runtime API (several processes per function, as Lambda runs several
+//! environments), and moto. Beside it the floor: the same deliveries as bare signed POSTs to the
+//! gateway's `@connections`, 64 at a time. And, through a proxy in front of moto, what each
+//! operation costs in DynamoDB requests.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use local_gateway::routes::{FunctionNames, Routes};
+use local_gateway::sigv4::{Credentials as Signing, Expected};
+use local_gateway::{AwsBehaviour, Limits, Settings};
+use shared::store::dynamodb::DynamoStore;
+use shared::store::{Members, Store};
+use support::fault_proxy::{round_trips, Request};
+use support::local_stack::{connect, Ws};
+
+use crate::runtime_api::RuntimeApi;
+use crate::{bootstrap, root};
+
+const ACCESS_KEY_ID: &str = "bench";
+const SECRET_ACCESS_KEY: &str = "bench";
+const SESSION_TOKEN: &str = "bench-session";
+/// Processes per function: Lambda runs one event at a time per environment, and a burst of
+/// handshakes or frames spreads over several.
+const ENVIRONMENTS: usize = 4;
+/// Floor deliveries in flight at once, as the measurement.
+const FLOOR_CONCURRENCY: usize = 64;
+
+/// One stack: the bootstraps, the invoke endpoint in front of them, the gateway.
+pub struct Stack {
+    pub url: String,
+    gateway_address: SocketAddr,
+    pub store: DynamoStore,
+    apis: Arc<HashMap<String, RuntimeApi>>,
+    children: Vec<Child>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn loopback() -> (tokio::net::TcpListener, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("an address");
+    (listener, address)
+}
+
+/// The Lambda Invoke API, answered by the runtime APIs the bootstraps poll.
+async fn invoke(
+    State(apis): State<Arc<HashMap<String, RuntimeApi>>>,
+    Path(function): Path<String>,
+    event: Bytes,
+) -> Response {
+    let Some(api) = apis.get(&function) else {
+        return (StatusCode::NOT_FOUND, format!("no function {function}")).into_response();
+    };
+    let event = serde_json::from_slice(&event).unwrap_or_default();
+    let invocation = api.invoke(event).await;
+    if invocation.failed {
+        ([("x-amz-function-error", "Unhandled")], invocation.body).into_response()
+    } else {
+        invocation.body.into_response()
+    }
+}
+
+impl Stack {
+    /// Starts the stack on a new table; the functions reach DynamoDB at `dynamodb` (moto, or a
+    /// proxy in front of it).
+    pub async fn start(
+        sdk: &aws_config::SdkConfig,
+        moto: &str,
+        dynamodb: &str,
+        name: &str,
+    ) -> Stack {
+        let table = format!("bench-{name}-{}", std::process::id());
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .endpoint_url(moto)
+                    .build(),
+            ),
+            &table,
+        );
+        store.ensure_table().await.expect("create the table");
+        let (gateway_listener, gateway_address) = loopback().await;
+        let (invoke_listener, invoke_address) = loopback().await;
+        let management = format!("http://{gateway_address}/dev");
+        let logs = root().join("target/bench");
+        std::fs::create_dir_all(&logs).expect("target/bench");
+        let mut apis = HashMap::new();
+        let mut children = Vec::new();
+        for function in ["connect", "message", "disconnect"] {
+            let (api, address) = RuntimeApi::start().await;
+            for environment in 0..ENVIRONMENTS {
+                let log = std::fs::File::create(
+                    logs.join(format!("{name}-{function}-{environment}.log")),
+                )
+                .expect("a log file");
+                let child = Command::new(bootstrap(function))
+                    .env_clear()
+                    .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+                    .env("AWS_LAMBDA_FUNCTION_NAME", function)
+                    .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                    .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                    .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+                    .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+                    .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+                    .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+                    .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+                    .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
+                    .env("AWS_REGION", "us-east-1")
+                    .env("TABLE_NAME", &table)
+                    .env("ALLOW_ANONYMOUS", "true")
+                    .env("DYNAMODB_ENDPOINT", dynamodb)
+                    .env("MANAGEMENT_ENDPOINT", &management)
+                    .stdout(log)
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("start a bootstrap");
+                children.push(child);
+            }
+            api.await_first_poll(Instant::now()).await;
+            apis.insert(function.to_owned(), api);
+        }
+        let apis = Arc::new(apis);
+        let invoke_app = Router::new()
+            .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+            .with_state(apis.clone());
+        let mut tasks = vec![tokio::spawn(async move {
+            let _ = axum::serve(invoke_listener, invoke_app).await;
+        })];
+        let settings = Settings {
+            routes: Routes::from_file(&root().join("template.yaml"), FunctionNames::Package)
+                .expect("template.yaml routes"),
+            invoke_url: format!("http://{invoke_address}"),
+            stage: "dev".into(),
+            api_id: "bench".into(),
+            limits: Limits::default(),
+            invoke_timeout: Duration::from_secs(60),
+            max_invocations: 64,
+            aws: AwsBehaviour::new(Some(Expected {
+                credentials: Signing {
+                    access_key_id: ACCESS_KEY_ID.into(),
+                    secret_access_key: SECRET_ACCESS_KEY.into(),
+                    session_token: Some(SESSION_TOKEN.into()),
+                },
+                region: "us-east-1".into(),
+            })),
+        };
+        tasks.push(tokio::spawn(async move {
+            let _ = local_gateway::serve(gateway_listener, settings).await;
+        }));
+        Stack {
+            url: format!("ws://{gateway_address}/dev"),
+            gateway_address,
+            store,
+            apis,
+            children,
+            tasks,
+        }
+    }
+
+    /// Waits until every function has finished what it was given.
+    pub async fn idle(&self) {
+        for api in self.apis.values() {
+            api.idle().await;
+        }
+    }
+
+    /// Connects `n` clients, `at_once` handshakes at a time; how long it took.
+    pub async fn connect(&self, n: usize, at_once: usize) -> (Vec<Ws>, Duration) {
+        let started = Instant::now();
+        let clients: Vec<Ws> = stream::iter(0..n)
+            .map(|_| connect(&self.url))
+            .buffered(at_once)
+            .collect()
+            .await;
+        (clients, started.elapsed())
+    }
+
+    /// Waits until `connections` connections are recorded (every `$disconnect` of the others
+    /// has run).
+    pub async fn await_empty_of(&self, connections: usize) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let count = self.connection_ids().await.len();
+            if count == connections {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{count} connections recorded, not {connections}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The connection ids of everyone, as a broadcast reads them.
+    pub async fn connection_ids(&self) -> Vec<String> {
+        self.store
+            .members(Members::All)
+            .map_ok(|m| m.connection_id)
+            .try_collect()
+            .await
+            .expect("read the connections")
+    }
+
+    /// The floor: `ids.len()` signed POSTs of `data` to the gateway's `@connections`, 64 at a
+    /// time; from the first request to the last client's receipt.
+    pub async fn floor(
+        &self,
+        http: &reqwest::Client,
+        ids: &[String],
+        clients: &mut [Ws],
+        data: &str,
+    ) -> Duration {
+        let host = self.gateway_address.to_string();
+        let signer = shared::sigv4::Signer::new("us-east-1");
+        let identity = shared::sigv4::Identity {
+            access_key_id: ACCESS_KEY_ID.into(),
+            secret_access_key: SECRET_ACCESS_KEY.into(),
+            session_token: Some(SESSION_TOKEN.into()),
+        };
+        let started = Instant::now();
+        let posts = stream::iter(ids)
+            .map(|id| {
+                let path = format!("/dev/@connections/{}", shared::sigv4::encode_segment(id));
+                let signature = signer.sign(
+                    &identity,
+                    "POST",
+                    &host,
+                    &path,
+                    data.as_bytes(),
+                    std::time::SystemTime::now(),
+                );
+                let mut request = http
+                    .post(format!("http://{host}{path}"))
+                    .header("authorization", signature.authorization)
+                    .header("x-amz-date", signature.amz_date)
+                    .body(data.to_owned());
+                if let Some(token) = signature.security_token {
+                    request = request.header("x-amz-security-token", token);
+                }
+                request.send()
+            })
+            .buffer_unordered(FLOOR_CONCURRENCY)
+            .for_each(|r| async move {
+                assert_eq!(r.expect("the gateway answers").status(), 200);
+            });
+        let (_, last) = tokio::join!(posts, last_receipt(clients, data));
+        last - started
+    }
+}
+
+/// When the first and the last of `clients` received `data`.
+pub async fn receipts(clients: &mut [Ws], data: &str) -> (Instant, Instant) {
+    let receipts = futures_util::future::join_all(clients.iter_mut().map(|client| async move {
+        loop {
+            if client.recv().await == data {
+                return Instant::now();
+            }
+        }
+    }))
+    .await;
+    let now = Instant::now();
+    let first = receipts.iter().min().copied().unwrap_or(now);
+    (first, receipts.into_iter().max().unwrap_or(now))
+}
+
+/// When the last of `clients` received `data`.
+pub async fn last_receipt(clients: &mut [Ws], data: &str) -> Instant {
+    receipts(clients, data).await.1
+}
+
+/// A broadcast from `clients[0]` (`sendmessage`): from the frame sent to the last receipt, and
+/// when the first client had it.
+pub async fn broadcast(clients: &mut [Ws], data: &str) -> (Duration, Instant) {
+    let started = Instant::now();
+    let frame = serde_json::json!({"action": "sendmessage", "data": data}).to_string();
+    clients[0].send(&frame).await;
+    let (first, last) = receipts(clients, data).await;
+    (last - started, first)
+}
+
+pub fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// What one operation cost in DynamoDB.
+#[derive(Debug)]
+pub struct Cost {
+    /// Sequential round trips before the client heard back (for `$disconnect`, in all).
+    pub critical_round_trips: usize,
+    pub requests_before_outcome: usize,
+    pub requests: usize,
+    /// Writes of items under 1 KB: one write unit each.
+    pub write_units: usize,
+    /// Strongly consistent GetItem: 1 unit; an eventually consistent Query, 0.5 per 4 KB read
+    /// (counted on the JSON answer, which is larger than the stored items).
+    pub read_units: f64,
+}
+
+impl Cost {
+    /// The cost of `requests`, of which those begun before `outcome` were on the critical path.
+    pub fn of(requests: &[Request], outcome: Option<Instant>) -> Cost {
+        let before: Vec<Request> = match outcome {
+            Some(at) => requests
+                .iter()
+                .filter(|r| r.started < at)
+                .cloned()
+                .collect(),
+            None => requests.to_vec(),
+        };
+        Cost {
+            critical_round_trips: round_trips(&before),
+            requests_before_outcome: before.len(),
+            requests: requests.len(),
+            write_units: requests.iter().map(|r| r.writes).sum(),
+            read_units: requests
+                .iter()
+                .map(|r| match r.operation.as_str() {
+                    "GetItem" => 1.0,
+                    "Query" => 0.5 * (r.answer_bytes as f64 / 4096.0).ceil().max(1.0),
+                    _ => 0.0,
+                })
+                .sum(),
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "critical_round_trips": self.critical_round_trips,
+            "requests_before_outcome": self.requests_before_outcome,
+            "requests": self.requests,
+            "write_units": self.write_units,
+            "read_units": self.read_units,
+        })
+    }
+
+    pub fn row(&self) -> String {
+        format!(
+            "{} round trip(s) before the client hears back ({} request(s)); {} request(s) in all; {} WCU, {} RCU",
+            self.critical_round_trips, self.requests_before_outcome, self.requests, self.write_units, self.read_units
+        )
+    }
+}
