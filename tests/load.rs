@@ -15,8 +15,8 @@ use support::local_stack::{kinds, LocalStack, Ws};
 /// Members per group, a chat room's size: each send in flight reaches about this many clients.
 const GROUP_SIZE: usize = 10;
 /// Handshakes in flight at once. moto's TransactWriteItems copies the whole table to roll back
-/// from (about 90 ms per 1,000 items here), and every `$connect` and `join` is a transaction, so
-/// each one takes longer as the table grows and moto's queue is what bounds this test. More in
+/// from (about 90 ms per 1,000 items here), and every `join` is a transaction, so each one takes
+/// longer as the table grows and moto's queue is what bounds this test. More in
 /// flight only lengthens the queue; past the functions' DynamoDB attempt timeout, a write moto
 /// still applies after the function gave up is an ambiguous failure whose items only the TTL may
 /// remove (tests/handlers.rs covers that case), not what this test is about.

@@ -47,8 +47,8 @@ impl<S: Store> Store for CountingStore<S> {
         self.inner.remove_connection(connection_id).await
     }
 
-    async fn join(&self, connection_id: &str, group: &str) -> Result<bool, StoreError> {
-        self.inner.join(connection_id, group).await
+    async fn join(&self, record: &ConnectionRecord, group: &str) -> Result<bool, StoreError> {
+        self.inner.join(record, group).await
     }
 
     async fn leave(&self, connection_id: &str, group: &str) -> Result<(), StoreError> {

@@ -3,8 +3,9 @@
 //! Before `$connect`: a handshake missing one of the authorizer's identity sources is answered 401
 //! without invoking it; an authorizer that fails with exactly `Unauthorized` is 401, any other
 //! failure 500; a policy that does not allow `execute-api:Invoke` on the route is 403; a context
-//! holding anything but strings, numbers and booleans is 500. Otherwise the context, with the
-//! `principalId`, becomes `requestContext.authorizer` of every event of the connection.
+//! holding anything but strings, numbers and booleans is 500. Otherwise the context (numbers and
+//! booleans turned into strings), with the `principalId`, becomes `requestContext.authorizer` of
+//! every event of the connection.
 
 use std::collections::BTreeMap;
 
@@ -55,7 +56,13 @@ pub async fn authorize(
     let event = events::authorizer_request(api, client, &method_arn, headers, query);
     let started = std::time::Instant::now();
     let verdict = match gateway.invoker.invoke(&authorizer.function, &event).await {
-        Ok(answer) => judge(&answer, &method_arn, started.elapsed()),
+        Ok(answer) => {
+            let verdict = judge(&answer, &method_arn, started.elapsed());
+            if verdict == Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR) {
+                tracing::error!(connection = %id, "the authorizer's answer is malformed: a policyDocument with Statement, and a context of strings, numbers and booleans (500)");
+            }
+            verdict
+        }
         Err(InvokeError::Function { message, .. }) if is_unauthorized(&message) => {
             Verdict::Refuse(StatusCode::UNAUTHORIZED)
         }
@@ -138,14 +145,14 @@ fn judge(answer: &Value, method_arn: &str, latency: std::time::Duration) -> Verd
         Value::Null => Map::new(),
         _ => return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR),
     };
-    if !context
-        .values()
-        .all(|v| v.is_string() || v.is_number() || v.is_boolean())
-    {
-        tracing::error!(
-            "the authorizer's context holds an object or an array, which API Gateway refuses (500)"
-        );
-        return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR);
+    // API Gateway refuses objects and arrays, and hands numbers and booleans on as strings.
+    for value in context.values_mut() {
+        *value = match value {
+            Value::String(_) => continue,
+            Value::Number(n) => Value::String(n.to_string()),
+            Value::Bool(b) => Value::String(b.to_string()),
+            _ => return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR),
+        };
     }
     if let Some(principal) = answer.get("principalId") {
         context.insert("principalId".into(), principal.clone());
@@ -194,6 +201,18 @@ mod tests {
         };
         assert_eq!(context["uid"], "alice");
         assert_eq!(context["principalId"], "alice");
+    }
+
+    #[test]
+    fn numbers_and_booleans_in_the_context_arrive_as_strings() {
+        let mut answer = policy("Allow", ARN);
+        answer["context"]["level"] = json!(3);
+        answer["context"]["admin"] = json!(false);
+        let Verdict::Allow(context) = judge(&answer, ARN, Default::default()) else {
+            panic!("refused");
+        };
+        assert_eq!(context["level"], "3");
+        assert_eq!(context["admin"], "false");
     }
 
     #[test]

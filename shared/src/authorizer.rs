@@ -17,7 +17,8 @@ pub const UID: &str = "uid";
 /// What the events of a connection say about who it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Proven {
-    /// The authorizer proved this uid at `$connect`; it is bound for the connection's life.
+    /// The authorizer proved this uid at `$connect`: what the connection signs its messages with
+    /// for its whole life (a server's later `unbindUid` changes what it receives, not this).
     Uid(String),
     /// The authorizer let the connection in without a uid: one may have been bound since (the
     /// server-side `bindUid`), so only its record can say.

@@ -58,7 +58,7 @@ pub struct Config {
     pub rate_limit: u32,
     /// `RATE_WINDOW_SECONDS`: the length of the rate limit's fixed window.
     pub rate_window: Duration,
-    /// `DYNAMODB_READ_CONCURRENCY`: Queries a broadcast runs at once (its 4 "all" shards), and a
+    /// `DYNAMODB_READ_CONCURRENCY`: Queries a broadcast runs at once (its "all" shards), and a
     /// send to a list of uids or groups (one partition each).
     pub read_concurrency: usize,
     /// `DYNAMODB_TIMEOUT_MS`: the whole budget of one DynamoDB call, retries included; one attempt
@@ -78,7 +78,8 @@ impl Config {
     pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
     pub const DEFAULT_RATE_LIMIT: u32 = 100;
     pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
-    pub const DEFAULT_READ_CONCURRENCY: usize = 4;
+    /// Every shard of "all" at once: a broadcast's reads in one round trip.
+    pub const DEFAULT_READ_CONCURRENCY: usize = crate::store::ALL_SHARDS as usize;
     pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_CONNECT_GRACE: Duration = Duration::from_secs(30);
     /// A push carries at most 128 KiB; an echo or a message envelope adds to the client's

@@ -351,7 +351,10 @@ impl<S: Store, P: Push> Gateway<S, P> {
     /// joinGroup; `false` when the connection is gone.
     pub async fn join_group(&self, connection_id: &str, group: &str) -> Result<bool, Error> {
         check_name(group, false)?;
-        Ok(self.store.join(connection_id, group).await?)
+        match self.store.connection(connection_id).await? {
+            Some(record) => Ok(self.store.join(&record, group).await?),
+            None => Ok(false),
+        }
     }
 
     /// leaveGroup; leaving a group one is not in is not an error.

@@ -1,4 +1,5 @@
-//! The three Lambda entry points: `$connect`, every message route, and `$disconnect`.
+//! The Lambda entry points: the `$connect` route's authorizer and `$connect` (one function,
+//! [`connect_function`]), every message route, and `$disconnect`.
 //!
 //! Each is a plain async function over a [`Gateway`], so tests drive it with an event and a real
 //! store. Each logs one line per request with the connection id, the request id, what was asked,
@@ -88,7 +89,7 @@ pub async fn connect_function<S: Store, P: Push>(
     let request = serde_json::from_value(payload).map_err(unexpected)?;
     // Boxed: the SDK's futures nest past the compiler's type-layout depth limit in `main`.
     let response = Box::pin(connect(gateway, LambdaEvent::new(request, context))).await?;
-    serde_json::to_value(response).map_err(unexpected)
+    Ok(serde_json::json!({ "statusCode": response.status_code }))
 }
 
 /// The `$connect` route's authorizer: proves the uid once, so that API Gateway carries it on

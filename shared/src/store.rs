@@ -17,13 +17,14 @@ use thiserror::Error;
 /// How many partitions the set of all connections is spread over. Each `$connect` and
 /// `$disconnect` writes to one of them, and a broadcast reads all of them at once.
 ///
-/// Four, by measurement and by DynamoDB's limits: one partition key takes about 1,000 write
-/// units a second, and API Gateway's default of 500 new connections a second (plus as many
-/// disconnects) then uses a quarter of each shard's; a broadcast to 1,000 reads four pages in one
-/// round trip, where sixteen cost four times the requests (and, on moto, sixteen walks of the
-/// table: BENCHMARKS.md). Changing it strands the "all" items of live connections until their
-/// TTL: change it only while no one is connected.
-pub const ALL_SHARDS: u32 = 4;
+/// Two, by DynamoDB's limits and by measurement: one partition key takes about 1,000 write units
+/// a second, and API Gateway's default of 500 new connections a second, plus as many
+/// disconnects, then uses half of each shard's; a broadcast reads both in one round trip, and
+/// each shard more is one Query more per broadcast, billed and (on moto) slower: a broadcast to
+/// 1,000 clients took 655 ms with 4 shards and 509 ms with 2 (BENCHMARKS.md). Changing it
+/// strands the "all" items of live connections until their TTL: change it only while no one is
+/// connected.
+pub const ALL_SHARDS: u32 = 2;
 
 /// What the service records about one connection, from `$connect` to `$disconnect`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,7 +118,7 @@ pub trait Store: Send + Sync {
     /// Adds the connection to `group`; `false` when the connection no longer exists.
     fn join(
         &self,
-        connection_id: &str,
+        record: &ConnectionRecord,
         group: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -221,19 +222,19 @@ pub(crate) fn sample_record() -> ConnectionRecord {
 mod tests {
     use super::*;
 
-    const GOLDEN_SHARDS: [u32; 3] = [3, 3, 1];
-
     /// Live "all" items were written under these shards: a change to the hash strands them.
     #[test]
     fn a_connection_lands_in_the_shard_it_always_did() {
-        assert_eq!(
-            [
-                all_shard("Gm1tsdBmoAMCIxw="),
-                all_shard("x"),
-                all_shard("conn1=")
-            ],
-            GOLDEN_SHARDS
-        );
+        let golden = [
+            ("Gm1tsdBmoAMCIxw=", 1),
+            ("x", 1),
+            ("conn1=", 1),
+            ("conn2=", 0),
+            ("a", 0),
+        ];
+        for (id, shard) in golden {
+            assert_eq!(all_shard(id), shard, "{id}");
+        }
     }
 
     #[test]

@@ -251,7 +251,14 @@ async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
                 }
             }
             record(&state, &current, chunk);
-            if operation(chunk).is_some() {
+            if operation(chunk).is_none() {
+                // The rest of a request's body: a batch's or a transaction's writes may be here.
+                if let Some(index) = *lock(&in_flight) {
+                    if let Some(request) = lock(&state).requests.get_mut(index) {
+                        request.writes += continued_writes(&request.operation, chunk);
+                    }
+                }
+            } else {
                 let mut state = lock(&state);
                 state.requests.push(Request {
                     operation: current.clone(),
@@ -305,16 +312,23 @@ async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
     }
 }
 
-/// The writes a request asks for: the items of a batch or a transaction, one otherwise (none for
-/// a read).
+/// The writes the first chunk of a request asks for: one for a single-item write, the items
+/// this chunk names for a batch or a transaction, none for a read.
 fn writes(operation: &str, chunk: &[u8]) -> usize {
+    match operation {
+        "PutItem" | "UpdateItem" | "DeleteItem" => 1,
+        _ => continued_writes(operation, chunk),
+    }
+}
+
+/// The writes a chunk of a batch's or a transaction's body names.
+fn continued_writes(operation: &str, chunk: &[u8]) -> usize {
     let count = |key: &[u8]| chunk.windows(key.len()).filter(|w| *w == key).count();
     match operation {
         "BatchWriteItem" => count(b"\"PutRequest\"") + count(b"\"DeleteRequest\""),
         "TransactWriteItems" => {
             count(b"\"Put\":{") + count(b"\"Update\":{") + count(b"\"Delete\":{")
         }
-        "PutItem" | "UpdateItem" | "DeleteItem" => 1,
         _ => 0,
     }
 }

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType,
-    ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -32,11 +32,7 @@ pub use keys::Key;
 use super::{Admission, ConnectionRecord, Member, Members, Store, StoreError, ALL_SHARDS};
 use items::member_item;
 use keys::{all_partition, group_partition, uid_partition};
-use write::{malformed, put, request_error, update};
-
-/// How many "all" shards a broadcast reads at once, by default: all of them, so that its reads
-/// take one round trip.
-const SHARDS_AT_ONCE: usize = ALL_SHARDS as usize;
+use write::{condition_failed, malformed, put, request_error, update};
 
 /// The connection store over one DynamoDB table.
 #[derive(Clone, Debug)]
@@ -51,7 +47,8 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
-            shards_at_once: SHARDS_AT_ONCE,
+            // All of them, so that a broadcast's reads take one round trip.
+            shards_at_once: ALL_SHARDS as usize,
         }
     }
 
@@ -171,57 +168,62 @@ impl Store for DynamoStore {
         Ok(Some(record))
     }
 
-    /// Two plain writes, in an order that makes a half-done `join` harmless: the record names the
-    /// group first (its ALL_NEW image gives the member item its uid and TTL, without a read),
-    /// then the member item is written. Stopped between the two, the record names a group with
-    /// no member item, which `leave` and `$disconnect` delete as a no-op; the reverse order could
-    /// leave a member item no record names. A transaction would buy nothing more: a `$disconnect`
-    /// between them is the same race either way, which the 410 pruning finishes.
-    async fn join(&self, connection_id: &str, group: &str) -> Result<bool, StoreError> {
-        let updated = write::conditional_update(|| {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Key::connection(connection_id).item()))
-                .update_expression("ADD #groups :group")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#groups", "groups")
-                .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
-                .return_values(ReturnValue::AllNew)
-                .send()
-        })
-        .await?;
-        let Some(output) = updated else {
-            return Ok(false);
-        };
-        let record =
-            items::record(output.attributes().ok_or_else(|| {
-                StoreError::Malformed("UpdateItem returned no attributes".into())
-            })?)?;
-        self.put_item(group_item(group, &record)).await?;
-        Ok(true)
+    /// One transaction: the record names the group and the member item exists, or neither. Two
+    /// plain writes in any order would let a `join` and a `leave` of the same group that run at
+    /// once (API Gateway runs one connection's frames at once; a server's `ungroup`) end with a
+    /// member item that no record names: the connection would go on receiving the group's
+    /// messages after it left, and its `$disconnect` would not delete the item.
+    async fn join(&self, record: &ConnectionRecord, group: &str) -> Result<bool, StoreError> {
+        let connection = Key::connection(&record.connection_id);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(connection.item()))
+            .update_expression("ADD #groups :group")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#groups", "groups")
+            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+            .build()
+            .map_err(malformed)?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            put(&self.table, group_item(group, record))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
     }
 
-    /// The member item goes first, then the record's mention of it: stopped between the two, the
-    /// record names a group the connection is no longer in, which is harmless; the reverse order
-    /// could leave a member item that keeps pushing the group's messages to a connection that left.
+    /// One transaction, for the same reason as [`DynamoStore::join`].
     async fn leave(&self, connection_id: &str, group: &str) -> Result<(), StoreError> {
-        self.delete_keys(vec![Key::group_member(group, connection_id)])
-            .await?;
-        // Conditional, so that leaving after the connection is gone does not create a stub item.
-        write::conditional_update(|| {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Key::connection(connection_id).item()))
-                .update_expression("DELETE #groups :group")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#groups", "groups")
-                .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
-                .send()
-        })
-        .await?;
-        Ok(())
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::connection(connection_id).item()))
+            .update_expression("DELETE #groups :group")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#groups", "groups")
+            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+            .build()
+            .map_err(malformed)?;
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::group_member(group, connection_id).item()))
+            .build()
+            .map_err(malformed)?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().delete(delete).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            // The connection is gone: only a stray member item can be left, and it goes too.
+            Err(e) if condition_failed(&e) => {
+                self.delete_keys(vec![Key::group_member(group, connection_id)])
+                    .await
+            }
+            Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
     }
 
     async fn set_session(&self, connection_id: &str, session: &str) -> Result<bool, StoreError> {

@@ -242,18 +242,6 @@ impl DynamoStore {
         self.batch_write(requests).await
     }
 
-    /// Writes one whole item.
-    pub(super) async fn put_item(&self, item: Item) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| request_error("PutItem", e))
-    }
-
     /// Writes whole items, 25 at a time, retrying what DynamoDB leaves unprocessed: plain writes,
     /// half the write units of a transaction's, for items whose partial landing the caller can
     /// take back.
