@@ -136,6 +136,47 @@ async fn with_a_secret_the_authorizer_refuses_a_missing_or_bad_token_with_401_be
 }
 
 #[tokio::test]
+async fn with_a_secret_a_token_without_the_claim_is_forbidden_and_one_with_it_is_allowed() {
+    let secret = "a-secret-for-the-authorization-test-0123";
+    let stack = LocalStack::start(&[("AUTH_SECRET", secret)]).await;
+    let claims = json!({"groups": ["room-*"], "send": ["group:room-*", "all"]});
+    let granted = support::tokens::token_for("alice", claims, secret);
+    let plain = support::tokens::token_for("mallory", json!({}), secret);
+    let mut alice = stack.client(&format!("/?token={granted}")).await;
+    let mut mallory = stack.client(&format!("/?token={plain}")).await;
+    let before = support::local_stack::kinds(&stack.items().await);
+    for frame in [
+        r#"{"action":"join","group":"room-1"}"#,
+        r#"{"action":"presence","group":"room-1"}"#,
+        r#"{"action":"presence"}"#,
+        r#"{"action":"send","to":{"group":"room-1"},"data":"psst"}"#,
+        r#"{"action":"sendmessage","data":"to everyone"}"#,
+    ] {
+        mallory.send(frame).await;
+        let answer = mallory.recv_json().await;
+        assert_eq!(answer["code"], "forbidden", "{frame}: {answer}");
+    }
+    assert_eq!(
+        support::local_stack::kinds(&stack.items().await),
+        before,
+        "a refused frame writes nothing"
+    );
+    alice.expect_nothing_pending().await;
+
+    alice.send(r#"{"action":"join","group":"room-1"}"#).await;
+    assert_eq!(alice.recv_json().await["type"], "joined");
+    alice
+        .send(r#"{"action":"send","to":{"group":"room-1"},"data":"hello room"}"#)
+        .await;
+    assert_eq!(alice.recv_json().await["data"], "hello room");
+    alice
+        .send(r#"{"action":"sendmessage","data":"to everyone"}"#)
+        .await;
+    assert_eq!(alice.recv().await, "to everyone");
+    assert_eq!(mallory.recv().await, "to everyone");
+}
+
+#[tokio::test]
 async fn delete_on_connections_closes_the_client_and_disconnect_cleans_up() {
     let stack = LocalStack::start(&[]).await;
     let mut a = stack.client("/?uid=alice").await;
@@ -211,17 +252,7 @@ async fn every_request_logs_one_json_line_with_its_ids_and_never_the_token_or_th
     let secret = "a-secret-for-the-logging-test-0123456789";
     let stack =
         LocalStack::start(&[("AUTH_SECRET", secret), ("AWS_LAMBDA_LOG_FORMAT", "JSON")]).await;
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &json!({"sub": "alice", "exp": exp}),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap();
+    let token = support::tokens::token_for("alice", json!({"send": ["all"]}), secret);
     let mut alice = stack.client(&format!("/?token={token}")).await;
     let body = "the-body-must-never-be-logged-7f3a";
     alice

@@ -1,30 +1,12 @@
 //! GatewayWorker's API through the real stack: uids, groups, targeted sends, presence, sessions,
 //! kick, and pushes from a backend with the `gateway-client` CLI.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 use shared::protocol::Target;
 use support::local_stack::LocalStack;
+use support::tokens::{now, token};
 
 const SECRET: &str = "a-secret-for-the-gateway-worker-tests";
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn token(claims: serde_json::Value, secret: &str) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
 
 #[tokio::test]
 async fn two_devices_of_one_uid_both_receive_a_uid_send() {

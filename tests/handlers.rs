@@ -776,3 +776,50 @@ async fn concurrent_session_updates_lose_no_change() {
         .await
         .unwrap());
 }
+
+#[tokio::test]
+async fn with_a_secret_a_join_the_token_does_not_allow_is_forbidden_and_writes_nothing() {
+    let secret = "a-secret-for-the-handler-tests-0123456789";
+    let stack = Stack::with_config(|c| c.auth_secret = Some(secret.to_owned())).await;
+    let granted = support::tokens::token_for(
+        "alice",
+        json!({"groups": ["room-*"], "send": ["group:room-*"]}),
+        secret,
+    );
+    let plain = support::tokens::token_for("mallory", json!({}), secret);
+    assert_eq!(stack.connect("A=", &[("token", &granted)]).await, 200);
+    assert_eq!(stack.connect("M=", &[("token", &plain)]).await, 200);
+    stack
+        .send("A=", r#"{"action":"join","group":"room-1"}"#)
+        .await;
+    assert_eq!(stack.received_json("A=")["type"], "joined");
+    stack
+        .send("M=", r#"{"action":"join","group":"room-1"}"#)
+        .await;
+    let refused = stack.received_json("M=");
+    assert_eq!(refused["code"], "forbidden");
+    assert_eq!(refused["action"], "join");
+    assert!(
+        stack
+            .items_of("M=")
+            .await
+            .iter()
+            .all(|i| !s(i, "pk").is_some_and(|pk| pk.starts_with("group#"))),
+        "no group item for M"
+    );
+    stack
+        .send(
+            "M=",
+            r#"{"action":"send","to":{"group":"room-1"},"data":"psst"}"#,
+        )
+        .await;
+    assert_eq!(stack.received_json("M=")["code"], "forbidden");
+    assert!(stack.received("A=").is_empty(), "nobody is pushed");
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"group":"room-1"},"data":"hi"}"#,
+        )
+        .await;
+    assert_eq!(stack.received_json("A=")["data"], "hi");
+}

@@ -1,14 +1,16 @@
-//! Who a connection is: the uid bound at `$connect`.
+//! Who a connection is, and what it may do: the uid bound at `$connect`, and its permissions.
 //!
 //! With a signing secret, the uid is the `sub` of an HS256 JWT in `?token=`, and nothing else
-//! counts; without one (local development), connections are anonymous or claim a uid with
-//! `?uid=`. Tokens are checked by `jsonwebtoken`, never by hand.
+//! counts; its `groups` and `send` claims say what it may do ([`Permissions`]). Without one
+//! (local development), connections are anonymous or claim a uid with `?uid=`, and may do
+//! everything. Tokens are checked by `jsonwebtoken`, never by hand.
 
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use thiserror::Error;
 
 use crate::names::is_valid_name;
+use crate::permissions::Permissions;
 
 /// Why a connection is refused at `$connect`.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -38,6 +40,19 @@ impl AuthError {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Group patterns the connection may join and see the presence of.
+    #[serde(default)]
+    groups: Vec<String>,
+    /// Target patterns the connection may send to.
+    #[serde(default)]
+    send: Vec<String>,
+}
+
+/// What `$connect`'s authorizer proves about a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: Option<String>,
+    pub permissions: Permissions,
 }
 
 /// Checks tokens against one secret.
@@ -58,14 +73,16 @@ impl Verifier {
         }
     }
 
-    /// The uid a token proves.
-    pub fn uid(&self, token: &str) -> Result<String, AuthError> {
+    /// The uid a token proves, and what its claims allow (a claim of the wrong type refuses
+    /// the token).
+    pub fn verify(&self, token: &str) -> Result<(String, Permissions), AuthError> {
         let data = decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| AuthError::BadToken(e.to_string()))?;
-        if is_valid_name(&data.claims.sub) {
-            Ok(data.claims.sub)
+        let Claims { sub, groups, send } = data.claims;
+        if is_valid_name(&sub) {
+            Ok((sub, Permissions::Granted { groups, send }))
         } else {
-            Err(AuthError::BadSubject(data.claims.sub))
+            Err(AuthError::BadSubject(sub))
         }
     }
 }
@@ -76,15 +93,34 @@ pub fn identify(
     token: Option<&str>,
     claimed_uid: Option<&str>,
 ) -> Result<Option<String>, AuthError> {
+    authenticate(verifier, token, claimed_uid).map(|identity| identity.uid)
+}
+
+/// The uid and the permissions of a new connection, from its query string parameters.
+pub fn authenticate(
+    verifier: Option<&Verifier>,
+    token: Option<&str>,
+    claimed_uid: Option<&str>,
+) -> Result<Identity, AuthError> {
     match verifier {
-        Some(verifier) => verifier
-            .uid(token.ok_or(AuthError::MissingToken)?)
-            .map(Some),
-        None => match claimed_uid {
-            None => Ok(None),
-            Some(uid) if is_valid_name(uid) => Ok(Some(uid.to_owned())),
-            Some(uid) => Err(AuthError::BadUid(uid.to_owned())),
-        },
+        Some(verifier) => {
+            let (uid, permissions) = verifier.verify(token.ok_or(AuthError::MissingToken)?)?;
+            Ok(Identity {
+                uid: Some(uid),
+                permissions,
+            })
+        }
+        None => {
+            let uid = match claimed_uid {
+                None => None,
+                Some(uid) if is_valid_name(uid) => Some(uid.to_owned()),
+                Some(uid) => return Err(AuthError::BadUid(uid.to_owned())),
+            };
+            Ok(Identity {
+                uid,
+                permissions: Permissions::Everything,
+            })
+        }
     }
 }
 
@@ -172,6 +208,33 @@ mod tests {
             let err = identify(Some(&verifier), Some(&t), None).expect_err(what);
             assert_eq!(err.status(), 401, "{what}: {err}");
         }
+    }
+
+    #[test]
+    fn a_tokens_claims_become_its_permissions_and_a_claim_of_the_wrong_type_refuses_it() {
+        let verifier = Verifier::new(SECRET);
+        let t = token(
+            json!({"sub": "alice", "exp": now() + 60, "groups": ["room-*"], "send": ["all"]}),
+            SECRET,
+        );
+        let identity = authenticate(Some(&verifier), Some(&t), None).unwrap();
+        assert_eq!(
+            identity.permissions,
+            Permissions::Granted {
+                groups: vec!["room-*".into()],
+                send: vec!["all".into()]
+            }
+        );
+        let bad = token(
+            json!({"sub": "alice", "exp": now() + 60, "groups": "room-*"}),
+            SECRET,
+        );
+        assert_eq!(
+            authenticate(Some(&verifier), Some(&bad), None)
+                .unwrap_err()
+                .status(),
+            401
+        );
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //!
 //! API Gateway runs a `$connect` route's Lambda REQUEST authorizer before `$connect` itself and
 //! repeats the context it returns as `requestContext.authorizer` on every event of the connection
-//! (`$connect`, each message, `$disconnect`). So the uid the token proved travels with each frame,
-//! and a `send` names its sender without reading the sender's record. The `$connect` function
+//! (`$connect`, each message, `$disconnect`). So the uid the token proved, and what its claims
+//! allow ([`Permissions`]), travel with each frame: a `send` names its sender, and a `join` is
+//! checked, without a read. The `$connect` function
 //! serves as the authorizer too (it holds the secret already); see [`crate::handlers::authorize`].
 //!
 //! The context holds strings only, as API Gateway requires of it (no objects, no arrays).
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext;
 use serde_json::{json, Map, Value};
+
+use crate::permissions::Permissions;
 
 /// The context key that holds the uid proven at `$connect` (`""` for an anonymous connection).
 pub const UID: &str = "uid";
@@ -38,9 +41,11 @@ impl Proven {
     }
 }
 
-/// The context an authorizer returns for a connection with this uid.
-pub fn context(uid: Option<&str>) -> Map<String, Value> {
-    Map::from_iter([(UID.to_owned(), json!(uid.unwrap_or("")))])
+/// The context an authorizer returns for a connection with this uid and these permissions.
+pub fn context(uid: Option<&str>, permissions: &Permissions) -> Map<String, Value> {
+    let mut context = permissions.context();
+    context.insert(UID.to_owned(), json!(uid.unwrap_or("")));
+    context
 }
 
 /// The authorizer's answer that lets the handshake go on to `$connect`: an IAM policy allowing
@@ -81,7 +86,7 @@ mod tests {
 
     #[test]
     fn the_uid_an_authorizer_proved_is_read_back_from_a_later_event() {
-        let mut authorizer = context(Some("alice"));
+        let mut authorizer = context(Some("alice"), &Permissions::Everything);
         authorizer.insert("principalId".into(), json!("alice"));
         let context = websocket_context(Value::Object(authorizer));
         assert_eq!(Proven::of(&context), Proven::Uid("alice".into()));
@@ -89,7 +94,7 @@ mod tests {
 
     #[test]
     fn an_anonymous_connection_and_one_without_an_authorizer_are_told_apart() {
-        let anonymous = websocket_context(Value::Object(context(None)));
+        let anonymous = websocket_context(Value::Object(context(None, &Permissions::Everything)));
         assert_eq!(Proven::of(&anonymous), Proven::Anonymous);
         let none = websocket_context(json!({"principalId": "x"}));
         assert_eq!(Proven::of(&none), Proven::Unknown);
@@ -99,10 +104,14 @@ mod tests {
 
     #[test]
     fn an_allow_policy_names_the_route_and_keeps_the_context_flat() {
+        let granted = Permissions::Granted {
+            groups: vec!["room-*".into()],
+            send: vec![],
+        };
         let answer = allow(
             "alice",
             "arn:aws:execute-api:r:1:api/dev/$connect",
-            context(Some("alice")),
+            context(Some("alice"), &granted),
         );
         assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Allow");
         assert_eq!(

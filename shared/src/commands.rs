@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use crate::authorizer::Proven;
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::permissions::Permissions;
 use crate::protocol::{self, Command, Outgoing, Target};
 use crate::push::Push;
 use crate::store::{Members, Store};
@@ -19,6 +20,8 @@ pub struct Sender<'a> {
     pub endpoint: &'a str,
     /// Who the `$connect` authorizer proved the sender to be, as the event carries it.
     pub proven: Proven,
+    /// What its token allows, as the event carries it.
+    pub permissions: Permissions,
 }
 
 /// Carries out `command`; returns the frames for the sender.

@@ -20,6 +20,7 @@ use crate::authorizer;
 use crate::commands::{self, Sender};
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::permissions::Permissions;
 use crate::protocol::{self, ErrorCode, Incoming, Rejection};
 use crate::push::Push;
 use crate::rate_limit::RateLimiter;
@@ -116,17 +117,18 @@ pub async fn authorize<S: Store, P: Push>(
         let started = Instant::now();
         let query = &request.query_string_parameters;
         let method_arn = request.method_arn.as_deref().unwrap_or_default();
-        let uid = match auth::identify(gateway.verifier.as_ref(), query.first("token"), query.first("uid")) {
-            Ok(uid) => uid,
-            Err(AuthError::BadUid(_)) => None,
+        let identity = match auth::authenticate(gateway.verifier.as_ref(), query.first("token"), query.first("uid")) {
+            Ok(identity) => identity,
+            Err(AuthError::BadUid(_)) => auth::Identity { uid: None, permissions: Permissions::Everything },
             Err(refusal) => {
                 tracing::info!(outcome = "refused", reason = %refusal, duration_ms = millis(started.elapsed()), "authorizer refused");
                 return Err(Error::Unauthorized);
             }
         };
-        tracing::info!(outcome = "allowed", uid = uid.as_deref(), duration_ms = millis(started.elapsed()), "authorizer");
-        let principal = uid.as_deref().unwrap_or("anonymous");
-        Ok(authorizer::allow(principal, method_arn, authorizer::context(uid.as_deref())))
+        let uid = identity.uid.as_deref();
+        tracing::info!(outcome = "allowed", uid, duration_ms = millis(started.elapsed()), "authorizer");
+        let context = authorizer::context(uid, &identity.permissions);
+        Ok(authorizer::allow(uid.unwrap_or("anonymous"), method_arn, context))
     }
     .instrument(span)
     .await
@@ -245,6 +247,9 @@ pub async fn message<S: Store, P: Push>(
             request_id: &ids.request_id,
             endpoint: &endpoint,
             proven: authorizer::Proven::of(context),
+            permissions: Permissions::of(gateway.verifier.is_some(), |key| {
+                context.authorizer.fields.get(key)
+            }),
         };
         let body = event.payload.body.as_deref().unwrap_or("");
         let window = RateLimiter::window(&gateway.config);
@@ -306,6 +311,7 @@ fn rejection_outcome(code: ErrorCode) -> &'static str {
         ErrorCode::BadRequest => "bad_request",
         ErrorCode::TooLarge => "too_large",
         ErrorCode::RateLimited => "rate_limited",
+        ErrorCode::Forbidden => "forbidden",
         ErrorCode::Internal => "internal",
     }
 }
@@ -342,6 +348,9 @@ async fn answer<S: Store, P: Push>(
         Err(rejection) => (None, Err(Answer::Rejected(rejection))),
         Ok(Incoming::Command(command)) => {
             let action = command.action();
+            if let Err(rejection) = sender.permissions.check(&command) {
+                return (Some(action), Err(Answer::Rejected(rejection)));
+            }
             (
                 Some(action),
                 // Boxed, like the other store-bound futures here: the SDK's futures nest deeply

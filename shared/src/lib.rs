@@ -11,6 +11,7 @@ pub mod error;
 pub mod gateway;
 pub mod handlers;
 pub mod names;
+pub mod permissions;
 pub mod protocol;
 pub mod push;
 pub mod rate_limit;

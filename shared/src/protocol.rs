@@ -105,6 +105,8 @@ pub enum ErrorCode {
     BadRequest,
     TooLarge,
     RateLimited,
+    /// The connection's token does not allow the command (protocol: "Authorization").
+    Forbidden,
     Internal,
 }
 

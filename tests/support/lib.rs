@@ -10,3 +10,4 @@ pub mod frames;
 pub mod local_stack;
 pub mod push_sink;
 pub mod stack;
+pub mod tokens;
