@@ -144,6 +144,8 @@ async fn with_a_secret_a_token_without_the_claim_is_forbidden_and_one_with_it_is
     let plain = support::tokens::token_for("mallory", json!({}), secret);
     let mut alice = stack.client(&format!("/?token={granted}")).await;
     let mut mallory = stack.client(&format!("/?token={plain}")).await;
+    alice.send(r#"{"action":"join","group":"room-1"}"#).await;
+    assert_eq!(alice.recv_json().await["type"], "joined");
     let before = support::local_stack::kinds(&stack.items().await);
     for frame in [
         r#"{"action":"join","group":"room-1"}"#,
@@ -161,10 +163,10 @@ async fn with_a_secret_a_token_without_the_claim_is_forbidden_and_one_with_it_is
         before,
         "a refused frame writes nothing"
     );
+    mallory.send(r#"{"action":"whoami"}"#).await;
+    assert_eq!(mallory.recv_json().await["groups"], json!([]));
     alice.expect_nothing_pending().await;
 
-    alice.send(r#"{"action":"join","group":"room-1"}"#).await;
-    assert_eq!(alice.recv_json().await["type"], "joined");
     alice
         .send(r#"{"action":"send","to":{"group":"room-1"},"data":"hello room"}"#)
         .await;

@@ -11,11 +11,15 @@ use serde_yaml_ng::Value;
 use support::fault_proxy::FaultProxy;
 use support::stack::Stack;
 
-/// The DynamoDB actions template.yaml allows `function`.
-fn allowed(function: &str) -> BTreeSet<String> {
+fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let text = std::fs::read_to_string(path).expect("read template.yaml");
-    let template: Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
+    serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// The DynamoDB actions template.yaml allows `function`.
+fn allowed(function: &str) -> BTreeSet<String> {
+    let template = template();
     let policies = &template["Resources"][function]["Properties"]["Policies"];
     let mut actions = BTreeSet::new();
     for policy in policies.as_sequence().expect("a list of policies") {
@@ -131,4 +135,23 @@ async fn the_disconnect_policy_allows_removing_every_item() {
     let used = proxy.take_actions();
     assert!(stack.items_of("A=").await.is_empty());
     assert_allowed("DisconnectFunction", used);
+}
+
+/// Only the connect function holds the secret; the message function must still know that
+/// connections carry tokens, or their claims would never be checked (every frame allowed).
+#[test]
+fn the_message_function_checks_claims_wherever_connections_carry_tokens() {
+    let template = template();
+    let variables = |function: &str| {
+        template["Resources"][function]["Properties"]["Environment"]["Variables"].clone()
+    };
+    assert!(
+        !variables("ConnectFunction")["AUTH_SECRET"].is_null(),
+        "the connect function verifies tokens"
+    );
+    assert_eq!(
+        variables("MessageFunction")["TOKEN_MODE"].as_str(),
+        Some("true"),
+        "the message function must be told the stack is in token mode"
+    );
 }

@@ -3,7 +3,7 @@
 //! Before `$connect`: a handshake missing one of the authorizer's identity sources is answered 401
 //! without invoking it; an authorizer that fails with exactly `Unauthorized` is 401, any other
 //! failure 500; a policy that does not allow `execute-api:Invoke` on the route is 403; a context
-//! holding anything but strings, numbers and booleans is 500. Otherwise the context (numbers and
+//! holding anything but strings, numbers and booleans, or a result over 8 KB, is 500. Otherwise the context (numbers and
 //! booleans turned into strings), with the `principalId`, becomes `requestContext.authorizer` of
 //! every event of the connection.
 
@@ -59,7 +59,7 @@ pub async fn authorize(
         Ok(answer) => {
             let verdict = judge(&answer, &method_arn, started.elapsed());
             if verdict == Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR) {
-                tracing::error!(connection = %id, "the authorizer's answer is malformed: a policyDocument with Statement, and a context of strings, numbers and booleans (500)");
+                tracing::error!(connection = %id, "the authorizer's answer is refused (500): it needs a policyDocument with a Statement, a context of strings, numbers and booleans, and at most 8 KB in all");
             }
             verdict
         }
@@ -103,8 +103,15 @@ fn is_unauthorized(body: &str) -> bool {
         .is_some_and(|v| v.get("errorMessage").and_then(Value::as_str) == Some("Unauthorized"))
 }
 
+/// The largest authorizer result API Gateway takes for a WebSocket API (a quota that cannot be
+/// raised); a larger one fails the handshake.
+const RESULT_LIMIT_BYTES: usize = 8 * 1024;
+
 /// API Gateway's reading of an authorizer's answer.
 fn judge(answer: &Value, method_arn: &str, latency: std::time::Duration) -> Verdict {
+    if answer.to_string().len() > RESULT_LIMIT_BYTES {
+        return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR);
+    }
     let statements = match &answer["policyDocument"]["Statement"] {
         Value::Array(statements) => statements.clone(),
         statement @ Value::Object(_) => vec![statement.clone()],
@@ -239,6 +246,16 @@ mod tests {
                 Default::default()
             ),
             Verdict::Refuse(StatusCode::FORBIDDEN)
+        );
+    }
+
+    #[test]
+    fn a_result_over_8_kib_is_a_500_as_api_gateway_refuses_it() {
+        let mut answer = policy("Allow", ARN);
+        answer["context"]["groups"] = json!("x".repeat(8 * 1024));
+        assert_eq!(
+            judge(&answer, ARN, Default::default()),
+            Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR)
         );
     }
 

@@ -44,6 +44,10 @@ pub struct Config {
     /// `ALLOW_ANONYMOUS`: `true` lets `$connect` run without `AUTH_SECRET` (see
     /// [`Config::require_secret`]); the template never sets it.
     pub allow_anonymous: bool,
+    /// `TOKEN_MODE`: `true` tells a function that holds no secret (the message function) that
+    /// connections come with tokens, so their claims limit what they may do: an event without
+    /// claims is then allowed nothing they would grant. Implied by `AUTH_SECRET`.
+    pub token_mode: bool,
     /// `MAX_MESSAGE_BYTES`: the largest client message, in UTF-8 bytes (32 KiB by default).
     pub max_message_bytes: usize,
     /// `CONNECTION_TTL_SECONDS`: how long an item outlives its write; API Gateway closes every
@@ -95,6 +99,7 @@ impl Config {
             management_endpoint: None,
             auth_secret: None,
             allow_anonymous: false,
+            token_mode: false,
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             connection_ttl: Self::DEFAULT_CONNECTION_TTL,
             push_concurrency: Self::DEFAULT_PUSH_CONCURRENCY,
@@ -116,6 +121,11 @@ impl Config {
         Ok(())
     }
 
+    /// Whether connections come with tokens whose claims limit them (protocol: "Authorization").
+    pub fn is_token_mode(&self) -> bool {
+        self.token_mode || self.auth_secret.is_some()
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -135,6 +145,7 @@ impl Config {
             secret => secret,
         };
         config.allow_anonymous = get("ALLOW_ANONYMOUS").is_some_and(|v| v.trim() == "true");
+        config.token_mode = get("TOKEN_MODE").is_some_and(|v| v.trim() == "true");
         if let Some(v) = get("MAX_MESSAGE_BYTES") {
             config.max_message_bytes = at_most(
                 "MAX_MESSAGE_BYTES",

@@ -57,7 +57,7 @@ pub struct Presence {
 }
 
 /// Read-merge-write rounds of one session update before giving up to others changing it.
-const SESSION_ATTEMPTS: usize = 16;
+const SESSION_ATTEMPTS: u32 = 16;
 
 /// A connection to push to, and the set that named it (none for a connection id).
 type Recipient<'a> = (String, Option<Members<'a>>);
@@ -425,7 +425,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
         connection_id: &str,
         changes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, Error> {
-        for _ in 0..SESSION_ATTEMPTS {
+        for attempt in 1..=SESSION_ATTEMPTS {
             let Some(record) = self.store.connection(connection_id).await? else {
                 return Ok(false);
             };
@@ -443,6 +443,9 @@ impl<S: Store, P: Push> Gateway<S, P> {
             {
                 return Ok(true);
             }
+            // Another update won this round: wait a random while, so that the losers of a burst
+            // spread out instead of meeting again.
+            tokio::time::sleep(crate::jitter::pause(attempt)).await;
         }
         Err(Error::Store(StoreError::Request {
             operation: "UpdateItem",

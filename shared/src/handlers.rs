@@ -247,7 +247,7 @@ pub async fn message<S: Store, P: Push>(
             request_id: &ids.request_id,
             endpoint: &endpoint,
             proven: authorizer::Proven::of(context),
-            permissions: Permissions::of(gateway.verifier.is_some(), |key| {
+            permissions: Permissions::of(gateway.config.is_token_mode(), |key| {
                 context.authorizer.fields.get(key)
             }),
         };

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod handlers;
+pub mod jitter;
 pub mod names;
 pub mod permissions;
 pub mod protocol;

@@ -6,8 +6,10 @@
 //! prefix and `*`. Without a signing secret everything is allowed.
 //!
 //! The `$connect` authorizer puts the claims in its context, as JSON text (API Gateway's context
-//! holds strings only), so every frame knows them without a read. In token mode an event without
-//! them (a stack deployed without the authorizer) is allowed nothing the claims would grant.
+//! holds strings only), so every frame knows them without a read. In token mode (`AUTH_SECRET`, or
+//! `TOKEN_MODE=true` for the message function, which holds no secret) an event without them, or
+//! with claims that do not parse, is allowed nothing the claims would grant. A `send` pattern
+//! without a kind (`"*"`) grants nothing.
 
 use serde_json::{Map, Value};
 
@@ -139,6 +141,7 @@ impl Permissions {
 mod tests {
     use super::*;
     use crate::protocol::{parse, Incoming};
+    use serde_json::json;
 
     fn command(frame: &str) -> Command {
         match parse(frame) {
@@ -189,6 +192,60 @@ mod tests {
         assert!(!ok(r#"{"action":"send","to":{"all":true},"data":1}"#));
         assert!(!ok(r#"{"action":"sendmessage","data":"hi"}"#));
         assert!(!ok(r#"{"action":"presence"}"#));
+    }
+
+    #[test]
+    fn a_star_matches_any_name_of_its_kind_and_no_other_kind() {
+        let p = granted(&["*"], &["group:*"]);
+        let ok = |frame: &str| p.check(&command(frame)).is_ok();
+        assert!(ok(r#"{"action":"join","group":"a:b"}"#));
+        assert!(ok(
+            r#"{"action":"send","to":{"groups":["x","y:z"]},"data":1}"#
+        ));
+        assert!(
+            !ok(r#"{"action":"send","to":{"uid":"x"},"data":1}"#),
+            "a group pattern is not a uid pattern"
+        );
+        assert!(!ok(
+            r#"{"action":"send","to":{"connectionIds":["a=","b="]},"data":1}"#
+        ));
+        let kindless = granted(&[], &["*"]);
+        assert!(kindless
+            .check(&command(r#"{"action":"send","to":{"uid":"x"},"data":1}"#))
+            .is_err());
+    }
+
+    #[test]
+    fn one_name_not_allowed_refuses_a_list_whole_and_exclude_needs_nothing() {
+        let p = granted(&[], &["uid:team-*"]);
+        let ok = |frame: &str| p.check(&command(frame)).is_ok();
+        assert!(!ok(
+            r#"{"action":"send","to":{"uids":["team-a","boss"]},"data":1}"#
+        ));
+        assert!(ok(
+            r#"{"action":"send","to":{"uids":["team-a"]},"exclude":["z="],"data":1}"#
+        ));
+    }
+
+    #[test]
+    fn group_presence_needs_the_groups_claim_not_send() {
+        let p = granted(&[], &["group:*", "all"]);
+        assert!(p
+            .check(&command(r#"{"action":"presence","group":"g"}"#))
+            .is_err());
+    }
+
+    #[test]
+    fn claims_that_do_not_parse_grant_nothing() {
+        for bad in [
+            json!(7),
+            json!("not json"),
+            json!("{\"a\":1}"),
+            json!("[1]"),
+        ] {
+            let p = Permissions::of(true, |_| Some(&bad));
+            assert_eq!(p, granted(&[], &[]), "{bad}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -82,7 +82,7 @@ where
                     attempt,
                     "write refused for a conflict with another write to the same item; trying again"
                 );
-                tokio::time::sleep(conflict_backoff(attempt)).await;
+                tokio::time::sleep(crate::jitter::pause(attempt)).await;
                 attempt += 1;
             }
             other => return other,
@@ -108,16 +108,6 @@ where
         }
         Err(e) => Err(request_error("UpdateItem", e)),
     }
-}
-
-/// Full jitter under a ceiling that doubles from 10 ms, so that two frames that collided do not
-/// collide again.
-fn conflict_backoff(attempt: u32) -> Duration {
-    let ceiling = 10u64 << attempt.min(4);
-    let noise = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    Duration::from_millis(1 + noise % ceiling)
 }
 
 pub(super) fn request_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
@@ -323,14 +313,5 @@ mod tests {
     fn a_transaction_cancelled_by_a_condition_is_not_a_conflict() {
         assert!(!cancelled(&["ConditionalCheckFailed", "TransactionConflict"]).is_conflict());
         assert!(!cancelled(&["ConditionalCheckFailed", "None"]).is_conflict());
-    }
-
-    #[test]
-    fn conflict_pauses_stay_under_their_ceiling() {
-        for attempt in 1..=CONFLICT_ATTEMPTS {
-            let pause = conflict_backoff(attempt);
-            assert!(pause >= Duration::from_millis(1));
-            assert!(pause <= Duration::from_millis(10 << attempt.min(4)));
-        }
     }
 }
