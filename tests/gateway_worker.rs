@@ -297,3 +297,34 @@ async fn a_valid_token_binds_its_sub_and_bad_tokens_are_refused_with_401_writing
     alice.send(r#"{"action":"whoami"}"#).await;
     assert_eq!(alice.recv_json().await["uid"], "alice");
 }
+
+#[tokio::test]
+async fn a_token_minted_by_the_cli_carries_its_uid_and_claims_through_the_stack() {
+    let stack = LocalStack::start(&[("AUTH_SECRET", SECRET)]).await;
+    let mint = |uid: &'static str, claims: &'static [&'static str]| {
+        let stack = &stack;
+        async move {
+            let mut args = vec!["token", uid, "--secret", SECRET, "--seconds", "60"];
+            args.extend_from_slice(claims);
+            let answer = stack.cli(&args).await.expect("gateway-client token");
+            answer["token"].as_str().expect("a token").to_owned()
+        }
+    };
+    let granted = mint("alice", &["--group", "room-*", "--send", "group:room-*"]).await;
+    let plain = mint("bob", &[]).await;
+    let mut alice = stack.client(&format!("/?token={granted}")).await;
+    let mut bob = stack.client(&format!("/?token={plain}")).await;
+    alice.send(r#"{"action":"join","group":"room-7"}"#).await;
+    assert_eq!(
+        alice.recv_json().await,
+        json!({"type":"joined","group":"room-7"})
+    );
+    bob.send(r#"{"action":"join","group":"room-7"}"#).await;
+    assert_eq!(bob.recv_json().await["code"], "forbidden");
+    bob.send(r#"{"action":"whoami"}"#).await;
+    assert_eq!(bob.recv_json().await["uid"], "bob");
+    assert!(stack
+        .cli(&["token", "b o b", "--secret", SECRET])
+        .await
+        .is_err());
+}

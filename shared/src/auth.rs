@@ -5,8 +5,8 @@
 //! (local development), connections are anonymous or claim a uid with `?uid=`, and may do
 //! everything. Tokens are checked by `jsonwebtoken`, never by hand.
 
-use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::names::is_valid_name;
@@ -46,6 +46,43 @@ struct Claims {
     /// Target patterns the connection may send to.
     #[serde(default)]
     send: Vec<String>,
+}
+
+/// The claims of a token this service would accept, for minting one.
+#[derive(Serialize)]
+struct NewClaims<'a> {
+    sub: &'a str,
+    exp: i64,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    groups: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    send: &'a [String],
+}
+
+/// Mints an HS256 token for `uid`, valid for `lifetime`, with these `groups` and `send` claims:
+/// what an application's login endpoint hands its clients (and `gateway-client token` prints).
+pub fn mint(
+    secret: &str,
+    uid: &str,
+    lifetime: std::time::Duration,
+    groups: &[String],
+    send: &[String],
+) -> Result<String, AuthError> {
+    if !is_valid_name(uid) {
+        return Err(AuthError::BadSubject(uid.to_owned()));
+    }
+    let claims = NewClaims {
+        sub: uid,
+        exp: crate::store::now_secs() + lifetime.as_secs() as i64,
+        groups,
+        send,
+    };
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| AuthError::BadToken(e.to_string()))
 }
 
 /// What `$connect`'s authorizer proves about a connection.
@@ -235,6 +272,37 @@ mod tests {
                 .status(),
             401
         );
+    }
+
+    #[test]
+    fn a_minted_token_is_accepted_with_its_uid_and_claims() {
+        let verifier = Verifier::new(SECRET);
+        let groups = vec!["room-*".to_owned()];
+        let t = mint(
+            SECRET,
+            "alice",
+            std::time::Duration::from_secs(60),
+            &groups,
+            &[],
+        )
+        .unwrap();
+        let identity = authenticate(Some(&verifier), Some(&t), None).unwrap();
+        assert_eq!(identity.uid.as_deref(), Some("alice"));
+        assert_eq!(
+            identity.permissions,
+            Permissions::Granted {
+                groups,
+                send: vec![]
+            }
+        );
+        assert!(mint(
+            SECRET,
+            "al ice",
+            std::time::Duration::from_secs(60),
+            &[],
+            &[]
+        )
+        .is_err());
     }
 
     #[test]
