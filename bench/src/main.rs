@@ -8,6 +8,7 @@
 //! `bench gateway` only the measurements through the local gateway (`BENCH_GATEWAY_CLIENTS`,
 //! default `1,100,1000`).
 
+mod cost;
 mod counting;
 mod runtime_api;
 mod sink;
@@ -249,7 +250,7 @@ async fn main() {
     let mut report = serde_json::Map::new();
     let mut rows: Vec<(String, String)> = Vec::new();
     if only.as_deref() == Some("gateway") {
-        through_the_gateway(&bench, &mut rows, &mut report).await;
+        through_gateway::run(&bench, &mut rows, &mut report).await;
         return print_report(rows, report);
     }
 
@@ -389,7 +390,7 @@ async fn main() {
 
     // 7, 8. Through the local gateway with real clients and release bootstraps: what each
     // operation costs in DynamoDB, and broadcasts beside the floor.
-    through_the_gateway(&bench, &mut rows, &mut report).await;
+    through_gateway::run(&bench, &mut rows, &mut report).await;
 
     // 4. Per-message overhead: echo, and a send to a group of 5, timed inside the runtime API.
     let table = bench.table("permessage").await;
@@ -585,165 +586,4 @@ async fn floor(http: &reqwest::Client, sink: &Sink, n: usize, concurrency: usize
         })
         .await;
     started.elapsed()
-}
-
-/// Real WebSocket clients through the local gateway, the functions' DynamoDB requests counted by
-/// a relay in front of moto: the cost of each operation, then broadcasts to 1, 100 and 1,000
-/// clients and 1,000 clients connecting, beside the floor.
-async fn through_the_gateway(
-    bench: &Bench,
-    rows: &mut Vec<(String, String)>,
-    report: &mut serde_json::Map<String, Value>,
-) {
-    use support::fault_proxy::FaultProxy;
-    use through_gateway::{broadcast, median, Cost, Stack};
-
-    let proxy = FaultProxy::start(&bench.dynamodb).await;
-    let stack = Stack::start(&bench.sdk, &bench.dynamodb, &proxy.endpoint(), "gateway").await;
-    let mut costs = serde_json::Map::new();
-    let mut cost = |rows: &mut Vec<(String, String)>, what: &str, cost: Cost| {
-        rows.push((format!("DynamoDB cost of {what}"), cost.row()));
-        costs.insert(what.to_owned(), cost.json());
-    };
-
-    // Five clients with uids; the first one's handshake is measured.
-    stack.idle().await;
-    proxy.take_requests();
-    let mut clients = vec![support::local_stack::connect(&format!("{}?uid=u0", stack.url)).await];
-    let outcome = Instant::now();
-    stack.idle().await;
-    cost(
-        rows,
-        "$connect",
-        Cost::of(&proxy.take_requests(), Some(outcome)),
-    );
-    for i in 1..5 {
-        clients.push(support::local_stack::connect(&format!("{}?uid=u{i}", stack.url)).await);
-    }
-    for (what, frame, reply) in [
-        ("echo", "hello", "Hello, you sent: hello"),
-        ("ping", r#"{"action":"ping"}"#, r#"{"type":"pong"}"#),
-        (
-            "join",
-            r#"{"action":"join","group":"five"}"#,
-            r#"{"type":"joined","group":"five"}"#,
-        ),
-    ] {
-        stack.idle().await;
-        proxy.take_requests();
-        clients[0].send(frame).await;
-        assert_eq!(clients[0].recv().await, reply);
-        let outcome = Instant::now();
-        stack.idle().await;
-        cost(rows, what, Cost::of(&proxy.take_requests(), Some(outcome)));
-    }
-    for client in &mut clients[1..] {
-        client.send(r#"{"action":"join","group":"five"}"#).await;
-        client.recv().await;
-    }
-    for (what, frame) in [
-        (
-            "a group send (5 members)",
-            r#"{"action":"send","to":{"group":"five"},"data":"g"}"#,
-        ),
-        (
-            "a uid send",
-            r#"{"action":"send","to":{"uid":"u1"},"data":"u"}"#,
-        ),
-    ] {
-        stack.idle().await;
-        proxy.take_requests();
-        clients[0].send(frame).await;
-        let to = if what.starts_with("a uid") {
-            1..2
-        } else {
-            0..5
-        };
-        let mut first = None;
-        for client in &mut clients[to] {
-            client.recv().await;
-            first.get_or_insert_with(Instant::now);
-        }
-        stack.idle().await;
-        cost(rows, what, Cost::of(&proxy.take_requests(), first));
-    }
-    stack.idle().await;
-    proxy.take_requests();
-    clients.pop().expect("five clients").close().await;
-    stack.await_empty_of(4).await;
-    stack.idle().await;
-    cost(rows, "$disconnect", Cost::of(&proxy.take_requests(), None));
-    drop(clients);
-    stack.await_empty_of(0).await;
-
-    // Broadcasts to 1, 100 and 1,000 clients, and the floor; the 1,000 connect 8 at a time. The
-    // costs of one broadcast of each size come from the counted stack; the timings from a stack
-    // whose functions reach moto directly, as the floor does not pass the relay either.
-    let direct = Stack::start(&bench.sdk, &bench.dynamodb, &bench.dynamodb, "direct").await;
-    let http = reqwest::Client::new();
-    let mut side_by_side = Vec::new();
-    let (mut counted, mut clients) = (Vec::new(), Vec::new());
-    for n in env_list("BENCH_GATEWAY_CLIENTS", "1,100,1000") {
-        // The cost of one broadcast to n, counted.
-        if counted.len() < n {
-            let (more, _) = stack.connect(n - counted.len(), 8).await;
-            counted.extend(more);
-        }
-        broadcast(&mut counted, "warm-up").await;
-        stack.idle().await;
-        proxy.take_requests();
-        let (_, first) = broadcast(&mut counted, "counted").await;
-        stack.idle().await;
-        cost(
-            rows,
-            &format!("a broadcast to {n}"),
-            Cost::of(&proxy.take_requests(), Some(first)),
-        );
-
-        if n >= 1000 {
-            drop(std::mem::take(&mut clients));
-            direct.await_empty_of(0).await;
-            let (all, took) = direct.connect(n, 8).await;
-            clients = all;
-            rows.push((
-                format!("{n} clients connecting, 8 at a time"),
-                format!("{} ms", ms(took)),
-            ));
-            report.insert(
-                "connect_storm".into(),
-                json!({"clients": n, "at_once": 8, "ms": ms(took)}),
-            );
-        } else if clients.len() < n {
-            let (more, _) = direct.connect(n - clients.len(), 8).await;
-            clients.extend(more);
-        }
-        let rounds = if n == 1 { 30 } else { 7 };
-        // Two rounds first, so that the environments have their connections open.
-        for _ in 0..2 {
-            broadcast(&mut clients, "warm-up").await;
-        }
-        let mut ours = Vec::new();
-        for round in 0..rounds {
-            ours.push(broadcast(&mut clients, &format!("round {round}")).await.0);
-        }
-        let ids = direct.connection_ids().await;
-        assert_eq!(ids.len(), n, "every client is recorded");
-        let mut floor = Vec::new();
-        for round in 0..rounds {
-            floor.push(
-                direct
-                    .floor(&http, &ids, &mut clients, &format!("floor {round}"))
-                    .await,
-            );
-        }
-        let (ours, floor) = (median(ours), median(floor));
-        let ratio = ours.as_secs_f64() / floor.as_secs_f64();
-        rows.push((
-            format!("broadcast to {n} real clients through the gateway, median of {rounds}: ours / floor"),
-            format!("{} ms / {} ms = {ratio:.2}×", ms(ours), ms(floor)),
-        ));
-        side_by_side.push(json!({"clients": n, "rounds": rounds, "ours_ms": ms(ours), "floor_ms": ms(floor), "ratio": (ratio * 100.0).round() / 100.0}));
-    }
-    report.insert("through_the_gateway".into(), Value::from(side_by_side));
-    report.insert("dynamodb_costs".into(), Value::Object(costs));
 }

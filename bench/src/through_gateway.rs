@@ -22,11 +22,14 @@ use local_gateway::sigv4::{Credentials as Signing, Expected};
 use local_gateway::{AwsBehaviour, Limits, Settings};
 use shared::store::dynamodb::DynamoStore;
 use shared::store::{Members, Store};
-use support::fault_proxy::{round_trips, Request};
 use support::local_stack::{connect, Ws};
 
+use serde_json::{json, Value};
+use support::fault_proxy::FaultProxy;
+
+use crate::cost::Cost;
 use crate::runtime_api::RuntimeApi;
-use crate::{bootstrap, root};
+use crate::{bootstrap, env_list, ms, root, Bench};
 
 const ACCESS_KEY_ID: &str = "bench";
 const SECRET_ACCESS_KEY: &str = "bench";
@@ -311,87 +314,160 @@ pub fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-/// What one operation cost in DynamoDB.
-#[derive(Debug)]
-pub struct Cost {
-    /// Sequential round trips before the client heard back (for `$disconnect`, in all).
-    pub critical_round_trips: usize,
-    pub requests_before_outcome: usize,
-    pub requests: usize,
-    /// Writes of items under 1 KB: one write unit each.
-    pub write_units: usize,
-    /// Strongly consistent reads, as the store makes them: 1 unit per GetItem, 1 per 4 KB a
-    /// Query returns (counted on the JSON answer, which is larger than the stored items).
-    pub read_units: f64,
-    /// The time DynamoDB took to answer the requests on the critical path, summed.
-    pub critical_dynamodb: Duration,
-}
+/// Real WebSocket clients through the local gateway, the functions' DynamoDB requests counted by
+/// a relay in front of moto: the cost of each operation, then broadcasts to 1, 100 and 1,000
+/// clients and 1,000 clients connecting, beside the floor.
+pub async fn run(
+    bench: &Bench,
+    rows: &mut Vec<(String, String)>,
+    report: &mut serde_json::Map<String, Value>,
+) {
+    let proxy = FaultProxy::start(&bench.dynamodb).await;
+    let stack = Stack::start(&bench.sdk, &bench.dynamodb, &proxy.endpoint(), "gateway").await;
+    let mut costs = serde_json::Map::new();
+    let mut cost = |rows: &mut Vec<(String, String)>, what: &str, cost: Cost| {
+        rows.push((format!("DynamoDB cost of {what}"), cost.row()));
+        costs.insert(what.to_owned(), cost.json());
+    };
 
-impl Cost {
-    /// The cost of `requests`, of which those begun before `outcome` were on the critical path.
-    pub fn of(requests: &[Request], outcome: Option<Instant>) -> Cost {
-        // A DescribeTable is an environment's init warming its connection, not the operation's.
-        let requests: Vec<Request> = requests
-            .iter()
-            .filter(|r| r.operation != "DescribeTable")
-            .cloned()
-            .collect();
-        let requests = requests.as_slice();
-        let before: Vec<Request> = match outcome {
-            Some(at) => requests
-                .iter()
-                .filter(|r| r.started < at)
-                .cloned()
-                .collect(),
-            None => requests.to_vec(),
+    // Five clients with uids; the first one's handshake is measured.
+    stack.idle().await;
+    proxy.take_requests();
+    let mut clients = vec![support::local_stack::connect(&format!("{}?uid=u0", stack.url)).await];
+    let outcome = Instant::now();
+    stack.idle().await;
+    cost(
+        rows,
+        "$connect",
+        Cost::of(&proxy.take_requests(), Some(outcome)),
+    );
+    for i in 1..5 {
+        clients.push(support::local_stack::connect(&format!("{}?uid=u{i}", stack.url)).await);
+    }
+    for (what, frame, reply) in [
+        ("echo", "hello", "Hello, you sent: hello"),
+        ("ping", r#"{"action":"ping"}"#, r#"{"type":"pong"}"#),
+        (
+            "join",
+            r#"{"action":"join","group":"five"}"#,
+            r#"{"type":"joined","group":"five"}"#,
+        ),
+    ] {
+        stack.idle().await;
+        proxy.take_requests();
+        clients[0].send(frame).await;
+        assert_eq!(clients[0].recv().await, reply);
+        let outcome = Instant::now();
+        stack.idle().await;
+        cost(rows, what, Cost::of(&proxy.take_requests(), Some(outcome)));
+    }
+    for client in &mut clients[1..] {
+        client.send(r#"{"action":"join","group":"five"}"#).await;
+        client.recv().await;
+    }
+    for (what, frame) in [
+        (
+            "a group send (5 members)",
+            r#"{"action":"send","to":{"group":"five"},"data":"g"}"#,
+        ),
+        (
+            "a uid send",
+            r#"{"action":"send","to":{"uid":"u1"},"data":"u"}"#,
+        ),
+    ] {
+        stack.idle().await;
+        proxy.take_requests();
+        clients[0].send(frame).await;
+        let to = if what.starts_with("a uid") {
+            1..2
+        } else {
+            0..5
         };
-        Cost {
-            critical_round_trips: round_trips(&before),
-            requests_before_outcome: before.len(),
-            requests: requests.len(),
-            // A transaction's writes cost twice a plain write's.
-            write_units: requests
-                .iter()
-                .map(|r| match r.operation.as_str() {
-                    "TransactWriteItems" => 2 * r.writes,
-                    _ => r.writes,
-                })
-                .sum(),
-            read_units: requests
-                .iter()
-                .map(|r| match r.operation.as_str() {
-                    "GetItem" => 1.0,
-                    "Query" => (r.answer_bytes as f64 / 4096.0).ceil().max(1.0),
-                    _ => 0.0,
-                })
-                .sum(),
-            critical_dynamodb: before
-                .iter()
-                .filter_map(|r| Some(r.answered? - r.started))
-                .sum(),
+        let mut first = None;
+        for client in &mut clients[to] {
+            client.recv().await;
+            first.get_or_insert_with(Instant::now);
         }
+        stack.idle().await;
+        cost(rows, what, Cost::of(&proxy.take_requests(), first));
     }
+    stack.idle().await;
+    proxy.take_requests();
+    clients.pop().expect("five clients").close().await;
+    stack.await_empty_of(4).await;
+    stack.idle().await;
+    cost(rows, "$disconnect", Cost::of(&proxy.take_requests(), None));
+    drop(clients);
+    stack.await_empty_of(0).await;
 
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "critical_round_trips": self.critical_round_trips,
-            "requests_before_outcome": self.requests_before_outcome,
-            "requests": self.requests,
-            "write_units": self.write_units,
-            "read_units": self.read_units,
-            "critical_dynamodb_ms": crate::ms(self.critical_dynamodb),
-        })
-    }
+    // Broadcasts to 1, 100 and 1,000 clients, and the floor; the 1,000 connect 8 at a time. The
+    // costs of one broadcast of each size come from the counted stack; the timings from a stack
+    // whose functions reach moto directly, as the floor does not pass the relay either.
+    let direct = Stack::start(&bench.sdk, &bench.dynamodb, &bench.dynamodb, "direct").await;
+    let http = reqwest::Client::new();
+    let mut side_by_side = Vec::new();
+    let (mut counted, mut clients) = (Vec::new(), Vec::new());
+    for n in env_list("BENCH_GATEWAY_CLIENTS", "1,100,1000") {
+        // The cost of one broadcast to n, counted.
+        if counted.len() < n {
+            let (more, _) = stack.connect(n - counted.len(), 8).await;
+            counted.extend(more);
+        }
+        broadcast(&mut counted, "warm-up").await;
+        stack.idle().await;
+        proxy.take_requests();
+        let (_, first) = broadcast(&mut counted, "counted").await;
+        stack.idle().await;
+        cost(
+            rows,
+            &format!("a broadcast to {n}"),
+            Cost::of(&proxy.take_requests(), Some(first)),
+        );
 
-    pub fn row(&self) -> String {
-        format!(
-            "{} round trip(s) before the client hears back ({} request(s), {} ms in DynamoDB); {} request(s) in all; {} WCU, {} RCU",
-            self.critical_round_trips,
-            self.requests_before_outcome,
-            crate::ms(self.critical_dynamodb),
-            self.requests,
-            self.write_units,
-            self.read_units
-        )
+        if n >= 1000 {
+            drop(std::mem::take(&mut clients));
+            direct.await_empty_of(0).await;
+            let (all, took) = direct.connect(n, 8).await;
+            clients = all;
+            rows.push((
+                format!("{n} clients connecting, 8 at a time"),
+                format!("{} ms", ms(took)),
+            ));
+            report.insert(
+                "connect_storm".into(),
+                json!({"clients": n, "at_once": 8, "ms": ms(took)}),
+            );
+        } else if clients.len() < n {
+            let (more, _) = direct.connect(n - clients.len(), 8).await;
+            clients.extend(more);
+        }
+        let rounds = if n == 1 { 30 } else { 7 };
+        // Two rounds first, so that the environments have their connections open.
+        for _ in 0..2 {
+            broadcast(&mut clients, "warm-up").await;
+        }
+        let mut ours = Vec::new();
+        for round in 0..rounds {
+            ours.push(broadcast(&mut clients, &format!("round {round}")).await.0);
+        }
+        let ids = direct.connection_ids().await;
+        assert_eq!(ids.len(), n, "every client is recorded");
+        let mut floor = Vec::new();
+        for round in 0..rounds {
+            floor.push(
+                direct
+                    .floor(&http, &ids, &mut clients, &format!("floor {round}"))
+                    .await,
+            );
+        }
+        let (ours, floor) = (median(ours), median(floor));
+        let ratio = ours.as_secs_f64() / floor.as_secs_f64();
+        rows.push((
+            format!("broadcast to {n} real clients through the gateway, median of {rounds}: ours / floor"),
+            format!("{} ms / {} ms = {ratio:.2}×", ms(ours), ms(floor)),
+        ));
+        side_by_side.push(json!({"clients": n, "rounds": rounds, "ours_ms": ms(ours), "floor_ms": ms(floor), "ratio": (ratio * 100.0).round() / 100.0}));
     }
+    report.insert("through_the_gateway".into(), Value::from(side_by_side));
+    report.insert("dynamodb_costs".into(), Value::Object(costs));
 }
