@@ -412,8 +412,7 @@ async fn a_refused_frame_costs_no_write_and_another_environment_lets_at_most_one
 
 #[tokio::test]
 async fn ping_and_echo_are_answered_while_dynamodb_is_unreachable() {
-    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
-    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
     stack.connect("A=", &[]).await;
     proxy.cut();
     stack.send("A=", r#"{"action":"ping"}"#).await;
@@ -441,8 +440,7 @@ async fn with_the_rate_limit_off_no_count_is_written() {
 
 #[tokio::test]
 async fn a_dynamodb_outage_answers_internal_writes_nothing_half_way_and_service_resumes() {
-    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
-    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
     stack.connect("A=", &[("uid", "alice")]).await;
     stack.connect("B=", &[]).await;
     let before = stack.items().await;
@@ -492,8 +490,7 @@ async fn a_dynamodb_outage_answers_internal_writes_nothing_half_way_and_service_
 
 #[tokio::test]
 async fn a_connect_whose_write_landed_but_whose_answer_was_lost_leaves_nothing_behind() {
-    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
-    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
     let inspect = Stack::inspector(&stack).await;
 
     proxy.lose_answers_to(Some("PutRequest"));
@@ -526,8 +523,7 @@ async fn a_client_cannot_send_as_another_uid() {
 
 #[tokio::test]
 async fn a_join_whose_transaction_meets_another_write_is_tried_again_and_succeeds() {
-    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
-    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
     stack.connect("A=", &[]).await;
     // DynamoDB cancels a transaction that meets a write to the same item (the rate-limit count
     // of another frame of this connection, which API Gateway runs at the same time).
@@ -545,12 +541,7 @@ async fn a_join_whose_transaction_meets_another_write_is_tried_again_and_succeed
 
 #[tokio::test]
 async fn a_send_names_its_sender_from_the_authorizers_context_without_reading_its_record() {
-    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
-    let stack = Stack::with_config(|c| {
-        c.dynamodb_endpoint = Some(proxy.endpoint());
-        c.rate_limit = 0;
-    })
-    .await;
+    let (proxy, stack) = Stack::behind_proxy(|c| c.rate_limit = 0).await;
     stack.connect("A=", &[("uid", "alice")]).await;
     stack.connect("B=", &[("uid", "bob")]).await;
     proxy.take_actions();
@@ -624,8 +615,7 @@ async fn the_connect_function_answers_both_its_authorizer_request_and_its_connec
 
 #[tokio::test]
 async fn a_rate_limit_count_refused_for_a_conflict_is_tried_again_and_the_frame_is_answered() {
-    let proxy = support::fault_proxy::FaultProxy::start(support::dynamodb::endpoint()).await;
-    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
     stack.connect("A=", &[]).await;
     stack.send("A=", r#"{"action":"ping"}"#).await;
     assert_eq!(stack.received_json("A="), json!({"type":"pong"}));

@@ -48,13 +48,6 @@ fn assert_allowed(function: &str, used: BTreeSet<String>) {
     );
 }
 
-/// A stack whose every DynamoDB request goes through a recording proxy.
-async fn recorded() -> (FaultProxy, Stack) {
-    let proxy = FaultProxy::start(support::dynamodb::endpoint()).await;
-    let stack = Stack::with_config(|c| c.dynamodb_endpoint = Some(proxy.endpoint())).await;
-    (proxy, stack)
-}
-
 /// Forgets what setting the scene needed, then does what a function does at init.
 async fn init(proxy: &FaultProxy, stack: &Stack) {
     proxy.take_actions();
@@ -68,7 +61,7 @@ async fn init(proxy: &FaultProxy, stack: &Stack) {
 
 #[tokio::test]
 async fn the_connect_policy_allows_recording_a_connection_and_taking_back_a_failed_one() {
-    let (proxy, stack) = recorded().await;
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
     init(&proxy, &stack).await;
     assert_eq!(stack.connect("A=", &[("uid", "alice")]).await, 200);
     // A write whose answer is lost: the handshake fails and what landed is taken back.
@@ -85,7 +78,7 @@ async fn the_connect_policy_allows_recording_a_connection_and_taking_back_a_fail
 
 #[tokio::test]
 async fn the_message_policy_allows_every_command_and_the_prune_after_a_410() {
-    let (proxy, stack) = recorded().await;
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
     for (id, uid) in [("A=", "alice"), ("B=", "bob"), ("G=", "ghost")] {
         stack.connect(id, &[("uid", uid)]).await;
     }
@@ -125,7 +118,7 @@ async fn the_message_policy_allows_every_command_and_the_prune_after_a_410() {
 
 #[tokio::test]
 async fn the_disconnect_policy_allows_removing_every_item() {
-    let (proxy, stack) = recorded().await;
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
     stack.connect("A=", &[("uid", "alice")]).await;
     stack
         .send("A=", r#"{"action":"join","group":"room"}"#)

@@ -51,6 +51,33 @@ fn bootstrap(function: &str) -> PathBuf {
     path
 }
 
+/// A bootstrap of `function` as Lambda starts it: the runtime API's address and the variables
+/// Lambda sets, and the service's own (anonymous, on `table`, pushing to `management`).
+fn lambda_process(
+    function: &str,
+    runtime_api: std::net::SocketAddr,
+    table: &str,
+    dynamodb: &str,
+    management: &str,
+) -> Command {
+    let mut command = Command::new(bootstrap(function));
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("TABLE_NAME", table)
+        .env("ALLOW_ANONYMOUS", "true")
+        .env("DYNAMODB_ENDPOINT", dynamodb)
+        .env("MANAGEMENT_ENDPOINT", management);
+    command
+}
+
 fn env_list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name)
         .unwrap_or_else(|_| default.to_owned())
@@ -202,22 +229,9 @@ impl Bench {
         std::fs::create_dir_all(&logs).expect("target/bench");
         let log = std::fs::File::create(logs.join(format!("{table}.log"))).expect("a log file");
         let started = Instant::now();
-        let child = Command::new(bootstrap(name))
-            .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        let child = lambda_process(name, addr, table, &self.dynamodb, &self.sink.endpoint)
             .env("AWS_ACCESS_KEY_ID", "bench")
             .env("AWS_SECRET_ACCESS_KEY", "bench")
-            .env("AWS_REGION", "us-east-1")
-            .env("TABLE_NAME", table)
-            .env("ALLOW_ANONYMOUS", "true")
-            .env("DYNAMODB_ENDPOINT", &self.dynamodb)
-            .env("MANAGEMENT_ENDPOINT", &self.sink.endpoint)
             .envs(env.iter().copied())
             .stdout(log)
             .stderr(Stdio::inherit())

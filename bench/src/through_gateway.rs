@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ use support::fault_proxy::FaultProxy;
 
 use crate::cost::Cost;
 use crate::runtime_api::RuntimeApi;
-use crate::{bootstrap, env_list, ms, root, Bench};
+use crate::{env_list, lambda_process, ms, root, Bench};
 
 const ACCESS_KEY_ID: &str = "bench";
 const SECRET_ACCESS_KEY: &str = "bench";
@@ -121,23 +121,10 @@ impl Stack {
                     logs.join(format!("{name}-{function}-{environment}.log")),
                 )
                 .expect("a log file");
-                let child = Command::new(bootstrap(function))
-                    .env_clear()
-                    .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-                    .env("AWS_LAMBDA_FUNCTION_NAME", function)
-                    .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-                    .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-                    .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-                    .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
-                    .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+                let child = lambda_process(function, address, &table, dynamodb, &management)
                     .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
                     .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
                     .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
-                    .env("AWS_REGION", "us-east-1")
-                    .env("TABLE_NAME", &table)
-                    .env("ALLOW_ANONYMOUS", "true")
-                    .env("DYNAMODB_ENDPOINT", dynamodb)
-                    .env("MANAGEMENT_ENDPOINT", &management)
                     .stdout(log)
                     .stderr(Stdio::inherit())
                     .spawn()

@@ -117,27 +117,18 @@ fn judge(answer: &Value, method_arn: &str, latency: std::time::Duration) -> Verd
         statement @ Value::Object(_) => vec![statement.clone()],
         _ => return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR),
     };
+    // IAM lets `Resource` and `Action` be one string or a list of them.
+    let any_of = |value: &Value, text: &str| match value {
+        Value::String(one) => matches_pattern(one, text),
+        Value::Array(many) => many
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|pattern| matches_pattern(pattern, text)),
+        _ => false,
+    };
     let applies = |statement: &Value| {
-        let resources = match &statement["Resource"] {
-            Value::String(one) => vec![one.clone()],
-            Value::Array(many) => many
-                .iter()
-                .filter_map(|r| r.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let actions = match &statement["Action"] {
-            Value::String(one) => vec![one.clone()],
-            Value::Array(many) => many
-                .iter()
-                .filter_map(|a| a.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
-        resources.iter().any(|r| matches_pattern(r, method_arn))
-            && actions
-                .iter()
-                .any(|a| matches_pattern(a, "execute-api:Invoke"))
+        any_of(&statement["Resource"], method_arn)
+            && any_of(&statement["Action"], "execute-api:Invoke")
     };
     let effect = |name: &str| {
         statements

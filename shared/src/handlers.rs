@@ -23,8 +23,8 @@ use crate::gateway::Gateway;
 use crate::permissions::Permissions;
 use crate::protocol::{self, ErrorCode, Incoming, Rejection};
 use crate::push::Push;
-use crate::rate_limit::RateLimiter;
-use crate::store::{expiry_from_now, now_millis, Admission, ConnectionRecord, Store};
+use crate::rate_limit::{self, RateLimiter};
+use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Store};
 
 type Event = LambdaEvent<ApiGatewayWebsocketProxyRequest>;
 
@@ -255,7 +255,7 @@ pub async fn message<S: Store, P: Push>(
         let window = RateLimiter::window(&gateway.config);
         let limited = window.is_some_and(|w| gateway.limiter.is_limited(sender.connection_id, w));
         let (action, result) = if limited {
-            (None, Err(Answer::Rejected(rate_limited(&gateway.config))))
+            (None, Err(Answer::Rejected(rate_limit::refusal(&gateway.config))))
         } else {
             answer(gateway, &sender, body).await
         };
@@ -281,7 +281,7 @@ pub async fn message<S: Store, P: Push>(
         // Counted once answered: no reply waits on the write. A frame refused from this
         // environment's memo is not counted again.
         let counted = match window {
-            Some(window) if !limited => Box::pin(count(gateway, sender.connection_id, window)).await,
+            Some(window) if !limited => Box::pin(rate_limit::count(gateway, sender.connection_id, window)).await,
             _ => "not counted",
         };
         tracing::info!(
@@ -316,18 +316,6 @@ fn rejection_outcome(code: ErrorCode) -> &'static str {
     }
 }
 
-fn rate_limited(config: &crate::Config) -> Rejection {
-    Rejection::new(
-        ErrorCode::RateLimited,
-        format!(
-            "more than {} frames in {} s; slow down",
-            config.rate_limit,
-            config.rate_window.as_secs()
-        ),
-        None,
-    )
-}
-
 /// The action named (when known) and the sender's replies, or why there are none.
 async fn answer<S: Store, P: Push>(
     gateway: &Gateway<S, P>,
@@ -359,30 +347,6 @@ async fn answer<S: Store, P: Push>(
                     .await
                     .map_err(Answer::Failed),
             )
-        }
-    }
-}
-
-/// Counts an answered frame in `window`; over the limit, this environment refuses the
-/// connection's next frames until the window ends. What happened, for the log line.
-async fn count<S: Store, P: Push>(
-    gateway: &Gateway<S, P>,
-    connection_id: &str,
-    window: i64,
-) -> &'static str {
-    match gateway
-        .store
-        .admit(connection_id, window, gateway.config.rate_limit)
-        .await
-    {
-        Ok(Admission::Allowed | Admission::Unknown) => "within the limit",
-        Ok(Admission::Limited) => {
-            gateway.limiter.remember(connection_id, window);
-            "over the limit: refused until the window ends"
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "the frame could not be counted against the rate limit; it was answered");
-            "count failed"
         }
     }
 }

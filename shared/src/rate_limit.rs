@@ -17,7 +17,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::config::Config;
-use crate::store::now_secs;
+use crate::gateway::Gateway;
+use crate::protocol::{ErrorCode, Rejection};
+use crate::push::Push;
+use crate::store::{now_secs, Admission, Store};
 
 /// The connections this environment has seen over their limit, and the window in which it did.
 #[derive(Debug, Default)]
@@ -53,6 +56,43 @@ impl RateLimiter {
         // The map is only a memo of counts kept in DynamoDB: after a panic elsewhere it is
         // still usable as it stands.
         self.limited.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The error frame for a frame refused by the limit.
+pub fn refusal(config: &Config) -> Rejection {
+    Rejection::new(
+        ErrorCode::RateLimited,
+        format!(
+            "more than {} frames in {} s; slow down",
+            config.rate_limit,
+            config.rate_window.as_secs()
+        ),
+        None,
+    )
+}
+
+/// Counts an answered frame in `window`; over the limit, this environment refuses the
+/// connection's next frames until the window ends. What happened, for the log line.
+pub async fn count<S: Store, P: Push>(
+    gateway: &Gateway<S, P>,
+    connection_id: &str,
+    window: i64,
+) -> &'static str {
+    match gateway
+        .store
+        .admit(connection_id, window, gateway.config.rate_limit)
+        .await
+    {
+        Ok(Admission::Allowed | Admission::Unknown) => "within the limit",
+        Ok(Admission::Limited) => {
+            gateway.limiter.remember(connection_id, window);
+            "over the limit: refused until the window ends"
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the frame could not be counted against the rate limit; it was answered");
+            "count failed"
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 use shared::aws::AwsGateway;
 use shared::Config;
 
+use crate::fault_proxy::FaultProxy;
 use crate::{dynamodb, events, push_sink::PushSink};
 
 /// A DynamoDB item, as the tests inspect it.
@@ -51,6 +52,20 @@ impl Stack {
             .await
             .expect("create the test table");
         stack
+    }
+
+    /// A stack that reaches the DynamoDB-compatible server through a [`FaultProxy`], which can
+    /// cut it, lose answers, inject conflicts and count requests; `adjust` as for
+    /// [`Stack::with_config`].
+    pub async fn behind_proxy(adjust: impl FnOnce(&mut Config)) -> (FaultProxy, Stack) {
+        let proxy = FaultProxy::start(dynamodb::endpoint()).await;
+        let endpoint = proxy.endpoint();
+        let stack = Stack::with_config(|c| {
+            c.dynamodb_endpoint = Some(endpoint);
+            adjust(c);
+        })
+        .await;
+        (proxy, stack)
     }
 
     /// A view of the same table straight on the DynamoDB-compatible server, for a test whose

@@ -127,6 +127,33 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Sets the connection's session when `condition` holds (it names the session `#session`;
+    /// `values` are its other placeholders); `false` when it did not.
+    async fn write_session(
+        &self,
+        connection_id: &str,
+        session: &str,
+        condition: &str,
+        mut values: HashMap<String, AttributeValue>,
+    ) -> Result<bool, StoreError> {
+        values.insert(":session".to_owned(), AttributeValue::S(session.to_owned()));
+        let updated = write::conditional_update(|| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Key::connection(connection_id).item()))
+                .update_expression("SET #session = :session")
+                .condition_expression(condition)
+                .expression_attribute_names("#session", "session")
+                .set_expression_attribute_values(Some(values.clone()))
+                .send()
+        })
+        .await?;
+        Ok(updated.is_some())
+    }
+}
+
 impl Store for DynamoStore {
     /// One BatchWriteItem of plain puts, not a transaction: at half the write units, and a
     /// `$connect` that fails takes back whatever landed (the handler does), so all-or-nothing
@@ -227,19 +254,13 @@ impl Store for DynamoStore {
     }
 
     async fn set_session(&self, connection_id: &str, session: &str) -> Result<bool, StoreError> {
-        let updated = write::conditional_update(|| {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Key::connection(connection_id).item()))
-                .update_expression("SET #session = :session")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#session", "session")
-                .expression_attribute_values(":session", AttributeValue::S(session.to_owned()))
-                .send()
-        })
-        .await?;
-        Ok(updated.is_some())
+        self.write_session(
+            connection_id,
+            session,
+            "attribute_exists(pk)",
+            HashMap::new(),
+        )
+        .await
     }
 
     async fn swap_session(
@@ -248,8 +269,7 @@ impl Store for DynamoStore {
         expected: Option<&str>,
         session: &str,
     ) -> Result<bool, StoreError> {
-        let mut values =
-            HashMap::from([(":session".to_owned(), AttributeValue::S(session.to_owned()))]);
+        let mut values = HashMap::new();
         let condition = match expected {
             Some(old) => {
                 values.insert(":expected".to_owned(), AttributeValue::S(old.to_owned()));
@@ -257,19 +277,8 @@ impl Store for DynamoStore {
             }
             None => "attribute_exists(pk) AND attribute_not_exists(#session)",
         };
-        let updated = write::conditional_update(|| {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Key::connection(connection_id).item()))
-                .update_expression("SET #session = :session")
-                .condition_expression(condition)
-                .expression_attribute_names("#session", "session")
-                .set_expression_attribute_values(Some(values.clone()))
-                .send()
-        })
-        .await?;
-        Ok(updated.is_some())
+        self.write_session(connection_id, session, condition, values)
+            .await
     }
 
     async fn bind_uid(&self, record: &ConnectionRecord, uid: &str) -> Result<bool, StoreError> {
