@@ -600,13 +600,13 @@ async fn the_connect_function_answers_both_its_authorizer_request_and_its_connec
         &[("uid", "alice")],
     ))
     .unwrap();
-    let answer = shared::handlers::connect_function(&stack.gateway, event(request))
+    let answer = shared::handlers::connect_function(&stack.gateway, &stack.app, event(request))
         .await
         .unwrap();
     assert_eq!(answer["context"], json!({"uid": "alice"}));
     let connect =
         serde_json::to_value(support::events::connect("A=", "r2", &[("uid", "alice")])).unwrap();
-    let answer = shared::handlers::connect_function(&stack.gateway, event(connect))
+    let answer = shared::handlers::connect_function(&stack.gateway, &stack.app, event(connect))
         .await
         .unwrap();
     assert_eq!(answer["statusCode"], 200);

@@ -492,6 +492,7 @@ async fn main() {
     bench.sink.expect(10);
     shared::handlers::message(
         &gateway,
+        &shared::BuiltIn,
         event(r#"{"action":"send","to":{"group":"ten"},"data":"x"}"#),
     )
     .await
@@ -499,9 +500,13 @@ async fn main() {
     let group_reads = gateway.store.take();
     bench.sink.expect(size);
     let started = Instant::now();
-    shared::handlers::message(&gateway, event(r#"{"action":"sendmessage","data":"x"}"#))
-        .await
-        .unwrap();
+    shared::handlers::message(
+        &gateway,
+        &shared::BuiltIn,
+        event(r#"{"action":"sendmessage","data":"x"}"#),
+    )
+    .await
+    .unwrap();
     let broadcast_took = started.elapsed();
     let broadcast_reads = gateway.store.take();
     rows.push((

@@ -31,13 +31,24 @@ pub enum Error {
     Unauthorized,
     #[error("the event is neither an authorizer request nor a $connect event: {0}")]
     UnexpectedEvent(String),
+    /// A frame the application will not carry out: the client gets this rejection's error frame
+    /// (`bad_request`, `forbidden`, …) rather than `internal`.
+    #[error("refused ({code:?}): {message}", code = .0.code, message = .0.message)]
+    Rejected(Rejection),
+}
+
+impl From<Rejection> for Error {
+    fn from(rejection: Rejection) -> Self {
+        Error::Rejected(rejection)
+    }
 }
 
 impl Error {
-    /// The error frame a client gets for this error: always `internal`, with the request id so that
-    /// an operator can find the log line.
+    /// The error frame a client gets for this error: the application's own rejection, or else
+    /// `internal` with the request id so that an operator can find the log line.
     pub fn rejection(&self, action: Option<&str>, request_id: &str) -> Rejection {
         let what = match self {
+            Error::Rejected(rejection) => return rejection.clone(),
             Error::Undelivered { failed, attempted } => {
                 format!("the message could not be pushed to {failed} of {attempted} recipients")
             }
@@ -68,6 +79,7 @@ impl From<Error> for lambda_runtime::Diagnostic {
             Error::InvalidName(_) => "InvalidName",
             Error::Unauthorized => "Unauthorized",
             Error::UnexpectedEvent(_) => "UnexpectedEvent",
+            Error::Rejected(_) => "Rejected",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),

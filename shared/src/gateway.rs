@@ -5,7 +5,7 @@
 //! drops duplicates and exclusions, and pushes with bounded concurrency. A push answered 410
 //! removes that connection's records and counts as not delivered.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::ready;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext;
@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::protocol::Target;
 use crate::push::{Delivery, Push, PushError};
 use crate::rate_limit::RateLimiter;
+use crate::session::{self, Session};
 use crate::store::{now_millis, ConnectionRecord, Members, Store, StoreError};
 
 /// The store, the push client and the settings, built once per process.
@@ -59,8 +60,11 @@ pub struct Presence {
 /// Read-merge-write rounds of one session update before giving up to others changing it.
 const SESSION_ATTEMPTS: u32 = 16;
 
-/// A connection to push to, and the set that named it (none for a connection id).
-type Recipient<'a> = (String, Option<Members<'a>>);
+/// A connection to push to, and which of the target's sets named it (none for a connection id):
+/// an index rather than the set itself, so that the fan-out's items borrow nothing and the
+/// compiler can prove the fan-out `Send` inside an application's generic hook
+/// (rust-lang/rust#100013).
+type Recipient = (String, Option<usize>);
 
 /// Whether deleting `record`'s items deletes the member item of `set` too.
 fn accounts_for(record: &ConnectionRecord, set: Members<'_>) -> bool {
@@ -186,34 +190,25 @@ impl<S: Store, P: Push> Gateway<S, P> {
         }
     }
 
-    /// The connection ids a target names, each with the set that named it, page by page,
-    /// possibly with repeats.
+    /// The connection ids a target names, each with the index in `sets` of the set that named
+    /// it, page by page, possibly with repeats.
     fn recipients<'a>(
         &'a self,
         target: &'a Target,
-    ) -> BoxStream<'a, Result<Recipient<'a>, StoreError>> {
+        sets: &[Members<'a>],
+    ) -> BoxStream<'a, Result<Recipient, StoreError>> {
+        if let Target::Connections(ids) = target {
+            return stream::iter(ids.iter().map(|id| Ok((id.clone(), None)))).boxed();
+        }
         // Several sets (a list of uids or groups) are read a few at a time, not one after another.
-        let of_sets = |sets: BoxStream<'a, Members<'a>>| {
-            sets.map(|set| {
+        stream::iter(sets.to_vec().into_iter().enumerate())
+            .map(|(index, set)| {
                 self.store
                     .members(set)
-                    .map_ok(move |member| (member.connection_id, Some(set)))
+                    .map_ok(move |member| (member.connection_id, Some(index)))
             })
             .flatten_unordered(self.config.read_concurrency.max(1))
             .boxed()
-        };
-        match target {
-            Target::Connections(ids) => {
-                stream::iter(ids.iter().map(|id| Ok((id.clone(), None)))).boxed()
-            }
-            Target::Uids(uids) => {
-                of_sets(stream::iter(uids.iter().map(|u| Members::Uid(u))).boxed())
-            }
-            Target::Groups(groups) => {
-                of_sets(stream::iter(groups.iter().map(|g| Members::Group(g))).boxed())
-            }
-            Target::All => of_sets(stream::iter([Members::All]).boxed()),
-        }
     }
 
     /// Pushes `data` once to every connection `target` names, except those in `exclude`.
@@ -227,9 +222,11 @@ impl<S: Store, P: Push> Gateway<S, P> {
         exclude: &HashSet<&str>,
         data: &str,
     ) -> Result<Report, Error> {
+        let sets = sets_of(target);
+        let sets = &sets;
         let mut seen: HashSet<String> = HashSet::new();
         let mut outcomes = self
-            .recipients(target)
+            .recipients(target, sets)
             .filter(|item| {
                 ready(match item {
                     Ok((id, _)) => !exclude.contains(id.as_str()) && seen.insert(id.clone()),
@@ -238,7 +235,10 @@ impl<S: Store, P: Push> Gateway<S, P> {
             })
             .map(|item| async move {
                 match item {
-                    Ok((id, via)) => Outcome::Push(self.push_via(endpoint, &id, via, data).await),
+                    Ok((id, via)) => {
+                        let via = via.map(|index| sets[index]);
+                        Outcome::Push(self.push_via(endpoint, &id, via, data).await)
+                    }
                     Err(e) => Outcome::Store(e),
                 }
             })
@@ -297,6 +297,38 @@ impl<S: Store, P: Push> Gateway<S, P> {
         let exclude: HashSet<&str> = exclude.iter().map(String::as_str).collect();
         self.send(self.management_endpoint()?, target, &exclude, data)
             .await
+    }
+
+    /// sendToClient.
+    pub async fn send_to_client(&self, connection_id: &str, data: &str) -> Result<Report, Error> {
+        self.send_to(
+            &Target::Connections(vec![connection_id.to_owned()]),
+            data,
+            &[],
+        )
+        .await
+    }
+
+    /// sendToUid.
+    pub async fn send_to_uid(&self, uid: &str, data: &str) -> Result<Report, Error> {
+        self.send_to(&Target::Uids(vec![uid.to_owned()]), data, &[])
+            .await
+    }
+
+    /// sendToGroup, minus the connections in `exclude`.
+    pub async fn send_to_group(
+        &self,
+        group: &str,
+        data: &str,
+        exclude: &[String],
+    ) -> Result<Report, Error> {
+        self.send_to(&Target::Groups(vec![group.to_owned()]), data, exclude)
+            .await
+    }
+
+    /// sendToAll, minus the connections in `exclude`.
+    pub async fn send_to_all(&self, data: &str, exclude: &[String]) -> Result<Report, Error> {
+        self.send_to(&Target::All, data, exclude).await
     }
 
     /// isOnline: whether the connection is recorded.
@@ -415,26 +447,32 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .await?)
     }
 
-    /// updateSession: merges `changes` into the session's top-level keys; `false` when the
-    /// connection is gone. Read, merge, and write only if the session is still what was read,
-    /// again while others change it meanwhile: two concurrent updates lose neither's keys
-    /// (optimistic concurrency, rather than a per-key write, because a session is one JSON value
-    /// that `setSession` replaces whole).
+    /// updateSession: sets `changes`' top-level keys and leaves the others; `false` when the
+    /// connection is gone.
     pub async fn update_session(
         &self,
         connection_id: &str,
         changes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, Error> {
+        self.change_session(connection_id, &session::Change::set(changes.clone()))
+            .await
+    }
+
+    /// Applies `change` to the session as it is now; `false` when the connection is gone. Read,
+    /// apply, and write only if the session is still what was read, again while others change it
+    /// meanwhile: two concurrent changes lose neither's keys (optimistic concurrency, rather than a
+    /// write per key, because a session is one JSON value that `setSession` replaces whole).
+    pub async fn change_session(
+        &self,
+        connection_id: &str,
+        change: &session::Change,
+    ) -> Result<bool, Error> {
         for attempt in 1..=SESSION_ATTEMPTS {
             let Some(record) = self.store.connection(connection_id).await? else {
                 return Ok(false);
             };
-            let mut session = match record.session.as_deref().map(serde_json::from_str) {
-                Some(Ok(serde_json::Value::Object(map))) => map,
-                Some(Err(e)) => return Err(Error::Store(StoreError::Malformed(e.to_string()))),
-                _ => serde_json::Map::new(),
-            };
-            session.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let mut session = session::parse(record.session.as_deref())?;
+            change.apply(&mut session);
             let merged = serde_json::Value::Object(session).to_string();
             if self
                 .store
@@ -443,7 +481,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
             {
                 return Ok(true);
             }
-            // Another update won this round: wait a random while, so that the losers of a burst
+            // Another change won this round: wait a random while, so that the losers of a burst
             // spread out instead of meeting again.
             tokio::time::sleep(crate::jitter::pause(attempt)).await;
         }
@@ -453,6 +491,26 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 "the session of {connection_id} changed under {SESSION_ATTEMPTS} updates in a row"
             ),
         }))
+    }
+
+    /// getClientSessionsByGroup: each member's session by connection id (empty when it has none).
+    /// One consistent read per member, a few at a time; a member gone meanwhile is left out.
+    pub async fn client_sessions_by_group(
+        &self,
+        group: &str,
+    ) -> Result<BTreeMap<String, Session>, Error> {
+        let members = self.client_ids_by_group(group).await?;
+        stream::iter(members)
+            .map(|connection_id| async move {
+                let record = self.store.connection(&connection_id).await?;
+                record
+                    .map(|r| Ok((connection_id, session::parse(r.session.as_deref())?)))
+                    .transpose()
+            })
+            .buffer_unordered(self.config.push_concurrency.max(1))
+            .try_filter_map(|member| ready(Ok(member)))
+            .try_collect()
+            .await
     }
 
     /// closeClient: closes the connection through the management API and removes its records
@@ -480,6 +538,16 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .map_ok(|m| m.connection_id)
             .try_collect()
             .await?)
+    }
+}
+
+/// The sets a target names (none for connection ids).
+fn sets_of(target: &Target) -> Vec<Members<'_>> {
+    match target {
+        Target::Connections(_) => Vec::new(),
+        Target::Uids(uids) => uids.iter().map(|u| Members::Uid(u)).collect(),
+        Target::Groups(groups) => groups.iter().map(|g| Members::Group(g)).collect(),
+        Target::All => vec![Members::All],
     }
 }
 

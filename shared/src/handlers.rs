@@ -1,8 +1,10 @@
 //! The Lambda entry points: the `$connect` route's authorizer and `$connect` (one function,
 //! [`connect_function`]), every message route, and `$disconnect`.
 //!
-//! Each is a plain async function over a [`Gateway`], so tests drive it with an event and a real
-//! store. Each logs one line per request with the connection id, the request id, what was asked,
+//! Each is a plain async function over a [`Gateway`] and the application ([`Events`]), so tests
+//! drive it with an event and a real store. What every application gets from them alike: the
+//! token check, the size limit and the rate limit before `on_message`, the error frames, and the
+//! log lines. Each logs one line per request with the connection id, the request id, what was asked,
 //! the outcome and the time taken; never a token or a message body.
 
 use std::time::{Duration, Instant};
@@ -17,11 +19,11 @@ use tracing::Instrument;
 
 use crate::auth::{self, AuthError};
 use crate::authorizer;
-use crate::commands::{self, Sender};
 use crate::error::Error;
+use crate::events::{Client, Closing, Connecting, Events, Verdict};
 use crate::gateway::Gateway;
 use crate::permissions::Permissions;
-use crate::protocol::{self, ErrorCode, Incoming, Rejection};
+use crate::protocol::{ErrorCode, Rejection};
 use crate::push::Push;
 use crate::rate_limit::{self, RateLimiter};
 use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Store};
@@ -67,8 +69,9 @@ fn millis(elapsed: Duration) -> f64 {
 
 /// The `$connect` function's entry point. API Gateway calls it twice per handshake: first as the
 /// route's authorizer, then with the `$connect` event.
-pub async fn connect_function<S: Store, P: Push>(
+pub async fn connect_function<S: Store, P: Push, A: Events>(
     gateway: &Gateway<S, P>,
+    app: &A,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error> {
     let (payload, context) = event.into_parts();
@@ -89,7 +92,7 @@ pub async fn connect_function<S: Store, P: Push>(
     }
     let request = serde_json::from_value(payload).map_err(unexpected)?;
     // Boxed: the SDK's futures nest past the compiler's type-layout depth limit in `main`.
-    let response = Box::pin(connect(gateway, LambdaEvent::new(request, context))).await?;
+    let response = Box::pin(connect(gateway, app, LambdaEvent::new(request, context))).await?;
     Ok(serde_json::json!({ "statusCode": response.status_code }))
 }
 
@@ -134,10 +137,12 @@ pub async fn authorize<S: Store, P: Push>(
     .await
 }
 
-/// `$connect`: checks who is connecting and records the connection. Answers 401 for a bad token
-/// and 400 for a bad `?uid=`, writing nothing; 500 when the store fails.
-pub async fn connect<S: Store, P: Push>(
+/// `$connect`: checks who is connecting, asks the application ([`Events::on_connect`]), and
+/// records the connection. Answers 401 for a bad token and 400 for a bad `?uid=`, writing nothing;
+/// the application's status when it refuses; 500 when it or the store fails.
+pub async fn connect<S: Store, P: Push, A: Events>(
     gateway: &Gateway<S, P>,
+    app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
@@ -167,6 +172,19 @@ pub async fn connect<S: Store, P: Push>(
                     expires_at: expiry_from_now(gateway.config.connection_ttl),
                     session: None,
                 };
+                let mut connecting = Connecting::new(gateway, request, record);
+                match Box::pin(app.on_connect(&mut connecting)).await {
+                    Ok(Verdict::Accept) => {}
+                    Ok(Verdict::Refuse(status)) => {
+                        tracing::info!(outcome = "refused", status, by = "application", duration_ms = millis(started.elapsed()), "connect refused");
+                        return Ok(response(status));
+                    }
+                    Err(e) => {
+                        tracing::error!(outcome = "failed", error = %e, duration_ms = millis(started.elapsed()), "connect failed: the application's on_connect failed; nothing was recorded");
+                        return Ok(response(500));
+                    }
+                }
+                let record = connecting.into_record();
                 match gateway.store.put_connection(&record).await {
                     Ok(()) => {
                         tracing::info!(outcome = "connected", uid = record.uid.as_deref(), duration_ms = millis(started.elapsed()), "connect");
@@ -193,9 +211,11 @@ pub async fn connect<S: Store, P: Push>(
     .await
 }
 
-/// `$disconnect`: removes every item of the connection.
-pub async fn disconnect<S: Store, P: Push>(
+/// `$disconnect`: removes every item of the connection, then tells the application
+/// ([`Events::on_close`]) what they said.
+pub async fn disconnect<S: Store, P: Push, A: Events>(
     gateway: &Gateway<S, P>,
+    app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
@@ -212,6 +232,12 @@ pub async fn disconnect<S: Store, P: Push>(
                     duration_ms = millis(started.elapsed()),
                     "disconnect"
                 );
+                if let Some(record) = record {
+                    let closing = Closing::new(gateway, record, context.disconnect_status_code);
+                    if let Err(e) = Box::pin(app.on_close(&closing)).await {
+                        tracing::error!(outcome = "failed", error = %e, "the application's on_close failed");
+                    }
+                }
                 Ok(response(200))
             }
             Err(e) => {
@@ -224,10 +250,13 @@ pub async fn disconnect<S: Store, P: Push>(
     .await
 }
 
-/// Every message route: reads the frame, carries it out, pushes the replies to the sender, and
-/// then counts the frame against the sender's rate limit ([`crate::rate_limit`]).
-pub async fn message<S: Store, P: Push>(
+/// Every message route: refuses a frame over the size or rate limit, hands the rest to the
+/// application ([`Events::on_message`]), saves the session it changed, answers a failure with an
+/// error frame, and then counts the frame against the sender's rate limit
+/// ([`crate::rate_limit`]).
+pub async fn message<S: Store, P: Push, A: Events>(
     gateway: &Gateway<S, P>,
+    app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
@@ -242,53 +271,61 @@ pub async fn message<S: Store, P: Push>(
                 return Err(e);
             }
         };
-        let sender = Sender {
-            connection_id: &ids.connection_id,
-            request_id: &ids.request_id,
-            endpoint: &endpoint,
-            proven: authorizer::Proven::of(context),
-            permissions: Permissions::of(gateway.config.is_token_mode(), |key| {
+        let mut client = Client::new(
+            gateway,
+            &ids.connection_id,
+            &ids.request_id,
+            &endpoint,
+            authorizer::Proven::of(context),
+            Permissions::of(gateway.config.is_token_mode(), |key| {
                 context.authorizer.fields.get(key)
             }),
-        };
+        );
         let body = event.payload.body.as_deref().unwrap_or("");
         let window = RateLimiter::window(&gateway.config);
-        let limited = window.is_some_and(|w| gateway.limiter.is_limited(sender.connection_id, w));
-        let (action, result) = if limited {
-            (None, Err(Answer::Rejected(rate_limit::refusal(&gateway.config))))
+        let limited = window.is_some_and(|w| gateway.limiter.is_limited(&ids.connection_id, w));
+        let limit = gateway.config.max_message_bytes;
+        let result = if limited {
+            Err(Error::Rejected(rate_limit::refusal(&gateway.config)))
+        } else if body.len() > limit {
+            Err(Error::Rejected(Rejection::new(
+                ErrorCode::TooLarge,
+                format!("the message is {} bytes; the limit is {limit}", body.len()),
+                None,
+            )))
         } else {
-            answer(gateway, &sender, body).await
+            match Box::pin(app.on_message(&mut client, body)).await {
+                Ok(()) => client.save_session().await,
+                Err(e) => Err(e),
+            }
         };
-        let (outcome, replies, refused_action) = match result {
-            Ok(replies) => ("ok", replies, None),
-            Err(Answer::Rejected(rejection)) => {
+        let (outcome, refused_action) = match result {
+            Ok(()) => ("ok", None),
+            Err(Error::Rejected(rejection)) => {
+                client.send_to_current_client(&rejection.frame()).await;
                 // The action a refused frame named, as the client wrote it: bounded, for the log.
                 let named = rejection.action.as_deref().map(|a| a.chars().take(64).collect::<String>());
-                (rejection_outcome(rejection.code), vec![rejection.frame()], named)
+                (rejection_outcome(rejection.code), named)
             }
-            Err(Answer::Failed(error)) => {
-                tracing::error!(action, error = %error, "command failed");
-                ("internal", vec![error.rejection(action, sender.request_id).frame()], None)
+            Err(error) => {
+                tracing::error!(action = client.action(), error = %error, "the frame failed");
+                let frame = error.rejection(client.action(), &ids.request_id).frame();
+                client.send_to_current_client(&frame).await;
+                ("internal", None)
             }
         };
-        let mut undelivered = 0;
-        for reply in &replies {
-            if let Err(e) = Box::pin(gateway.push_to(&endpoint, sender.connection_id, reply)).await {
-                tracing::warn!(error = %e, "reply to the sender could not be pushed");
-                undelivered += 1;
-            }
-        }
         // Counted once answered: no reply waits on the write. A frame refused from this
         // environment's memo is not counted again.
         let counted = match window {
-            Some(window) if !limited => Box::pin(rate_limit::count(gateway, sender.connection_id, window)).await,
+            Some(window) if !limited => Box::pin(rate_limit::count(gateway, &ids.connection_id, window)).await,
             _ => "not counted",
         };
+        let (replies, undelivered) = client.replies();
         tracing::info!(
-            action = action.or(refused_action.as_deref()).unwrap_or("-"),
+            action = client.action().or(refused_action.as_deref()).unwrap_or("-"),
             outcome,
             bytes = body.len(),
-            replies = replies.len(),
+            replies,
             undelivered,
             counted,
             duration_ms = millis(started.elapsed()),
@@ -300,11 +337,6 @@ pub async fn message<S: Store, P: Push>(
     .await
 }
 
-enum Answer {
-    Rejected(Rejection),
-    Failed(Error),
-}
-
 fn rejection_outcome(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::UnknownAction => "unknown_action",
@@ -313,40 +345,5 @@ fn rejection_outcome(code: ErrorCode) -> &'static str {
         ErrorCode::RateLimited => "rate_limited",
         ErrorCode::Forbidden => "forbidden",
         ErrorCode::Internal => "internal",
-    }
-}
-
-/// The action named (when known) and the sender's replies, or why there are none.
-async fn answer<S: Store, P: Push>(
-    gateway: &Gateway<S, P>,
-    sender: &Sender<'_>,
-    body: &str,
-) -> (Option<&'static str>, Result<Vec<String>, Answer>) {
-    let limit = gateway.config.max_message_bytes;
-    if body.len() > limit {
-        let rejection = Rejection::new(
-            ErrorCode::TooLarge,
-            format!("the message is {} bytes; the limit is {limit}", body.len()),
-            None,
-        );
-        return (None, Err(Answer::Rejected(rejection)));
-    }
-    match protocol::parse(body) {
-        Ok(Incoming::Plain) => (None, Ok(vec![protocol::echo(body)])),
-        Err(rejection) => (None, Err(Answer::Rejected(rejection))),
-        Ok(Incoming::Command(command)) => {
-            let action = command.action();
-            if let Err(rejection) = sender.permissions.check(&command) {
-                return (Some(action), Err(Answer::Rejected(rejection)));
-            }
-            (
-                Some(action),
-                // Boxed, like the other store-bound futures here: the SDK's futures nest deeply
-                // enough to pass the compiler's type-layout depth limit in a function's `main`.
-                Box::pin(commands::run(gateway, sender, command))
-                    .await
-                    .map_err(Answer::Failed),
-            )
-        }
     }
 }

@@ -1,13 +1,18 @@
 //! The library behind the three Lambda functions: configuration, connection records in DynamoDB,
-//! pushes through the API Gateway Management API, the wire protocol, and the handlers.
+//! pushes through the API Gateway Management API, the Events API an application implements
+//! ([`events`]), the built-in wire protocol as the default application ([`BuiltIn`]), and the
+//! handlers.
 
 pub mod auth;
 pub mod authorizer;
 pub mod aws;
+pub mod built_in;
 pub mod civil;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod functions;
 pub mod gateway;
 pub mod handlers;
 pub mod jitter;
@@ -16,9 +21,22 @@ pub mod permissions;
 pub mod protocol;
 pub mod push;
 pub mod rate_limit;
+pub mod session;
 pub mod sigv4;
 pub mod store;
 
+pub use built_in::BuiltIn;
 pub use config::Config;
 pub use error::Error;
 pub use gateway::Gateway;
+
+/// What an application's one file needs: `use shared::prelude::*;`.
+pub mod prelude {
+    pub use crate::error::Error;
+    pub use crate::events::{Client, Closing, Connecting, Events, Verdict};
+    pub use crate::gateway::Gateway;
+    pub use crate::protocol::{ErrorCode, Rejection, Target};
+    pub use crate::push::Push;
+    pub use crate::session::Session;
+    pub use crate::store::Store;
+}

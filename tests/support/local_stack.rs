@@ -78,6 +78,20 @@ impl LocalStack {
         function_env: &[(&str, &str)],
         adjust: impl FnOnce(&mut AwsBehaviour),
     ) -> LocalStack {
+        Self::launch("", function_env, adjust).await
+    }
+
+    /// A stack whose functions run another application of the workspace: the binaries named
+    /// `{prefix}connect`, `{prefix}message` and `{prefix}disconnect`.
+    pub async fn start_app(prefix: &str, function_env: &[(&str, &str)]) -> LocalStack {
+        Self::launch(prefix, function_env, |_| {}).await
+    }
+
+    async fn launch(
+        prefix: &str,
+        function_env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut AwsBehaviour),
+    ) -> LocalStack {
         let table = format!(
             "e2e-{}-{}",
             std::process::id(),
@@ -182,7 +196,8 @@ impl LocalStack {
             &workspace_root().join("template.yaml"),
             FunctionNames::Package,
         )
-        .expect("template.yaml routes");
+        .expect("template.yaml routes")
+        .with_prefix(prefix);
         let settings = Settings {
             routes,
             invoke_url: format!("http://127.0.0.1:{invoke_port}"),

@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use shared::aws::AwsGateway;
-use shared::Config;
+use shared::events::Events;
+use shared::{BuiltIn, Config};
 
 use crate::fault_proxy::FaultProxy;
 use crate::{dynamodb, events, push_sink::PushSink};
@@ -23,9 +24,11 @@ static TABLES: AtomicUsize = AtomicUsize::new(0);
 /// One service: its own table on the shared server, its own push stand-in.
 ///
 /// Driven as API Gateway drives the functions: `connect` runs the `$connect` authorizer first, and
-/// every later event of that connection carries the context it returned.
-pub struct Stack {
+/// every later event of that connection carries the context it returned. The functions run the
+/// built-in protocol, or the application given to [`Stack::with_app`].
+pub struct Stack<A = BuiltIn> {
     pub gateway: AwsGateway,
+    pub app: A,
     pub sink: PushSink,
     requests: AtomicUsize,
     authorized: Mutex<HashMap<String, HashMap<String, Value>>>,
@@ -39,19 +42,7 @@ impl Stack {
 
     /// A stack whose configuration `adjust` may change (the table and endpoints are set first).
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Stack {
-        let table = format!(
-            "connections-{}-{}",
-            std::process::id(),
-            TABLES.fetch_add(1, Ordering::Relaxed)
-        );
-        let stack = Stack::on_table(&table, adjust).await;
-        stack
-            .gateway
-            .store
-            .ensure_table()
-            .await
-            .expect("create the test table");
-        stack
+        Stack::new_table(&table_name(), adjust, BuiltIn).await
     }
 
     /// A stack that reaches the DynamoDB-compatible server through a [`FaultProxy`], which can
@@ -83,6 +74,28 @@ impl Stack {
     }
 
     async fn on_table(table: &str, adjust: impl FnOnce(&mut Config)) -> Stack {
+        Stack::on_table_with(table, adjust, BuiltIn).await
+    }
+}
+
+impl<A: Events> Stack<A> {
+    /// A stack whose functions run `app`, on a table of its own.
+    pub async fn with_app(app: A) -> Stack<A> {
+        Stack::new_table(&table_name(), |_| {}, app).await
+    }
+
+    async fn new_table(table: &str, adjust: impl FnOnce(&mut Config), app: A) -> Stack<A> {
+        let stack = Stack::on_table_with(table, adjust, app).await;
+        stack
+            .gateway
+            .store
+            .ensure_table()
+            .await
+            .expect("create the test table");
+        stack
+    }
+
+    async fn on_table_with(table: &str, adjust: impl FnOnce(&mut Config), app: A) -> Stack<A> {
         let sink = PushSink::start().await;
         let mut config = Config::new(table);
         config.dynamodb_endpoint = Some(dynamodb::endpoint().to_owned());
@@ -95,6 +108,7 @@ impl Stack {
             .await;
         Stack {
             gateway: shared::aws::gateway(config, &sdk),
+            app,
             sink,
             requests: AtomicUsize::new(0),
             authorized: Mutex::default(),
@@ -185,7 +199,7 @@ impl Stack {
         query: &[(&str, &str)],
     ) -> i64 {
         let event = self.lambda_event(events::connect(connection_id, &self.request_id(), query));
-        shared::handlers::connect(&self.gateway, event)
+        shared::handlers::connect(&self.gateway, &self.app, event)
             .await
             .expect("connect answers")
             .status_code
@@ -194,7 +208,7 @@ impl Stack {
     /// A frame from `connection_id`.
     pub async fn send(&self, connection_id: &str, body: &str) {
         let event = self.lambda_event(events::message(connection_id, &self.request_id(), body));
-        let response = shared::handlers::message(&self.gateway, event)
+        let response = shared::handlers::message(&self.gateway, &self.app, event)
             .await
             .expect("message answers");
         assert_eq!(response.status_code, 200);
@@ -203,7 +217,7 @@ impl Stack {
     /// `$disconnect`; the status the function answered.
     pub async fn disconnect(&self, connection_id: &str) -> i64 {
         let event = self.lambda_event(events::disconnect(connection_id, &self.request_id()));
-        shared::handlers::disconnect(&self.gateway, event)
+        shared::handlers::disconnect(&self.gateway, &self.app, event)
             .await
             .expect("disconnect answers")
             .status_code
@@ -269,6 +283,15 @@ impl Stack {
             })
             .collect()
     }
+}
+
+/// A table name no other stack of any test process uses.
+fn table_name() -> String {
+    format!(
+        "connections-{}-{}",
+        std::process::id(),
+        TABLES.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A string attribute of an item.

@@ -1,14 +1,7 @@
-//! The `$connect` function, which is also the `$connect` route's authorizer: build the clients
-//! once, then serve events.
-
-use lambda_runtime::{run, service_fn, tracing, Error};
+//! The `$connect` function (also the `$connect` route's authorizer), running the built-in protocol.
+//! To run your own application, hand it here instead of `shared::BuiltIn` (docs/porting.md).
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
-    let gateway = shared::aws::connect_gateway_from_env().await?;
-    run(service_fn(|event| {
-        shared::handlers::connect_function(&gateway, event)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::functions::connect(shared::BuiltIn).await
 }

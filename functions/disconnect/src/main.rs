@@ -1,13 +1,7 @@
-//! The `$disconnect` function: build the clients once, then serve events.
-
-use lambda_runtime::{run, service_fn, tracing, Error};
+//! The `$disconnect` function, running the built-in protocol.
+//! To run your own application, hand it here instead of `shared::BuiltIn` (docs/porting.md).
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
-    let gateway = shared::aws::gateway_from_env().await?;
-    run(service_fn(|event| {
-        shared::handlers::disconnect(&gateway, event)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::functions::disconnect(shared::BuiltIn).await
 }

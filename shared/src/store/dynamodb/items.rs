@@ -31,7 +31,7 @@ pub(super) fn member_item(key: Key, record: &ConnectionRecord) -> Item {
 }
 
 /// The items `$connect` writes for a new connection (its own, its place in "all", its uid
-/// binding). Public so that tools can seed a table in bulk (the benchmarks load 100,000).
+/// binding, the groups it starts in). Public so that tools can seed a table in bulk (the benchmarks load 100,000).
 pub fn new_connection_items(record: &ConnectionRecord) -> Vec<Item> {
     let id = &record.connection_id;
     let mut items = vec![
@@ -41,6 +41,8 @@ pub fn new_connection_items(record: &ConnectionRecord) -> Vec<Item> {
     if let Some(uid) = &record.uid {
         items.push(member_item(Key::uid_member(uid, id), record));
     }
+    // Groups an application's `on_connect` joined.
+    items.extend(record.groups.iter().map(|group| group_item(group, record)));
     items
 }
 

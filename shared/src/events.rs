@@ -1,0 +1,361 @@
+//! The Events API: what an application implements to run on the three functions, as a
+//! GatewayWorker developer writes `Events.php`.
+//!
+//! An application is a value implementing [`Events`]; each function's `main.rs` hands it to
+//! [`crate::functions`], and the same value serves `$connect` ([`Events::on_connect`]), every
+//! frame ([`Events::on_message`]) and `$disconnect` ([`Events::on_close`]). Each hook gets a
+//! context: the connection it is about and the [`Gateway`], which answers every GatewayWorker call
+//! (`send_to_group`, `join_group`, `client_sessions_by_group`, `close_client`, …) from DynamoDB.
+//!
+//! Nothing lives between invocations but the table: an application keeps no state of its own in
+//! memory (Lambda runs many copies of it, and drops any of them at any time). The built-in wire
+//! protocol is one such application ([`crate::built_in::BuiltIn`]); `docs/porting.md` puts an
+//! `Events.php` beside its port.
+
+use std::future::Future;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+
+use crate::authorizer::Proven;
+use crate::error::Error;
+use crate::gateway::Gateway;
+use crate::names;
+use crate::permissions::Permissions;
+use crate::push::{Delivery, Push};
+use crate::session::{self, Change, Session};
+use crate::store::{ConnectionRecord, Store};
+
+/// An application. Only `on_message` is required; the others default to accepting every
+/// connection and doing nothing on close.
+///
+/// The hooks are generic over the store and the push client so that tests run an application on
+/// any of them; an implementation writes them as `async fn` with the same generic parameters.
+pub trait Events: Send + Sync {
+    /// `$connect` (GatewayWorker's `onConnect`): may refuse the handshake, bind a uid, join
+    /// groups and fill the session, all written with the connection's record in one request.
+    /// Nothing can be pushed to the connecting client yet: API Gateway answers 410 until its
+    /// handshake completes.
+    fn on_connect<S: Store, P: Push>(
+        &self,
+        client: &mut Connecting<'_, S, P>,
+    ) -> impl Future<Output = Result<Verdict, Error>> + Send {
+        let _ = client;
+        async { Ok(Verdict::Accept) }
+    }
+
+    /// A frame from a client (`onMessage`), as the client sent it. Its session is read when first
+    /// asked for ([`Client::session`]) and its changes saved after this returns `Ok`. An `Err`
+    /// gets the client an error frame: the rejection's for [`Error::Rejected`], else `internal`.
+    fn on_message<S: Store, P: Push>(
+        &self,
+        client: &mut Client<'_, S, P>,
+        frame: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// `$disconnect` (`onClose`), after the connection's items are deleted, with its uid, groups
+    /// and session as they were. API Gateway sends `$disconnect` best-effort: a connection whose
+    /// `$disconnect` never comes (or that a push found gone first) is not seen here.
+    fn on_close<S: Store, P: Push>(
+        &self,
+        client: &Closing<'_, S, P>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = client;
+        async { Ok(()) }
+    }
+}
+
+/// What `on_connect` decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    /// Refuse the handshake with this HTTP status (401, 403, 429, …); nothing is written.
+    Refuse(u16),
+}
+
+/// A connection during its `$connect`: what it asked with, and the record about to be written.
+pub struct Connecting<'a, S, P> {
+    gateway: &'a Gateway<S, P>,
+    request: &'a ApiGatewayWebsocketProxyRequest,
+    record: ConnectionRecord,
+    session: Session,
+}
+
+impl<'a, S: Store, P: Push> Connecting<'a, S, P> {
+    pub(crate) fn new(
+        gateway: &'a Gateway<S, P>,
+        request: &'a ApiGatewayWebsocketProxyRequest,
+        record: ConnectionRecord,
+    ) -> Self {
+        Connecting {
+            gateway,
+            request,
+            record,
+            session: Session::new(),
+        }
+    }
+
+    /// The GatewayWorker calls, for anyone but this connection (it cannot be pushed to yet).
+    pub fn gateway(&self) -> &'a Gateway<S, P> {
+        self.gateway
+    }
+
+    pub fn connection_id(&self) -> &str {
+        &self.record.connection_id
+    }
+
+    /// The uid its token proved (or `?uid=` named, without a secret), or one bound here.
+    pub fn uid(&self) -> Option<&str> {
+        self.record.uid.as_deref()
+    }
+
+    /// A query string parameter of the handshake.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.request.query_string_parameters.first(name)
+    }
+
+    /// A header of the handshake (`Origin`, `User-Agent`, …).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.request.headers.get(name)?.to_str().ok()
+    }
+
+    /// bindUid, for a connection that has none; `false` when it already has one (a uid from a
+    /// token is never replaced).
+    pub fn bind_uid(&mut self, uid: &str) -> Result<bool, Error> {
+        if !names::is_valid_name(uid) {
+            return Err(Error::InvalidName(uid.to_owned()));
+        }
+        if self.record.uid.is_some() {
+            return Ok(false);
+        }
+        self.record.uid = Some(uid.to_owned());
+        Ok(true)
+    }
+
+    /// joinGroup, written with the record.
+    pub fn join_group(&mut self, group: &str) -> Result<(), Error> {
+        if !names::is_valid_name(group) {
+            return Err(Error::InvalidName(group.to_owned()));
+        }
+        self.record.groups.insert(group.to_owned());
+        Ok(())
+    }
+
+    /// The session the connection starts with (`$_SESSION`).
+    pub fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// The record to write: the connection, its uid, groups and session.
+    pub(crate) fn into_record(self) -> ConnectionRecord {
+        let mut record = self.record;
+        if !self.session.is_empty() {
+            record.session = Some(serde_json::Value::Object(self.session).to_string());
+        }
+        record
+    }
+}
+
+/// The sender of a frame, during `on_message`.
+pub struct Client<'a, S, P> {
+    gateway: &'a Gateway<S, P>,
+    connection_id: &'a str,
+    request_id: &'a str,
+    endpoint: &'a str,
+    proven: Proven,
+    permissions: Permissions,
+    /// The session as read, and as the application has left it so far.
+    session: Option<(Session, Session)>,
+    action: Option<String>,
+    replies: usize,
+    undelivered: usize,
+}
+
+impl<'a, S: Store, P: Push> Client<'a, S, P> {
+    pub(crate) fn new(
+        gateway: &'a Gateway<S, P>,
+        connection_id: &'a str,
+        request_id: &'a str,
+        endpoint: &'a str,
+        proven: Proven,
+        permissions: Permissions,
+    ) -> Self {
+        Client {
+            gateway,
+            connection_id,
+            request_id,
+            endpoint,
+            proven,
+            permissions,
+            session: None,
+            action: None,
+            replies: 0,
+            undelivered: 0,
+        }
+    }
+
+    /// The GatewayWorker calls (`Gateway::` in PHP).
+    pub fn gateway(&self) -> &'a Gateway<S, P> {
+        self.gateway
+    }
+
+    /// The sender's connection id (GatewayWorker's `$client_id`).
+    pub fn connection_id(&self) -> &'a str {
+        self.connection_id
+    }
+
+    /// API Gateway's id of this frame, which the error frames and the log lines carry.
+    pub fn request_id(&self) -> &'a str {
+        self.request_id
+    }
+
+    /// Where this event says pushes go.
+    pub fn endpoint(&self) -> &'a str {
+        self.endpoint
+    }
+
+    /// What the connection's token allows (everything without a secret).
+    pub fn permissions(&self) -> &Permissions {
+        &self.permissions
+    }
+
+    /// The sender's uid: the one proven at `$connect`, carried by the event without a read, or
+    /// else its record's (an anonymous connection a server may have bound a uid to since).
+    pub async fn uid(&self) -> Result<Option<String>, Error> {
+        if let Proven::Uid(uid) = &self.proven {
+            return Ok(Some(uid.clone()));
+        }
+        let record = self
+            .gateway
+            .store
+            .connection(self.connection_id)
+            .await?
+            .ok_or_else(|| Error::UnknownConnection(self.connection_id.to_owned()))?;
+        Ok(record.uid)
+    }
+
+    /// sendToCurrentClient: pushes `data` to the sender now; whether it arrived. A failure is
+    /// logged and counted on the frame's log line, not returned: there is no one else to tell.
+    pub async fn send_to_current_client(&mut self, data: &str) -> bool {
+        self.replies += 1;
+        let pushed = Box::pin(
+            self.gateway
+                .push_to(self.endpoint, self.connection_id, data),
+        )
+        .await;
+        match pushed {
+            Ok(Delivery::Delivered) => true,
+            Ok(Delivery::Gone) => {
+                self.undelivered += 1;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a frame to the sender could not be pushed");
+                self.undelivered += 1;
+                false
+            }
+        }
+    }
+
+    /// The sender's session (`$_SESSION`), read on first use in this frame; what the application
+    /// changes is saved when `on_message` returns `Ok` (see [`crate::session`]).
+    pub async fn session(&mut self) -> Result<&mut Session, Error> {
+        let loaded = match self.session.take() {
+            Some(loaded) => loaded,
+            None => {
+                let record = self
+                    .gateway
+                    .store
+                    .connection(self.connection_id)
+                    .await?
+                    .ok_or_else(|| Error::UnknownConnection(self.connection_id.to_owned()))?;
+                let stored = session::parse(record.session.as_deref())?;
+                (stored.clone(), stored)
+            }
+        };
+        Ok(&mut self.session.insert(loaded).1)
+    }
+
+    /// Names what the frame asked for, for its log line (bounded to 64 characters).
+    pub fn set_action(&mut self, action: &str) {
+        self.action = Some(action.chars().take(64).collect());
+    }
+
+    pub(crate) fn action(&self) -> Option<&str> {
+        self.action.as_deref()
+    }
+
+    /// Frames pushed to the sender, and how many of them did not arrive.
+    pub(crate) fn replies(&self) -> (usize, usize) {
+        (self.replies, self.undelivered)
+    }
+
+    /// Saves what the frame changed in the session, merged into the session as it is now.
+    pub(crate) async fn save_session(&mut self) -> Result<(), Error> {
+        let Some((before, after)) = self.session.take() else {
+            return Ok(());
+        };
+        let change = Change::between(&before, &after);
+        if change.is_empty() {
+            return Ok(());
+        }
+        if !Box::pin(self.gateway.change_session(self.connection_id, &change)).await? {
+            tracing::info!("the session was not saved: the connection is gone");
+        }
+        Ok(())
+    }
+}
+
+/// A connection that has closed, during `on_close`: what its record said.
+pub struct Closing<'a, S, P> {
+    gateway: &'a Gateway<S, P>,
+    record: ConnectionRecord,
+    session: Session,
+    close_code: Option<i64>,
+}
+
+impl<'a, S: Store, P: Push> Closing<'a, S, P> {
+    pub(crate) fn new(
+        gateway: &'a Gateway<S, P>,
+        record: ConnectionRecord,
+        close_code: Option<i64>,
+    ) -> Self {
+        let session = session::parse(record.session.as_deref()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the closing connection's session could not be read");
+            Session::new()
+        });
+        Closing {
+            gateway,
+            record,
+            session,
+            close_code,
+        }
+    }
+
+    /// The GatewayWorker calls; the closed connection is no longer among any set's members.
+    pub fn gateway(&self) -> &'a Gateway<S, P> {
+        self.gateway
+    }
+
+    pub fn connection_id(&self) -> &str {
+        &self.record.connection_id
+    }
+
+    pub fn uid(&self) -> Option<&str> {
+        self.record.uid.as_deref()
+    }
+
+    /// The groups it was in.
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.record.groups.iter().map(String::as_str)
+    }
+
+    /// Its session as it last was.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The WebSocket close code, when API Gateway gave one.
+    pub fn close_code(&self) -> Option<i64> {
+        self.close_code
+    }
+}
