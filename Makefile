@@ -58,13 +58,15 @@ tests/browser/node_modules/.installed: tests/browser/package-lock.json
 	cd tests/browser && npm ci --no-audit --no-fund
 	touch $@
 
-dev: tools ## Run the service locally: moto, the functions under cargo lambda watch, the local gateway
+dev: tools ## Run the service locally: moto, the functions under cargo lambda watch, the local gateway (APP=workerman-chat for the chat example)
 	scripts/dev.sh
 
 test: tools browser-tools ## Run every test: unit, handlers, end to end through the local gateway, and in a browser
 	# The functions first, built as cargo lambda watch builds them, so the end-to-end tests find them ready.
 	cargo build --locked --bin connect --bin message --bin disconnect
 	cargo build --locked --bin gateway-client
+	# workerman-chat's functions, which its end-to-end test runs the same way.
+	cargo build --locked -p workerman-chat --bins
 	cargo test --workspace --locked
 	cd tests/browser && npm test
 

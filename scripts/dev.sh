@@ -3,10 +3,18 @@
 #   moto (DynamoDB-compatible)  :DYNAMODB_PORT (8000)
 #   cargo lambda watch          :INVOKE_PORT   (9000)  the three functions
 #   local-gateway               :GATEWAY_PORT  (8080)  WebSocket, chat page, @connections
-# Ctrl-C stops all of it.
+# APP=NAME runs the example application examples/NAME (its functions NAME-connect, NAME-message,
+# NAME-disconnect) instead of the built-in protocol. Ctrl-C stops all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+APP=${APP:-}
+if [ -n "$APP" ] && [ ! -f "examples/$APP/Cargo.toml" ]; then
+  echo "APP=$APP: there is no examples/$APP; the examples are: $(ls examples | tr '\n' ' ')" >&2
+  exit 1
+fi
+# workerman-chat's page connects to port 7272 of the host it was loaded from.
+[ "$APP" = workerman-chat ] && GATEWAY_PORT=${GATEWAY_PORT:-7272}
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
 INVOKE_PORT=${INVOKE_PORT:-9000}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
@@ -42,7 +50,11 @@ for port in "$DYNAMODB_PORT" "$INVOKE_PORT" "$GATEWAY_PORT"; do
 done
 
 say "building the functions and the local gateway (the first build takes a few minutes)"
-cargo build --bin connect --bin message --bin disconnect   # as cargo lambda watch builds them
+if [ -n "$APP" ]; then
+  cargo build -p "$APP" --bins   # as cargo lambda watch builds them
+else
+  cargo build --bin connect --bin message --bin disconnect
+fi
 cargo build --bin local-gateway
 
 say "starting moto on 127.0.0.1:$DYNAMODB_PORT"
@@ -71,15 +83,20 @@ say "starting the local gateway on 127.0.0.1:$GATEWAY_PORT"
 # GATEWAY_FLAGS passes more (`--drop-disconnects 20`, `--push-rate-limit 100`: local-gateway --help).
 env -u AWS_SESSION_TOKEN setsid target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" \
   --invoke-url "http://127.0.0.1:$INVOKE_PORT" --stage "$STAGE" \
-  --access-key-id local --secret-access-key local --region us-east-1 ${GATEWAY_FLAGS:-} \
+  --access-key-id local --secret-access-key local --region us-east-1 \
+  --function-prefix "${APP:+$APP-}" ${GATEWAY_FLAGS:-} \
   > >(tee "$LOGS/gateway.log") 2>&1 &
 pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
 
 mode="anonymous connections; ?uid=NAME binds a uid"
 [ -n "${AUTH_SECRET:-}" ] && mode="connections need ?token=<JWT signed with AUTH_SECRET>"
-say "ready ($mode)"
+say "ready ($mode)${APP:+, running examples/$APP}"
 say "  wscat -c ws://127.0.0.1:$GATEWAY_PORT      (or: websocat ws://127.0.0.1:$GATEWAY_PORT)"
-say "  chat page: http://127.0.0.1:$GATEWAY_PORT/"
+if [ -n "$APP" ]; then
+  say "  its page: see examples/$APP/README.md"
+else
+  say "  chat page: http://127.0.0.1:$GATEWAY_PORT/"
+fi
 say "  function logs: $LOGS/functions.log   DynamoDB: http://127.0.0.1:$DYNAMODB_PORT"
 wait -n "${pids[@]}"
 say "a part stopped; see the logs in $LOGS/"

@@ -32,6 +32,10 @@ struct Args {
     /// How functions are named at the invoke endpoint.
     #[arg(long, value_enum, default_value = "package")]
     function_names: FunctionNames,
+    /// Serve another application's functions: `workerman-chat-` invokes
+    /// `workerman-chat-connect` where the template names `connect`.
+    #[arg(long, env = "FUNCTION_PREFIX", default_value = "")]
+    function_prefix: String,
     /// The stage events name (clients may connect to / or /{stage}).
     #[arg(long, env = "STAGE", default_value = "dev")]
     stage: String,
@@ -100,7 +104,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_target(false)
         .init();
     let args = Args::parse();
-    let routes = Routes::from_file(&args.template, args.function_names)?;
+    let routes =
+        Routes::from_file(&args.template, args.function_names)?.with_prefix(&args.function_prefix);
     for (route, function) in &routes.functions {
         tracing::info!(route, function, "route");
     }

@@ -79,6 +79,19 @@ impl Routes {
         Self::from_template(&text, names)
     }
 
+    /// The same routes served by functions whose names start with `prefix`: an application other
+    /// than the default one, whose binaries sit beside the default's in the workspace
+    /// (`workerman-chat-connect` for `connect`).
+    pub fn with_prefix(mut self, prefix: &str) -> Routes {
+        for function in self.functions.values_mut() {
+            function.insert_str(0, prefix);
+        }
+        if let Some(authorizer) = &mut self.authorizer {
+            authorizer.function.insert_str(0, prefix);
+        }
+        self
+    }
+
     pub fn from_template(text: &str, names: FunctionNames) -> Result<Routes, RoutesError> {
         let template: Value = serde_yaml_ng::from_str(text).map_err(|e| RoutesError::Read {
             path: "template".into(),
@@ -236,6 +249,19 @@ mod tests {
         let routes = Routes::from_template(PROJECT_TEMPLATE, FunctionNames::Package).unwrap();
         let authorizer = routes.authorizer.expect("an authorizer on $connect");
         assert_eq!(authorizer.function, "connect");
+    }
+
+    #[test]
+    fn another_application_serves_the_same_routes_under_its_prefix() {
+        let routes = Routes::from_template(PROJECT_TEMPLATE, FunctionNames::Package)
+            .unwrap()
+            .with_prefix("workerman-chat-");
+        assert_eq!(routes.function("$connect"), Some("workerman-chat-connect"));
+        assert_eq!(routes.function("$default"), Some("workerman-chat-message"));
+        assert_eq!(
+            routes.authorizer.map(|a| a.function).as_deref(),
+            Some("workerman-chat-connect")
+        );
     }
 
     #[test]

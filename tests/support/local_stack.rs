@@ -541,11 +541,24 @@ impl Ws {
     /// Call it once every frame this client sent has been answered: the gateway invokes a
     /// connection's frames concurrently, so only pushes already made come before the pong.
     pub async fn expect_nothing_pending(&mut self) {
-        self.send(r#"{"action":"ping"}"#).await;
-        assert_eq!(
-            self.recv_json().await,
-            serde_json::json!({"type":"pong"}),
-            "{} had a frame pending",
+        self.expect_nothing_before(r#"{"action":"ping"}"#, |answer| {
+            *answer == serde_json::json!({"type":"pong"})
+        })
+        .await;
+    }
+
+    /// [`Ws::expect_nothing_pending`] for any application: `probe`'s answer, which `is_answer`
+    /// recognises, must be the next frame.
+    pub async fn expect_nothing_before(
+        &mut self,
+        probe: &str,
+        is_answer: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        self.send(probe).await;
+        let next = self.recv_json().await;
+        assert!(
+            is_answer(&next),
+            "{} had a frame pending: {next}",
             self.connection_id
         );
     }

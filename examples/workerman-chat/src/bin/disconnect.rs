@@ -1,0 +1,6 @@
+//! workerman-chat's `$disconnect` function: the default one's `main.rs`, handed the chat instead.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::functions::disconnect(workerman_chat::Chat).await
+}

@@ -1,0 +1,187 @@
+//! The Events API with applications of the tests' own, on the handlers over a real store: what
+//! `on_connect` may do, the session's load and save under concurrent frames, and what `on_close`
+//! is told.
+
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+use shared::prelude::*;
+use support::stack::Stack;
+use tokio::sync::Barrier;
+
+/// Sets or removes session keys: `set KEY VALUE`, `del KEY`; `show` answers the session. Each
+/// frame that changes the session reads it, then waits at the barrier until as many frames have
+/// read theirs, so that frames run at once really overlap before any of them saves; one that
+/// starts with `alone` does not wait.
+struct Keys {
+    overlap: Barrier,
+}
+
+impl Events for Keys {
+    async fn on_message<S: Store, P: Push>(
+        &self,
+        client: &mut Client<'_, S, P>,
+        frame: &str,
+    ) -> Result<(), Error> {
+        let mut words: Vec<&str> = frame.split(' ').collect();
+        if words == ["show"] {
+            let session = Value::Object(client.session().await?.clone()).to_string();
+            client.send_to_current_client(&session).await;
+            return Ok(());
+        }
+        if words.first() == Some(&"alone") {
+            words.remove(0);
+        } else {
+            client.session().await?;
+            self.overlap.wait().await;
+        }
+        let session = client.session().await?;
+        match words[..] {
+            ["set", key, value] => {
+                session.insert(key.into(), json!(value));
+            }
+            ["del", key] => {
+                session.remove(key);
+            }
+            _ => {
+                return Err(Rejection::new(ErrorCode::BadRequest, "set, del or show", None).into())
+            }
+        }
+        Ok(())
+    }
+}
+
+fn keys(frames_at_once: usize) -> Keys {
+    Keys {
+        overlap: Barrier::new(frames_at_once),
+    }
+}
+
+async fn session_of<A: Events>(stack: &Stack<A>, connection_id: &str) -> Value {
+    stack.send(connection_id, "show").await;
+    stack.received_json(connection_id)
+}
+
+#[tokio::test]
+async fn two_frames_changing_one_session_at_once_both_keep_their_change() {
+    let stack = Stack::with_app(keys(2)).await;
+    assert_eq!(stack.connect("A=", &[]).await, 200);
+    tokio::join!(
+        stack.send("A=", "set room 1"),
+        stack.send("A=", "set name ann")
+    );
+    assert_eq!(
+        session_of(&stack, "A=").await,
+        json!({"room": "1", "name": "ann"})
+    );
+}
+
+#[tokio::test]
+async fn a_key_removed_by_one_frame_stays_removed_while_another_sets_a_key() {
+    let stack = Stack::with_app(keys(2)).await;
+    assert_eq!(stack.connect("A=", &[]).await, 200);
+    stack.send("A=", "alone set room 1").await;
+    tokio::join!(
+        stack.send("A=", "del room"),
+        stack.send("A=", "set name ann")
+    );
+    assert_eq!(session_of(&stack, "A=").await, json!({"name": "ann"}));
+}
+
+/// Lets in `?name=` (binding it as the uid, in the lobby, greeted in its session) unless it is
+/// mallory; on close, remembers what it was told.
+#[derive(Default)]
+struct Doorman {
+    closed: Mutex<Vec<Value>>,
+}
+
+impl Events for Doorman {
+    async fn on_connect<S: Store, P: Push>(
+        &self,
+        client: &mut Connecting<'_, S, P>,
+    ) -> Result<Verdict, Error> {
+        let Some(name) = client.query("name").map(str::to_owned) else {
+            return Ok(Verdict::Accept);
+        };
+        if name == "mallory" {
+            return Ok(Verdict::Refuse(403));
+        }
+        client.bind_uid(&name)?;
+        client.join_group("lobby")?;
+        client
+            .session()
+            .insert("greeting".into(), json!(format!("hi {name}")));
+        Ok(Verdict::Accept)
+    }
+
+    async fn on_message<S: Store, P: Push>(
+        &self,
+        client: &mut Client<'_, S, P>,
+        _frame: &str,
+    ) -> Result<(), Error> {
+        let uid = client.uid().await?;
+        let session = client.session().await?.clone();
+        let answer = json!({"uid": uid, "session": session});
+        client.send_to_current_client(&answer.to_string()).await;
+        Ok(())
+    }
+
+    async fn on_close<S: Store, P: Push>(&self, client: &Closing<'_, S, P>) -> Result<(), Error> {
+        let groups: Vec<&str> = client.groups().collect();
+        let still_a_member = client.gateway().client_ids_by_group("lobby").await?;
+        self.closed.lock().unwrap().push(json!({
+            "connection": client.connection_id(),
+            "uid": client.uid(),
+            "groups": groups,
+            "session": client.session(),
+            "lobby": still_a_member,
+        }));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn on_connect_binds_a_uid_joins_a_group_and_fills_the_session_in_the_record() {
+    let stack = Stack::with_app(Doorman::default()).await;
+    assert_eq!(stack.connect("A=", &[("name", "ann")]).await, 200);
+    let items = stack.items_of("A=").await;
+    assert_eq!(items.len(), 4, "connection, all, uid and group: {items:?}");
+    assert_eq!(
+        stack.gateway.client_ids_by_group("lobby").await.unwrap(),
+        ["A="]
+    );
+    assert_eq!(
+        stack.gateway.client_ids_by_uid("ann").await.unwrap(),
+        ["A="]
+    );
+    stack.send("A=", "who").await;
+    assert_eq!(
+        stack.received_json("A="),
+        json!({"uid": "ann", "session": {"greeting": "hi ann"}})
+    );
+}
+
+#[tokio::test]
+async fn on_connect_refusing_answers_its_status_and_writes_nothing() {
+    let stack = Stack::with_app(Doorman::default()).await;
+    assert_eq!(stack.connect("M=", &[("name", "mallory")]).await, 403);
+    assert!(stack.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn on_close_is_told_the_uid_groups_and_session_after_the_items_are_gone() {
+    let stack = Stack::with_app(Doorman::default()).await;
+    assert_eq!(stack.connect("A=", &[("name", "ann")]).await, 200);
+    assert_eq!(stack.disconnect("A=").await, 200);
+    assert!(stack.items().await.is_empty());
+    assert_eq!(
+        *stack.app.closed.lock().unwrap(),
+        [json!({
+            "connection": "A=",
+            "uid": "ann",
+            "groups": ["lobby"],
+            "session": {"greeting": "hi ann"},
+            "lobby": [],
+        })]
+    );
+}

@@ -1,0 +1,166 @@
+//! workerman-chat's protocol, as its page speaks it, through the whole local stack: real WebSocket
+//! clients → the local gateway → the chat's three function binaries (`examples/workerman-chat`)
+//! under `cargo lambda watch` → the DynamoDB-compatible server.
+
+use serde_json::{json, Value};
+use support::local_stack::{LocalStack, Ws};
+
+/// The stack with the chat's functions in place of the default ones.
+async fn chat() -> LocalStack {
+    LocalStack::start_app("workerman-chat-", &[]).await
+}
+
+/// A page that has connected and logged in: its socket, its client id, and the login answer.
+struct Page {
+    ws: Ws,
+    id: String,
+    login: Value,
+}
+
+/// Connects as the page does (`ws://host:port`, nothing else) and logs in.
+async fn log_in(stack: &LocalStack, room: &str, name: &str) -> Page {
+    let mut ws = stack.raw_client("").await;
+    let frame = json!({"type": "login", "client_name": name, "room_id": room});
+    ws.send(&frame.to_string()).await;
+    let login = ws.recv_json().await;
+    assert_eq!(login["type"], "login", "{login}");
+    let id = login["client_id"].as_str().expect("a client id").to_owned();
+    Page { ws, id, login }
+}
+
+/// Proves nothing else is queued for the page: the answer to a frame the chat cannot read must
+/// be the next frame.
+async fn expect_nothing_pending(page: &mut Page) {
+    page.ws
+        .expect_nothing_before("probe", |answer| answer["code"] == "bad_request")
+        .await;
+}
+
+async fn say(page: &mut Page, to: &str, to_name: &str, content: &str) {
+    let frame =
+        json!({"type": "say", "to_client_id": to, "to_client_name": to_name, "content": content});
+    page.ws.send(&frame.to_string()).await;
+}
+
+#[tokio::test]
+async fn a_login_gets_the_rooms_client_list_and_only_that_room_hears_of_it() {
+    let stack = chat().await;
+    let mut ann = log_in(&stack, "1", "ann").await;
+    assert_eq!(ann.login["client_list"], json!({ann.id.clone(): "ann"}));
+    let mut cid = log_in(&stack, "2", "cid").await;
+
+    let bob = log_in(&stack, "1", "bob").await;
+    assert_eq!(
+        bob.login["client_list"],
+        json!({ann.id.clone(): "ann", bob.id.clone(): "bob"})
+    );
+    assert_eq!(bob.login["client_name"], "bob");
+    let heard = ann.ws.recv_json().await;
+    assert_eq!(
+        (&heard["type"], &heard["client_id"], &heard["client_name"]),
+        (&json!("login"), &json!(bob.id), &json!("bob"))
+    );
+    assert!(
+        heard.get("client_list").is_none(),
+        "the room hears no list: {heard}"
+    );
+    expect_nothing_pending(&mut cid).await;
+}
+
+#[tokio::test]
+async fn what_is_said_to_all_reaches_the_room_escaped_with_its_line_breaks() {
+    let stack = chat().await;
+    let mut ann = log_in(&stack, "1", "<ann>").await;
+    let mut bob = log_in(&stack, "1", "bob").await;
+    let mut cid = log_in(&stack, "2", "cid").await;
+    ann.ws.recv_json().await; // bob's login
+
+    say(&mut ann, "all", "所有人", "hi <b>\nthere").await;
+    let ann_id = ann.id.clone();
+    for page in [&mut ann, &mut bob] {
+        let said = page.ws.recv_json().await;
+        assert_eq!(said["type"], "say");
+        assert_eq!(said["from_client_id"], json!(ann_id));
+        assert_eq!(said["from_client_name"], "&lt;ann&gt;");
+        assert_eq!(said["to_client_id"], "all");
+        assert_eq!(said["content"], "hi &lt;b&gt;<br />\nthere");
+    }
+    expect_nothing_pending(&mut cid).await;
+}
+
+#[tokio::test]
+async fn a_private_message_reaches_its_addressee_and_a_copy_its_sender_only() {
+    let stack = chat().await;
+    let mut ann = log_in(&stack, "1", "ann").await;
+    let mut bob = log_in(&stack, "1", "bob").await;
+    let mut eve = log_in(&stack, "1", "eve").await;
+    ann.ws.recv_json_n(2).await; // bob's and eve's logins
+    bob.ws.recv_json().await; // eve's login
+
+    let bob_id = bob.id.clone();
+    say(&mut ann, &bob_id, "bob", "psst").await;
+    let received = bob.ws.recv_json().await;
+    assert_eq!(received["content"], "<b>对你说: </b>psst");
+    assert_eq!(received["from_client_name"], "ann");
+    assert_eq!(received["to_client_id"], json!(bob.id));
+    let copy = ann.ws.recv_json().await;
+    assert_eq!(copy["content"], "<b>你对bob说: </b>psst");
+    expect_nothing_pending(&mut eve).await;
+}
+
+#[tokio::test]
+async fn a_closed_page_is_announced_to_its_room_and_left_out_of_the_next_list() {
+    let stack = chat().await;
+    let mut ann = log_in(&stack, "1", "ann").await;
+    let bob = log_in(&stack, "1", "bob").await;
+    ann.ws.recv_json().await; // bob's login
+    let bob_id = bob.id.clone();
+
+    bob.ws.close().await;
+    let logout = ann.ws.recv_json().await;
+    assert_eq!(
+        (
+            &logout["type"],
+            &logout["from_client_id"],
+            &logout["from_client_name"]
+        ),
+        (&json!("logout"), &json!(bob_id), &json!("bob"))
+    );
+
+    let dan = log_in(&stack, "1", "dan").await;
+    assert_eq!(
+        dan.login["client_list"],
+        json!({ann.id.clone(): "ann", dan.id.clone(): "dan"})
+    );
+}
+
+#[tokio::test]
+async fn a_frame_the_chat_cannot_read_is_answered_with_an_error_and_the_page_stays_connected() {
+    let stack = chat().await;
+    let mut page = stack.raw_client("").await;
+    page.send(r#"{"type":"pong"}"#).await;
+    page.send(r#"{"type":"say","to_client_id":"all","content":"before logging in"}"#)
+        .await;
+    let refused = page.recv_json().await;
+    assert_eq!(
+        (&refused["type"], &refused["code"]),
+        (&json!("error"), &json!("bad_request")),
+        "the pong got no answer, the say before login a bad_request: {refused}"
+    );
+    page.send("not json").await;
+    assert_eq!(page.recv_json().await["code"], "bad_request");
+    page.send(r#"{"type":"login","client_name":"ann"}"#).await;
+    let refused = page.recv_json().await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("room_id"),
+        "{refused}"
+    );
+
+    page.send(r#"{"type":"login","client_name":"ann","room_id":1}"#)
+        .await;
+    let login = page.recv_json().await;
+    assert_eq!(login["type"], "login", "a numeric room works too: {login}");
+}
