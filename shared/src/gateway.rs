@@ -195,13 +195,13 @@ impl<S: Store, P: Push> Gateway<S, P> {
     fn recipients<'a>(
         &'a self,
         target: &'a Target,
-        sets: &[Members<'a>],
+        sets: &'a [Members<'a>],
     ) -> BoxStream<'a, Result<Recipient, StoreError>> {
         if let Target::Connections(ids) = target {
             return stream::iter(ids.iter().map(|id| Ok((id.clone(), None)))).boxed();
         }
         // Several sets (a list of uids or groups) are read a few at a time, not one after another.
-        stream::iter(sets.to_vec().into_iter().enumerate())
+        stream::iter(sets.iter().copied().enumerate())
             .map(|(index, set)| {
                 self.store
                     .members(set)

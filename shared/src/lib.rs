@@ -40,3 +40,8 @@ pub mod prelude {
     pub use crate::session::Session;
     pub use crate::store::Store;
 }
+
+/// The porting guide's Rust example, compiled by `cargo test` so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/porting.md")]
+pub struct PortingGuide;
