@@ -253,12 +253,14 @@ async fn a_connection_whose_disconnect_never_came_is_removed_by_the_next_410() {
         .find(|f| f["type"] == "ack")
         .unwrap_or_else(|| panic!("no ack in {frames:?}"));
     assert_eq!(ack["delivered"], 1, "only bob is still there");
-    let items = stack.await_items(4).await;
+    // bob's 4 records, and the room's stream: its head and the message it keeps.
+    let items = stack.await_items(6).await;
     assert_eq!(
         kinds(&items)["uid"],
         1,
         "bob's records are all that is left"
     );
+    assert_eq!(kinds(&items)["stream"], 2, "{:?}", kinds(&items));
     let log = stack
         .await_function_log(|line| line.contains("its records were removed"))
         .await;

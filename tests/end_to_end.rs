@@ -64,9 +64,11 @@ async fn ping_whoami_and_the_group_commands_answer_through_the_gateway() {
         a.recv_json().await,
         json!({"type":"ack","id":"m1","delivered":1})
     );
+    let message = b.recv_json().await;
+    let epoch = message["epoch"].as_str().expect("a group stream's epoch");
     assert_eq!(
-        b.recv_json().await,
-        json!({"type":"message","from":{"connectionId":a.connection_id,"uid":"alice"},"to":{"group":"room-1"},"data":{"text":"hi room"}})
+        message,
+        json!({"type":"message","from":{"connectionId":a.connection_id,"uid":"alice"},"to":{"group":"room-1"},"data":{"text":"hi room"},"group":"room-1","epoch":epoch,"offset":1})
     );
     a.send(r#"{"action":"presence","group":"room-1"}"#).await;
     assert_eq!(

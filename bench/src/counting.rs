@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::stream::{BoxStream, StreamExt};
-use shared::store::{Admission, ConnectionRecord, Member, Members, Store, StoreError};
+use shared::store::{
+    Admission, ConnectionRecord, Kept, Member, Members, Position, Store, StoreError,
+};
 
 pub struct CountingStore<S> {
     pub inner: S,
@@ -47,8 +49,50 @@ impl<S: Store> Store for CountingStore<S> {
         self.inner.remove_connection(connection_id).await
     }
 
-    async fn join(&self, record: &ConnectionRecord, group: &str) -> Result<bool, StoreError> {
-        self.inner.join(record, group).await
+    async fn join(
+        &self,
+        record: &ConnectionRecord,
+        group: &str,
+        presence: bool,
+    ) -> Result<bool, StoreError> {
+        self.inner.join(record, group, presence).await
+    }
+
+    async fn advance(
+        &self,
+        group: &str,
+        epoch: &str,
+        expires_at: i64,
+    ) -> Result<Position, StoreError> {
+        self.inner.advance(group, epoch, expires_at).await
+    }
+
+    async fn keep(
+        &self,
+        group: &str,
+        offset: u64,
+        frame: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.keep(group, offset, frame, expires_at).await
+    }
+
+    async fn position(&self, group: &str) -> Result<Option<Position>, StoreError> {
+        let position = self.inner.position(group).await?;
+        self.items_read
+            .fetch_add(usize::from(position.is_some()), Ordering::SeqCst);
+        Ok(position)
+    }
+
+    async fn history(
+        &self,
+        group: &str,
+        after: u64,
+        max_bytes: usize,
+    ) -> Result<(Vec<Kept>, bool), StoreError> {
+        let (kept, more) = self.inner.history(group, after, max_bytes).await?;
+        self.items_read.fetch_add(kept.len(), Ordering::SeqCst);
+        Ok((kept, more))
     }
 
     async fn leave(&self, connection_id: &str, group: &str) -> Result<(), StoreError> {

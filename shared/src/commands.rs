@@ -9,7 +9,9 @@ use crate::error::Error;
 use crate::events::Client;
 use crate::protocol::{self, Command, Outgoing, Target};
 use crate::push::Push;
-use crate::store::{Members, Store};
+use serde_json::value::RawValue;
+
+use crate::store::{Members, Position, Store, StoreError};
 
 /// Carries out `command`; returns the frames for the sender.
 pub async fn run<S: Store, P: Push>(
@@ -35,15 +37,36 @@ pub async fn run<S: Store, P: Push>(
             }
             .to_json()])
         }
-        Command::Join { group } => {
-            if !gateway.join_group(sender.connection_id(), &group).await? {
-                return Err(Error::UnknownConnection(sender.connection_id().to_owned()));
-            }
-            Ok(vec![Outgoing::Joined { group: &group }.to_json()])
-        }
+        Command::Join { group, presence } => join(sender, &group, presence).await,
         Command::Leave { group } => {
-            gateway.leave_group(sender.connection_id(), &group).await?;
+            let uid = sender.uid().await?;
+            gateway
+                .leave_at(
+                    Some(sender.endpoint()),
+                    sender.connection_id(),
+                    uid.as_deref(),
+                    &group,
+                )
+                .await?;
             Ok(vec![Outgoing::Left { group: &group }.to_json()])
+        }
+        Command::History { group, since } => {
+            let recovery = gateway.recover(&group, since.as_ref()).await?;
+            let messages = recovery
+                .messages
+                .iter()
+                .map(|kept| serde_json::from_str::<&RawValue>(&kept.frame))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Malformed(format!("a kept message is not JSON: {e}")))?;
+            Ok(vec![Outgoing::History {
+                group: &group,
+                epoch: &recovery.top.epoch,
+                offset: recovery.top.offset,
+                recovered: recovery.recovered,
+                messages,
+                more: recovery.more,
+            }
+            .to_json()])
         }
         Command::Presence { group } => {
             let of = group.as_deref().map_or(Members::All, Members::Group);
@@ -59,20 +82,74 @@ pub async fn run<S: Store, P: Push>(
     }
 }
 
+/// `join`: the group's followers are told; the joiner learns where the group's stream is and,
+/// with `presence`, who is in it.
+async fn join<S: Store, P: Push>(
+    sender: &Client<'_, S, P>,
+    group: &str,
+    presence: bool,
+) -> Result<Vec<String>, Error> {
+    let gateway = sender.gateway();
+    let id = sender.connection_id();
+    let (joined, position) = futures_util::try_join!(
+        gateway.join_at(Some(sender.endpoint()), id, group, presence),
+        gateway.stream_position(group),
+    )?;
+    if !joined {
+        return Err(Error::UnknownConnection(id.to_owned()));
+    }
+    let members = match presence {
+        true => gateway.members_within_limit(group).await?,
+        false => None,
+    };
+    let listed = members.as_ref().map(|members| {
+        members
+            .iter()
+            .map(|m| protocol::From {
+                connection_id: &m.connection_id,
+                uid: m.uid.as_deref(),
+            })
+            .collect()
+    });
+    Ok(vec![Outgoing::Joined {
+        group,
+        position: position.as_ref(),
+        members: listed,
+        presence_limit: (presence && members.is_none()).then_some(gateway.config.presence_limit),
+    }
+    .to_json()])
+}
+
 async fn send_message<S: Store, P: Push>(
     sender: &Client<'_, S, P>,
     send: protocol::Send,
 ) -> Result<Vec<String>, Error> {
     let uid = sender.uid().await?;
-    let frame = Outgoing::Message {
-        from: protocol::From {
-            connection_id: sender.connection_id(),
-            uid: uid.as_deref(),
-        },
-        to: &send.to,
-        data: &send.data,
-    }
-    .to_json();
+    let message = |group: Option<&str>, position: Option<&Position>| {
+        Outgoing::Message {
+            from: protocol::From {
+                connection_id: sender.connection_id(),
+                uid: uid.as_deref(),
+            },
+            to: &send.to,
+            data: &send.data,
+            group,
+            position,
+        }
+        .to_json()
+    };
+    // A message to one group takes its place in the group's stream, to be recovered.
+    let frame = match &send.target {
+        Target::Groups(groups) if groups.len() == 1 && sender.gateway().keeps_history() => {
+            let group = groups[0].as_str();
+            let (_, frame) = sender
+                .gateway()
+                .append(group, |position| message(Some(group), Some(position)))
+                .await?;
+            frame
+        }
+        _ => message(None, None),
+    };
     let mut exclude: HashSet<&str> = send.exclude.iter().map(String::as_str).collect();
     if send.exclude_self {
         exclude.insert(sender.connection_id());

@@ -73,6 +73,13 @@ pub struct Config {
     /// less than this long ago. API Gateway answers 410 to pushes that reach a connection before
     /// its handshake completes, and `$connect` may run for up to 29 s; 30 s by default.
     pub connect_grace: Duration,
+    /// `HISTORY_SIZE`: the messages a group's stream keeps for recovery (protocol: "Recovery");
+    /// 0 turns streams off (no offsets, no history: group sends cost no extra writes).
+    pub history_size: u64,
+    /// `HISTORY_SECONDS`: how long a kept message stays recoverable.
+    pub history_age: Duration,
+    /// `PRESENCE_LIMIT`: groups with more members send no presence events and list no members.
+    pub presence_limit: usize,
 }
 
 impl Config {
@@ -86,6 +93,11 @@ impl Config {
     pub const DEFAULT_READ_CONCURRENCY: usize = crate::store::ALL_SHARDS as usize;
     pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_CONNECT_GRACE: Duration = Duration::from_secs(30);
+    pub const DEFAULT_HISTORY_SIZE: u64 = 100;
+    /// Ten minutes: a client dropped by API Gateway's limits is back within seconds; one away
+    /// longer learns that it missed something (`recovered: false`).
+    pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(600);
+    pub const DEFAULT_PRESENCE_LIMIT: usize = 100;
     /// A push carries at most 128 KiB; an echo or a message envelope adds to the client's
     /// message, so the message itself stays 32 KiB under that.
     pub const MAX_MESSAGE_BYTES_LIMIT: usize = 96 * 1024;
@@ -109,6 +121,9 @@ impl Config {
             read_concurrency: Self::DEFAULT_READ_CONCURRENCY,
             dynamodb_timeout: Self::DEFAULT_DYNAMODB_TIMEOUT,
             connect_grace: Self::DEFAULT_CONNECT_GRACE,
+            history_size: Self::DEFAULT_HISTORY_SIZE,
+            history_age: Self::DEFAULT_HISTORY_AGE,
+            presence_limit: Self::DEFAULT_PRESENCE_LIMIT,
         }
     }
 
@@ -205,6 +220,19 @@ impl Config {
         }
         if let Some(v) = get("RATE_WINDOW_SECONDS") {
             config.rate_window = Duration::from_secs(positive("RATE_WINDOW_SECONDS", &v)?);
+        }
+        if let Some(v) = get("HISTORY_SIZE") {
+            config.history_size = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "HISTORY_SIZE",
+                expected: "a whole number of messages per group (0 turns history off)",
+                value: v.clone(),
+            })?;
+        }
+        if let Some(v) = get("HISTORY_SECONDS") {
+            config.history_age = Duration::from_secs(positive("HISTORY_SECONDS", &v)?);
+        }
+        if let Some(v) = get("PRESENCE_LIMIT") {
+            config.presence_limit = positive("PRESENCE_LIMIT", &v)? as usize;
         }
         Ok(config)
     }

@@ -14,7 +14,8 @@ use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::error::Error;
-use crate::protocol::Target;
+use crate::presence_events::Subject;
+use crate::protocol::{PresenceChange, Target};
 use crate::push::{Delivery, Push, PushError};
 use crate::rate_limit::RateLimiter;
 use crate::session::{self, Session};
@@ -127,24 +128,36 @@ impl<S: Store, P: Push> Gateway<S, P> {
     ) -> Result<Delivery, PushError> {
         let delivery = self.push.post(endpoint, connection_id, data).await?;
         if delivery == Delivery::Gone {
-            self.prune_via(connection_id, via).await;
+            self.prune_via(endpoint, connection_id, via).await;
         }
         Ok(delivery)
+    }
+
+    /// [`Gateway::push_to`] a member of `group`.
+    pub(crate) async fn push_to_member(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        group: &str,
+        data: &str,
+    ) -> Result<Delivery, PushError> {
+        self.push_via(endpoint, connection_id, Some(Members::Group(group)), data)
+            .await
     }
 
     /// Removes the records of a connection API Gateway says is gone — unless it was recorded
     /// within the connect grace: API Gateway also answers 410 to a push that reaches a connection
     /// whose handshake has not completed, and removing a new connection's records would leave it
     /// open but unreachable (protocol: "State and lifetime").
-    pub async fn prune(&self, connection_id: &str) {
-        self.prune_via(connection_id, None).await;
+    pub async fn prune(&self, endpoint: &str, connection_id: &str) {
+        self.prune_via(endpoint, connection_id, None).await;
     }
 
     /// [`Gateway::prune`], also deleting the member item of `via` that named the connection when
     /// its record does not account for it: a `join` that landed between a `$disconnect`'s read and
     /// its deletes, or a record already gone, would otherwise leave that item to be pushed to, and
-    /// answered 410, until its TTL.
-    async fn prune_via(&self, connection_id: &str, via: Option<Members<'_>>) {
+    /// answered 410, until its TTL. The followers of its groups are told it left.
+    async fn prune_via(&self, endpoint: &str, connection_id: &str, via: Option<Members<'_>>) {
         let grace = self.config.connect_grace.as_millis() as i64;
         match self.store.connection(connection_id).await {
             Ok(Some(record)) if record.connected_at > now_millis() - grace => {
@@ -167,6 +180,10 @@ impl<S: Store, P: Push> Gateway<S, P> {
                     gone = connection_id,
                     "connection gone (410): its records were removed"
                 );
+                if let Some(record) = &record {
+                    // Boxed: announcing pushes, and a push found gone prunes in turn.
+                    Box::pin(self.announce_record(endpoint, record, PresenceChange::Leave)).await;
+                }
                 record
             }
             Err(e) => {
@@ -380,19 +397,70 @@ impl<S: Store, P: Push> Gateway<S, P> {
         }
     }
 
-    /// joinGroup; `false` when the connection is gone.
+    /// joinGroup; `false` when the connection is gone. The group's followers are told, through
+    /// the configured endpoint.
     pub async fn join_group(&self, connection_id: &str, group: &str) -> Result<bool, Error> {
-        check_name(group, false)?;
-        match self.store.connection(connection_id).await? {
-            Some(record) => Ok(self.store.join(&record, group).await?),
-            None => Ok(false),
-        }
+        let endpoint = self.config.management_endpoint.as_deref();
+        self.join_at(endpoint, connection_id, group, false).await
     }
 
-    /// leaveGroup; leaving a group one is not in is not an error.
+    /// [`Gateway::join_group`], following the group's joins and leaves when `presence`, telling
+    /// its followers through `endpoint` (none: not told); `false` when the connection is gone.
+    pub async fn join_at(
+        &self,
+        endpoint: Option<&str>,
+        connection_id: &str,
+        group: &str,
+        presence: bool,
+    ) -> Result<bool, Error> {
+        check_name(group, false)?;
+        let Some(record) = self.store.connection(connection_id).await? else {
+            return Ok(false);
+        };
+        if !self.store.join(&record, group, presence).await? {
+            return Ok(false);
+        }
+        if let (Some(endpoint), false) = (endpoint, record.groups.contains(group)) {
+            let subject = Subject {
+                connection_id,
+                uid: record.uid.as_deref(),
+            };
+            self.announce(endpoint, group, PresenceChange::Join, subject)
+                .await;
+        }
+        Ok(true)
+    }
+
+    /// leaveGroup; leaving a group one is not in is not an error. The group's followers are told,
+    /// through the configured endpoint.
     pub async fn leave_group(&self, connection_id: &str, group: &str) -> Result<(), Error> {
         check_name(group, false)?;
-        Ok(self.store.leave(connection_id, group).await?)
+        let uid = match &self.config.management_endpoint {
+            Some(_) => self.uid_by_client_id(connection_id).await?,
+            None => None,
+        };
+        let endpoint = self.config.management_endpoint.as_deref();
+        self.leave_at(endpoint, connection_id, uid.as_deref(), group)
+            .await
+    }
+
+    /// [`Gateway::leave_group`] by a connection whose uid the caller knows, telling the group's
+    /// followers through `endpoint` (none: not told).
+    pub async fn leave_at(
+        &self,
+        endpoint: Option<&str>,
+        connection_id: &str,
+        uid: Option<&str>,
+        group: &str,
+    ) -> Result<(), Error> {
+        check_name(group, false)?;
+        self.store.leave(connection_id, group).await?;
+        if let Some(endpoint) = endpoint {
+            let subject = Subject { connection_id, uid };
+            self.announce(endpoint, group, PresenceChange::Leave, subject)
+                .await;
+        }
+        Ok(())
     }
 
     /// ungroup: takes every member out of the group; how many there were.

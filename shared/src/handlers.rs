@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::events::{Client, Closing, Connecting, Events, Verdict};
 use crate::gateway::Gateway;
 use crate::permissions::Permissions;
-use crate::protocol::{ErrorCode, Rejection};
+use crate::protocol::{ErrorCode, PresenceChange, Rejection};
 use crate::push::Push;
 use crate::rate_limit::{self, RateLimiter};
 use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Store};
@@ -187,6 +187,10 @@ pub async fn connect<S: Store, P: Push, A: Events>(
                 let record = connecting.into_record();
                 match gateway.store.put_connection(&record).await {
                     Ok(()) => {
+                        // Groups the application's on_connect joined: their followers are told.
+                        if let (false, Ok(endpoint)) = (record.groups.is_empty(), gateway.endpoint(&request.request_context)) {
+                            Box::pin(gateway.announce_record(&endpoint, &record, PresenceChange::Join)).await;
+                        }
                         tracing::info!(outcome = "connected", uid = record.uid.as_deref(), duration_ms = millis(started.elapsed()), "connect");
                         200
                     }
@@ -233,6 +237,10 @@ pub async fn disconnect<S: Store, P: Push, A: Events>(
                     "disconnect"
                 );
                 if let Some(record) = record {
+                    match gateway.endpoint(context) {
+                        Ok(endpoint) => Box::pin(gateway.announce_record(&endpoint, &record, PresenceChange::Leave)).await,
+                        Err(e) => tracing::warn!(error = %e, "no presence events: nowhere to push them"),
+                    }
                     let closing = Closing::new(gateway, record, context.disconnect_status_code);
                     if let Err(e) = Box::pin(app.on_close(&closing)).await {
                         tracing::error!(outcome = "failed", error = %e, "the application's on_close failed");

@@ -18,12 +18,14 @@ pub mod handlers;
 pub mod jitter;
 pub mod names;
 pub mod permissions;
+pub mod presence_events;
 pub mod protocol;
 pub mod push;
 pub mod rate_limit;
 pub mod session;
 pub mod sigv4;
 pub mod store;
+pub mod streams;
 
 pub use built_in::BuiltIn;
 pub use config::Config;

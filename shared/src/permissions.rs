@@ -106,7 +106,11 @@ impl Permissions {
     /// Whether the connection may carry out `command`: the `forbidden` rejection when not.
     pub fn check(&self, command: &Command) -> Result<(), Rejection> {
         let (allowed, what) = match command {
-            Command::Join { group } => (self.group(group), format!("join group {group:?}")),
+            Command::Join { group, .. } => (self.group(group), format!("join group {group:?}")),
+            Command::History { group, .. } => (
+                self.group(group),
+                format!("read the history of group {group:?}"),
+            ),
             Command::Presence { group: Some(group) } => (
                 self.group(group),
                 format!("see the presence of group {group:?}"),

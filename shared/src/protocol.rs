@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::names::{is_valid_connection_id, is_valid_name};
@@ -36,11 +36,19 @@ pub enum Command {
     Whoami,
     Join {
         group: String,
+        /// `"presence":true`: list the members now, and tell of each join and leave from now on.
+        presence: bool,
     },
     Leave {
         group: String,
     },
     Send(Send),
+    /// `history`: a group's messages after a position (protocol: "Recovery").
+    History {
+        group: String,
+        /// Where the client's copy ends; `None` for everything kept.
+        since: Option<Position>,
+    },
     /// `presence`, of one group or (without `group`) of every connection.
     Presence {
         group: Option<String>,
@@ -58,8 +66,16 @@ impl Command {
             Command::Leave { .. } => "leave",
             Command::Send(_) => "send",
             Command::Presence { .. } => "presence",
+            Command::History { .. } => "history",
         }
     }
+}
+
+/// A place in a group's stream: its epoch, and the offset of a message in it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Position {
+    pub epoch: String,
+    pub offset: u64,
 }
 
 /// A `send` command, checked.
@@ -165,7 +181,22 @@ pub fn parse(body: &str) -> Result<Incoming, Rejection> {
         }
         "ping" => Command::Ping,
         "whoami" => Command::Whoami,
-        "join" => Command::Join { group: fields.name("group")? },
+        "join" => Command::Join {
+            group: fields.name("group")?,
+            presence: fields.flag("presence")?,
+        },
+        "history" => Command::History {
+            group: fields.name("group")?,
+            since: match fields.map.get("since") {
+                None => None,
+                Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|_| {
+                    Rejection::bad(
+                        "history",
+                        "since must be {\"epoch\":\"…\",\"offset\":N}, as a message or joined frame gave them",
+                    )
+                })?),
+            },
+        },
         "leave" => Command::Leave { group: fields.name("group")? },
         "presence" => Command::Presence {
             group: match fields.map.get("group") {
@@ -178,7 +209,7 @@ pub fn parse(body: &str) -> Result<Incoming, Rejection> {
             return Err(Rejection::new(
                 ErrorCode::UnknownAction,
                 format!(
-                    "unknown action {other:?}; known actions are sendmessage, ping, whoami, join, leave, send and presence"
+                    "unknown action {other:?}; known actions are sendmessage, ping, whoami, join, leave, send, presence and history"
                 ),
                 Some(other),
             ))
@@ -200,6 +231,15 @@ impl Fields<'_> {
                 format!("{} needs {key:?}: {what}", self.action),
             )
         })
+    }
+
+    /// An optional `true`/`false`, false when absent.
+    fn flag(&self, key: &str) -> Result<bool, Rejection> {
+        match self.map.get(key) {
+            None => Ok(false),
+            Some(raw) => serde_json::from_str::<bool>(raw.get())
+                .map_err(|_| Rejection::bad(self.action, format!("{key} must be true or false"))),
+        }
     }
 
     /// A required uid or group name, checked against the naming rules.
@@ -267,11 +307,7 @@ fn parse_send(fields: &Fields<'_>) -> Result<Send, Rejection> {
         None => Vec::new(),
         Some(raw) => checked_list(action, "exclude", raw, checked_connection_id, true)?,
     };
-    let exclude_self = match fields.map.get("excludeSelf") {
-        None => false,
-        Some(raw) => serde_json::from_str::<bool>(raw.get())
-            .map_err(|_| Rejection::bad(action, "excludeSelf must be true or false"))?,
-    };
+    let exclude_self = fields.flag("excludeSelf")?;
     let id = match fields.map.get("id") {
         None => None,
         Some(raw) => match as_string(raw) {
@@ -371,6 +407,14 @@ pub struct From<'a> {
     pub uid: Option<&'a str>,
 }
 
+/// What a presence event tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceChange {
+    Join,
+    Leave,
+}
+
 /// Every JSON frame the service sends.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -382,8 +426,18 @@ pub enum Outgoing<'a> {
         uid: Option<&'a str>,
         groups: Vec<&'a str>,
     },
+    #[serde(rename_all = "camelCase")]
     Joined {
         group: &'a str,
+        /// Where the group's stream is (when it keeps history and has one): recover from here.
+        #[serde(flatten)]
+        position: Option<&'a Position>,
+        /// The members, for a `join` with `"presence":true` in a group within the size limit.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<From<'a>>>,
+        /// For a `join` with `"presence":true` in a group over the limit: no list, no events.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        presence_limit: Option<usize>,
     },
     Left {
         group: &'a str,
@@ -392,6 +446,29 @@ pub enum Outgoing<'a> {
         from: From<'a>,
         to: &'a RawValue,
         data: &'a RawValue,
+        /// For a message to one group that keeps history: the group and the message's place.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<&'a str>,
+        #[serde(flatten)]
+        position: Option<&'a Position>,
+    },
+    History {
+        group: &'a str,
+        epoch: &'a str,
+        /// The group's last offset.
+        offset: u64,
+        recovered: bool,
+        /// Each message exactly as it was delivered.
+        messages: Vec<&'a RawValue>,
+        more: bool,
+    },
+    /// A member joined or left a group the receiver follows (`"presence":true`).
+    #[serde(rename = "presence", rename_all = "camelCase")]
+    PresenceEvent {
+        event: PresenceChange,
+        group: &'a str,
+        connection_id: &'a str,
+        uid: Option<&'a str>,
     },
     Ack {
         id: &'a str,
@@ -493,8 +570,20 @@ mod tests {
         assert_eq!(
             command(r#"{"action":"join","group":"room-1"}"#),
             Command::Join {
-                group: "room-1".into()
+                group: "room-1".into(),
+                presence: false,
             }
+        );
+        assert_eq!(
+            command(r#"{"action":"join","group":"room-1","presence":true}"#),
+            Command::Join {
+                group: "room-1".into(),
+                presence: true,
+            }
+        );
+        assert_eq!(
+            rejection(r#"{"action":"join","group":"room-1","presence":"yes"}"#).code,
+            ErrorCode::BadRequest
         );
         assert_eq!(
             command(r#"{"action":"leave","group":"room-1"}"#),
@@ -663,10 +752,40 @@ mod tests {
                     uid: Some("al")
                 },
                 to: &to,
-                data: &data
+                data: &data,
+                group: None,
+                position: None,
             }
             .to_json(),
             r#"{"type":"message","from":{"connectionId":"c","uid":"al"},"to":{"uid":"bob"},"data":[1, 2]}"#
+        );
+        let position = Position {
+            epoch: "e1".into(),
+            offset: 7,
+        };
+        assert_eq!(
+            Outgoing::Message {
+                from: From {
+                    connection_id: "c",
+                    uid: None
+                },
+                to: &to,
+                data: &data,
+                group: Some("g"),
+                position: Some(&position),
+            }
+            .to_json(),
+            r#"{"type":"message","from":{"connectionId":"c","uid":null},"to":{"uid":"bob"},"data":[1, 2],"group":"g","epoch":"e1","offset":7}"#
+        );
+        assert_eq!(
+            Outgoing::PresenceEvent {
+                event: PresenceChange::Leave,
+                group: "g",
+                connection_id: "c",
+                uid: None,
+            }
+            .to_json(),
+            r#"{"type":"presence","event":"leave","group":"g","connectionId":"c","uid":null}"#
         );
         assert_eq!(
             Rejection::new(ErrorCode::TooLarge, "big", None).frame(),
@@ -697,7 +816,7 @@ mod properties {
         fn join_takes_exactly_the_valid_names(group in "\\PC{0,140}") {
             let body = serde_json::json!({"action": "join", "group": group}).to_string();
             match parse(&body) {
-                Ok(Incoming::Command(Command::Join { group: parsed })) => {
+                Ok(Incoming::Command(Command::Join { group: parsed, .. })) => {
                     prop_assert!(crate::names::is_valid_name(&group));
                     prop_assert_eq!(parsed, group);
                 }

@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::stream::BoxStream;
 use thiserror::Error;
 
+pub use crate::protocol::Position;
+
 /// How many partitions the set of all connections is spread over. Each `$connect` and
 /// `$disconnect` writes to one of them, and a broadcast reads all of them at once.
 ///
@@ -49,6 +51,8 @@ pub struct ConnectionRecord {
 pub struct Member {
     pub connection_id: String,
     pub uid: Option<String>,
+    /// It joined this group with `"presence":true`: it is told of joins and leaves.
+    pub presence: bool,
 }
 
 /// A set of connections that can be read without touching any other.
@@ -57,6 +61,13 @@ pub enum Members<'a> {
     Uid(&'a str),
     Group(&'a str),
     All,
+}
+
+/// A message a group's stream keeps: its offset and the frame as it was delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub offset: u64,
+    pub frame: String,
 }
 
 /// Whether a frame is within its connection's rate limit.
@@ -115,11 +126,13 @@ pub trait Store: Send + Sync {
         connection_id: &str,
     ) -> impl Future<Output = Result<Option<ConnectionRecord>, StoreError>> + Send;
 
-    /// Adds the connection to `group`; `false` when the connection no longer exists.
+    /// Adds the connection to `group`, following its joins and leaves when `presence`; `false`
+    /// when the connection no longer exists.
     fn join(
         &self,
         record: &ConnectionRecord,
         group: &str,
+        presence: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Takes the connection out of `group`; leaving a group one is not in is not an error.
@@ -168,6 +181,39 @@ pub trait Store: Send + Sync {
         window: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+
+    /// Takes the next offset of `group`'s stream, starting the stream with `epoch` when it has
+    /// none: one atomic write, so that concurrent senders never share or skip an offset.
+    fn advance(
+        &self,
+        group: &str,
+        epoch: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Position, StoreError>> + Send;
+
+    /// Keeps a message of `group`'s stream, as delivered, until `expires_at`.
+    fn keep(
+        &self,
+        group: &str,
+        offset: u64,
+        frame: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Where `group`'s stream is, if it has one.
+    fn position(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
+
+    /// The kept messages of `group` after `after`, oldest first, their frames adding up to at
+    /// most `max_bytes` (at least one, if any); whether more follow.
+    fn history(
+        &self,
+        group: &str,
+        after: u64,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<(Vec<Kept>, bool), StoreError>> + Send;
 
     /// The members of a set, read page by page as the stream is polled, so that memory stays flat
     /// however large the set is.

@@ -51,6 +51,16 @@ pub fn group_item(group: &str, record: &ConnectionRecord) -> Item {
     member_item(Key::group_member(group, &record.connection_id), record)
 }
 
+/// [`group_item`] for a member that follows the group's joins and leaves.
+pub(super) fn following_group_item(group: &str, record: &ConnectionRecord) -> Item {
+    let mut item = group_item(group, record);
+    item.insert(PRESENCE.into(), AttributeValue::Bool(true));
+    item
+}
+
+/// The attribute of a group item that says its member follows joins and leaves.
+pub(super) const PRESENCE: &str = "presence";
+
 pub(super) fn connection_item(record: &ConnectionRecord) -> Item {
     let mut item = member_item(Key::connection(&record.connection_id), record);
     item.insert(
@@ -75,7 +85,7 @@ pub(super) fn connection_item(record: &ConnectionRecord) -> Item {
     item
 }
 
-fn string(item: &Item, name: &str) -> Option<String> {
+pub(super) fn string(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
@@ -109,6 +119,7 @@ pub(super) fn member(item: &Item) -> Result<Member, StoreError> {
         connection_id: string(item, "connectionId")
             .ok_or_else(|| StoreError::Malformed("a member item has no connectionId".into()))?,
         uid: string(item, "uid"),
+        presence: matches!(item.get(PRESENCE), Some(AttributeValue::Bool(true))),
     })
 }
 

@@ -11,6 +11,7 @@
 //!
 //! Every item carries `expiresAt`, the table's TTL attribute.
 
+mod group_stream;
 mod items;
 mod keys;
 mod rate_limit;
@@ -29,8 +30,10 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 pub use items::{group_item, new_connection_items, Item, TTL_ATTRIBUTE};
 pub use keys::Key;
 
-use super::{Admission, ConnectionRecord, Member, Members, Store, StoreError, ALL_SHARDS};
-use items::member_item;
+use super::{
+    Admission, ConnectionRecord, Kept, Member, Members, Position, Store, StoreError, ALL_SHARDS,
+};
+use items::{following_group_item, member_item};
 use keys::{all_partition, group_partition, uid_partition};
 use write::{condition_failed, malformed, put, request_error, update};
 
@@ -200,7 +203,12 @@ impl Store for DynamoStore {
     /// once (API Gateway runs one connection's frames at once; a server's `ungroup`) end with a
     /// member item that no record names: the connection would go on receiving the group's
     /// messages after it left, and its `$disconnect` would not delete the item.
-    async fn join(&self, record: &ConnectionRecord, group: &str) -> Result<bool, StoreError> {
+    async fn join(
+        &self,
+        record: &ConnectionRecord,
+        group: &str,
+        presence: bool,
+    ) -> Result<bool, StoreError> {
         let connection = Key::connection(&record.connection_id);
         let update = Update::builder()
             .table_name(&self.table)
@@ -213,7 +221,14 @@ impl Store for DynamoStore {
             .map_err(malformed)?;
         let items = vec![
             TransactWriteItem::builder().update(update).build(),
-            put(&self.table, group_item(group, record))?,
+            put(
+                &self.table,
+                if presence {
+                    following_group_item(group, record)
+                } else {
+                    group_item(group, record)
+                },
+            )?,
         ];
         match self.transact(items).await {
             Ok(()) => Ok(true),
@@ -336,6 +351,38 @@ impl Store for DynamoStore {
         limit: u32,
     ) -> Result<Admission, StoreError> {
         self.admit_frame(connection_id, window, limit).await
+    }
+
+    async fn advance(
+        &self,
+        group: &str,
+        epoch: &str,
+        expires_at: i64,
+    ) -> Result<Position, StoreError> {
+        self.advance_stream(group, epoch, expires_at).await
+    }
+
+    async fn keep(
+        &self,
+        group: &str,
+        offset: u64,
+        frame: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.keep_message(group, offset, frame, expires_at).await
+    }
+
+    async fn position(&self, group: &str) -> Result<Option<Position>, StoreError> {
+        self.stream_position(group).await
+    }
+
+    async fn history(
+        &self,
+        group: &str,
+        after: u64,
+        max_bytes: usize,
+    ) -> Result<(Vec<Kept>, bool), StoreError> {
+        self.kept_after(group, after, max_bytes).await
     }
 
     fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>> {

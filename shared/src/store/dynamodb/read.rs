@@ -60,7 +60,7 @@ impl DynamoStore {
             .expression_attribute_names("#expires", TTL_ATTRIBUTE)
             .expression_attribute_values(":pk", AttributeValue::S(pk))
             .expression_attribute_values(":now", AttributeValue::N(now_secs().to_string()))
-            .projection_expression("connectionId, uid")
+            .projection_expression("connectionId, uid, presence")
             .consistent_read(true)
             .set_exclusive_start_key(after)
             .send()
