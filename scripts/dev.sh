@@ -67,7 +67,7 @@ env_vars+=",MANAGEMENT_ENDPOINT=http://127.0.0.1:$GATEWAY_PORT/$STAGE"
 env_vars+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1"
 # Without AUTH_SECRET the functions refuse to start unless told this is development.
 [ -n "${AUTH_SECRET:-}" ] || env_vars+=",ALLOW_ANONYMOUS=true"
-for name in AUTH_SECRET MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENCY PUSH_TIMEOUT_MS RATE_LIMIT RATE_WINDOW_SECONDS DYNAMODB_READ_CONCURRENCY DYNAMODB_TIMEOUT_MS RUST_LOG; do
+for name in AUTH_SECRET MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENCY PUSH_TIMEOUT_MS RATE_LIMIT RATE_WINDOW_SECONDS HISTORY_SIZE HISTORY_SECONDS PRESENCE_LIMIT CONNECT_GRACE_SECONDS DYNAMODB_READ_CONCURRENCY DYNAMODB_TIMEOUT_MS RUST_LOG; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
 done
 say "starting the functions under cargo lambda watch on 127.0.0.1:$INVOKE_PORT"
@@ -80,11 +80,16 @@ pids+=($!); wait_port "$INVOKE_PORT" functions $!
 say "starting the local gateway on 127.0.0.1:$GATEWAY_PORT"
 # The gateway accepts pushes signed with the credentials the functions were given, whatever the
 # shell has.
+# GATEWAY_MAX_LIFETIME and GATEWAY_IDLE_TIMEOUT (seconds) shorten API Gateway's 2 h and 10 min
+# limits, to watch clients reconnect.
+limits=()
+[ -n "${GATEWAY_MAX_LIFETIME:-}" ] && limits+=(--max-lifetime "$GATEWAY_MAX_LIFETIME")
+[ -n "${GATEWAY_IDLE_TIMEOUT:-}" ] && limits+=(--idle-timeout "$GATEWAY_IDLE_TIMEOUT")
 # GATEWAY_FLAGS passes more (`--drop-disconnects 20`, `--push-rate-limit 100`: local-gateway --help).
 env -u AWS_SESSION_TOKEN setsid target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" \
   --invoke-url "http://127.0.0.1:$INVOKE_PORT" --stage "$STAGE" \
   --access-key-id local --secret-access-key local --region us-east-1 \
-  --function-prefix "${APP:+$APP-}" ${GATEWAY_FLAGS:-} \
+  --function-prefix "${APP:+$APP-}" "${limits[@]}" ${GATEWAY_FLAGS:-} \
   > >(tee "$LOGS/gateway.log") 2>&1 &
 pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
 
