@@ -50,25 +50,32 @@ CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-browser-tools: tests/browser/node_modules/.installed ## Install Chromium (Debian's package) and playwright-core for the browser test
+browser-tools: tests/js/node_modules/.installed clients/js/node_modules/.installed ## Install Chromium (Debian's package), playwright-core and TypeScript for the JavaScript tests
 	@[ -x "$(CHROMIUM)" ] || { echo "installing Debian's chromium"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-tests/browser/node_modules/.installed: tests/browser/package-lock.json
-	cd tests/browser && npm ci --no-audit --no-fund
+tests/js/node_modules/.installed: tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund
+	touch $@
+
+clients/js/node_modules/.installed: clients/js/package-lock.json
+	cd clients/js && npm ci --no-audit --no-fund
 	touch $@
 
 dev: tools ## Run the service locally: moto, the functions under cargo lambda watch, the local gateway (APP=workerman-chat for the chat example)
 	scripts/dev.sh
 
-test: tools browser-tools ## Run every test: unit, handlers, end to end through the local gateway, and in a browser
+test: tools browser-tools ## Run every test: unit, handlers, end to end through the local gateway, the client library, and in a browser
 	# The functions first, built as cargo lambda watch builds them, so the end-to-end tests find them ready.
 	cargo build --locked --bin connect --bin message --bin disconnect
 	cargo build --locked --bin gateway-client
 	# workerman-chat's functions, which its end-to-end test runs the same way.
 	cargo build --locked -p workerman-chat --bins
 	cargo test --workspace --locked
-	cd tests/browser && npm test
+	# The client library: type-checked and built, its unit tests, then it and the chat page
+	# against the real local stack, in Node and in Chromium.
+	cd clients/js && npm test
+	cd tests/js && npm test
 
 FUZZ_CASES ?= 20000
 fuzz: tools ## A long property-test run of the parser and of the message handler on moto (FUZZ_CASES=20000)

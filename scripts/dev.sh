@@ -57,6 +57,14 @@ else
 fi
 cargo build --bin local-gateway
 
+# The client library, which the chat page imports from the gateway.
+if command -v npm >/dev/null; then
+  say "building the client library (clients/js)"
+  (cd clients/js && { [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
+else
+  say "npm not found: the chat page needs the client library (clients/js); install Node.js 20 or later"
+fi
+
 say "starting moto on 127.0.0.1:$DYNAMODB_PORT"
 setsid "$BIN/python" scripts/dynamodb-server.py -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$LOGS/moto.log" 2>&1 &
 pids+=($!); wait_port "$DYNAMODB_PORT" moto $!
@@ -89,7 +97,7 @@ limits=()
 env -u AWS_SESSION_TOKEN setsid target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" \
   --invoke-url "http://127.0.0.1:$INVOKE_PORT" --stage "$STAGE" \
   --access-key-id local --secret-access-key local --region us-east-1 \
-  --function-prefix "${APP:+$APP-}" "${limits[@]}" ${GATEWAY_FLAGS:-} \
+  --function-prefix "${APP:+$APP-}" --client-library clients/js/dist "${limits[@]}" ${GATEWAY_FLAGS:-} \
   > >(tee "$LOGS/gateway.log") 2>&1 &
 pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
 

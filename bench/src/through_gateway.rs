@@ -158,6 +158,7 @@ impl Stack {
                 },
                 region: "us-east-1".into(),
             })),
+            client_library: None,
         };
         tasks.push(tokio::spawn(async move {
             let _ = local_gateway::serve(gateway_listener, settings).await;

@@ -6,6 +6,7 @@
 //! same function binaries push replies here that push to API Gateway in AWS.
 
 pub mod authorize;
+pub mod client_library;
 pub mod connections;
 pub mod events;
 pub mod invoke;
@@ -15,6 +16,7 @@ pub mod sigv4;
 pub mod socket;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,6 +104,9 @@ pub struct Settings {
     /// AWS never does; a bound keeps a burst of clients from stalling the local stack.
     pub max_invocations: usize,
     pub aws: AwsBehaviour,
+    /// The client library's built files (`clients/js/dist`), served under `/client/` for the
+    /// chat page; `None` serves none.
+    pub client_library: Option<PathBuf>,
 }
 
 /// State shared by every request.
@@ -152,6 +157,7 @@ pub fn router(settings: Settings) -> Router {
     Router::new()
         .route("/", get(socket::handshake))
         .route("/{stage}", get(socket::staged_handshake))
+        .route("/client/{file}", get(client_library::file))
         .route("/@connections/{id}", any(management::unstaged_connection))
         .route(
             "/{stage}/@connections/{id}",

@@ -51,6 +51,9 @@ struct Args {
     /// Seconds a connection may live (API Gateway: 7200).
     #[arg(long, default_value_t = 7200)]
     max_lifetime: u64,
+    /// The client library's built files (clients/js/dist), served under /client/ for the chat page.
+    #[arg(long, env = "CLIENT_LIBRARY")]
+    client_library: Option<PathBuf>,
     /// Seconds an invocation may take (API Gateway: 29).
     #[arg(long, default_value_t = 29)]
     invoke_timeout: u64,
@@ -136,6 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             push_rate_limit: args.push_rate_limit,
             drop_disconnects_percent: args.drop_disconnects,
         },
+        client_library: args.client_library,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -207,6 +207,7 @@ impl LocalStack {
             invoke_timeout: PATIENCE,
             max_invocations: 32,
             aws,
+            client_library: None,
         };
         let gateway = tokio::spawn(async move {
             let _ = local_gateway::serve(listener, settings).await;

@@ -1,0 +1,15 @@
+// serverless-ws-client: the client of this service's WebSocket API (docs/protocol.md).
+export { Client, connect } from "./client.js";
+export type {
+  ClientEvents,
+  ClientOptions,
+  ConnectionState,
+  JoinOptions,
+  SendOptions,
+} from "./client.js";
+export { RequestError } from "./link.js";
+export type { FailureCode, WebSocketConstructor } from "./link.js";
+export { GroupStream } from "./stream.js";
+export { backoffDelay } from "./backoff.js";
+export type { BackoffOptions } from "./backoff.js";
+export type * from "./frames.js";
