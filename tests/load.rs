@@ -96,7 +96,7 @@ async fn many_clients_connect_chat_and_leave_concurrently_and_the_table_ends_emp
         .collect()
         .await;
     let connected = started.elapsed();
-    let items = stack.await_items(4 * n).await;
+    let items = stack.await_connection_items(4 * n).await;
     let kinds = kinds(&items);
     assert_eq!(
         (kinds["conn"], kinds["all"], kinds["uid"], kinds["group"]),
@@ -118,13 +118,13 @@ async fn many_clients_connect_chat_and_leave_concurrently_and_the_table_ends_emp
     let (sent, _) = tokio::join!(sends, leaves);
     let delivered: u64 = sent.iter().map(|(_, d)| d).sum();
     let mid = started.elapsed();
-    let items = stack.await_items(4 * (n - n / 2)).await;
+    let items = stack.await_connection_items(4 * (n - n / 2)).await;
     assert!(items.iter().all(|i| i.contains_key("expiresAt")));
 
     join_all(sent.into_iter().map(|(ws, _)| ws.close())).await;
-    stack.await_items(0).await;
+    stack.await_connection_items(0).await;
     println!(
-        "{n} clients ({} handshakes or joins retried after a store failure): all connected and joined in {:.1} s; {} group sends delivered {delivered} messages while {} left, by {:.1} s; table empty at {:.1} s",
+        "{n} clients ({} handshakes or joins retried after a store failure): all connected and joined in {:.1} s; {} group sends delivered {delivered} messages while {} left, by {:.1} s; no connection item left at {:.1} s (group streams stay until their TTL)",
         retried.load(Ordering::Relaxed),
         connected.as_secs_f64(),
         n - n / 2,

@@ -283,6 +283,37 @@ async fn a_member_asking_for_presence_gets_the_members_then_each_join_and_leave(
 }
 
 #[tokio::test]
+async fn leaving_a_group_one_is_not_in_is_answered_and_announced_to_nobody() {
+    let stack = LocalStack::start(&[]).await;
+    let mut alice = stack.client("/?uid=alice").await;
+    join(&mut alice, "room", true).await;
+    let mut mallory = stack.client("/").await;
+    mallory.send(r#"{"action":"leave","group":"room"}"#).await;
+    assert_eq!(mallory.recv_json().await["type"], "left");
+    alice.expect_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_group_message_that_excludes_others_is_not_kept_for_history() {
+    let stack = LocalStack::start(&[]).await;
+    let mut alice = stack.client("/").await;
+    let mut bob = stack.client("/").await;
+    join(&mut alice, "room", false).await;
+    join(&mut bob, "room", false).await;
+    let mut sender = stack.client("/").await;
+    sender
+        .send(&json!({"action":"send","to":{"group":"room"},"data":"not for bob","exclude":[bob.connection_id],"id":"a"}).to_string())
+        .await;
+    let message = alice.recv_json().await;
+    assert_eq!(message["data"], "not for bob");
+    assert!(message.get("offset").is_none(), "{message}");
+    assert_eq!(sender.recv_json().await["delivered"], 1);
+    // Bob cannot read it from history either.
+    let answer = history(&mut bob, "room", None).await;
+    assert_eq!(answer["messages"], json!([]), "{answer}");
+}
+
+#[tokio::test]
 async fn a_connection_pruned_after_a_410_is_announced_as_a_leave() {
     // Every $disconnect dropped, and no connect grace, so that a 410 prunes at once.
     let stack = LocalStack::start_with(&[("CONNECT_GRACE_SECONDS", "0")], |aws| {

@@ -95,7 +95,7 @@ impl<S: Store> Store for CountingStore<S> {
         Ok((kept, more))
     }
 
-    async fn leave(&self, connection_id: &str, group: &str) -> Result<(), StoreError> {
+    async fn leave(&self, connection_id: &str, group: &str) -> Result<bool, StoreError> {
         self.inner.leave(connection_id, group).await
     }
 
@@ -129,6 +129,16 @@ impl<S: Store> Store for CountingStore<S> {
         limit: u32,
     ) -> Result<Admission, StoreError> {
         self.inner.admit(connection_id, window, limit).await
+    }
+
+    async fn group_members_up_to(
+        &self,
+        group: &str,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let members = self.inner.group_members_up_to(group, limit).await?;
+        self.items_read.fetch_add(members.len(), Ordering::SeqCst);
+        Ok(members)
     }
 
     fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>> {

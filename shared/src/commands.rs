@@ -138,9 +138,13 @@ async fn send_message<S: Store, P: Push>(
         }
         .to_json()
     };
-    // A message to one group takes its place in the group's stream, to be recovered.
+    // A message to one group takes its place in the group's stream, to be recovered. Not one
+    // that excludes others: history would show it to the very members it was kept from.
+    let excludes_others = send.exclude.iter().any(|id| id != sender.connection_id());
     let frame = match &send.target {
-        Target::Groups(groups) if groups.len() == 1 && sender.gateway().keeps_history() => {
+        Target::Groups(groups)
+            if groups.len() == 1 && sender.gateway().keeps_history() && !excludes_others =>
+        {
             let group = groups[0].as_str();
             let (_, frame) = sender
                 .gateway()

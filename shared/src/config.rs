@@ -230,6 +230,16 @@ impl Config {
         }
         if let Some(v) = get("HISTORY_SECONDS") {
             config.history_age = Duration::from_secs(positive("HISTORY_SECONDS", &v)?);
+            // A stream's head lives CONNECTION_TTL_SECONDS after its last message: its messages
+            // must not outlive it, or a stream started afresh would find the old one's.
+            if config.history_age > config.connection_ttl {
+                return Err(ConfigError::Invalid {
+                    name: "HISTORY_SECONDS",
+                    expected:
+                        "at most CONNECTION_TTL_SECONDS (messages must not outlive their stream)",
+                    value: v,
+                });
+            }
         }
         if let Some(v) = get("PRESENCE_LIMIT") {
             config.presence_limit = positive("PRESENCE_LIMIT", &v)? as usize;
@@ -337,6 +347,18 @@ mod tests {
         let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("AUTH_SECRET", "      ")]))
             .unwrap_err();
         assert_eq!(err, ConfigError::BlankSecret);
+    }
+
+    #[test]
+    fn history_may_not_outlive_the_stream_that_numbers_it() {
+        let err = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("ALLOW_ANONYMOUS", "true"),
+            ("CONNECTION_TTL_SECONDS", "7300"),
+            ("HISTORY_SECONDS", "7301"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("HISTORY_SECONDS"), "{err}");
     }
 
     #[test]

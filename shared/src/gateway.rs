@@ -196,11 +196,21 @@ impl<S: Store, P: Push> Gateway<S, P> {
             return;
         }
         match self.store.remove_member(set, connection_id).await {
-            Ok(()) => tracing::info!(
-                gone = connection_id,
-                ?set,
-                "connection gone (410): a member item its record did not name was removed"
-            ),
+            Ok(()) => {
+                tracing::info!(
+                    gone = connection_id,
+                    ?set,
+                    "connection gone (410): a member item its record did not name was removed"
+                );
+                // Its followers saw it join: they are told it left (its uid went with its record).
+                if let Members::Group(group) = set {
+                    let subject = Subject {
+                        connection_id,
+                        uid: None,
+                    };
+                    Box::pin(self.announce(endpoint, group, PresenceChange::Leave, subject)).await;
+                }
+            }
             Err(e) => {
                 tracing::warn!(gone = connection_id, ?set, error = %e, "connection gone (410), but removing a stray member item failed; the TTL will")
             }
@@ -454,8 +464,8 @@ impl<S: Store, P: Push> Gateway<S, P> {
         group: &str,
     ) -> Result<(), Error> {
         check_name(group, false)?;
-        self.store.leave(connection_id, group).await?;
-        if let Some(endpoint) = endpoint {
+        let was_member = self.store.leave(connection_id, group).await?;
+        if let (true, Some(endpoint)) = (was_member, endpoint) {
             let subject = Subject { connection_id, uid };
             self.announce(endpoint, group, PresenceChange::Leave, subject)
                 .await;

@@ -7,12 +7,12 @@
 //! over the limit sends no events: telling N followers of each of N members' comings and goings
 //! is N² pushes.
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 
 use crate::gateway::Gateway;
 use crate::protocol::{Outgoing, PresenceChange};
 use crate::push::Push;
-use crate::store::{ConnectionRecord, Member, Members, Store, StoreError};
+use crate::store::{ConnectionRecord, Member, Store, StoreError};
 
 /// A connection that joined or left, as its followers are told.
 #[derive(Clone, Copy, Debug)]
@@ -45,12 +45,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
         group: &str,
     ) -> Result<Option<Vec<Member>>, StoreError> {
         let limit = self.config.presence_limit;
-        let members: Vec<Member> = self
-            .store
-            .members(Members::Group(group))
-            .take(limit + 1)
-            .try_collect()
-            .await?;
+        let members = self.store.group_members_up_to(group, limit + 1).await?;
         Ok((members.len() <= limit).then_some(members))
     }
 

@@ -135,12 +135,13 @@ pub trait Store: Send + Sync {
         presence: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Takes the connection out of `group`; leaving a group one is not in is not an error.
+    /// Takes the connection out of `group`; whether it was in it (leaving a group one is not in
+    /// is not an error, but nobody is told of it).
     fn leave(
         &self,
         connection_id: &str,
         group: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Replaces the connection's session; `false` when the connection no longer exists.
     fn set_session(
@@ -218,6 +219,15 @@ pub trait Store: Send + Sync {
     /// The members of a set, read page by page as the stream is polled, so that memory stays flat
     /// however large the set is.
     fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>>;
+
+    /// The first `limit` live members of a group (all when it has fewer), reading no more than
+    /// that: presence events need only know whether a group is within its limit, and a Query
+    /// without a limit would read (and bill) a whole page of a large group.
+    fn group_members_up_to(
+        &self,
+        group: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
 }
 
 /// Which "all" partition a connection belongs to: a stable FNV-1a hash of its id, so that

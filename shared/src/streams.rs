@@ -100,14 +100,20 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .store
             .history(group, after, HISTORY_FRAME_BYTES)
             .await?;
-        // Whole when nothing was asked from, or when what follows the position asked from is
-        // there: the next offset first (messages can also have aged out), or nothing after it.
+        // Whole when nothing was asked from, or when everything after the position asked from
+        // is there: the next offset first, no offset missing between, and (on the last page) the
+        // top reached. A missing one aged out, was never kept, or is not kept yet (a concurrent
+        // send takes its offset before it keeps its message).
         let recovered = match (since, resumable) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(since), Some(_)) => messages
-                .first()
-                .map_or(since.offset == top.offset, |m| m.offset == since.offset + 1),
+            (Some(since), Some(_)) => {
+                let offsets = || messages.iter().map(|m| m.offset);
+                let contiguous = offsets().zip(offsets().skip(1)).all(|(a, b)| b == a + 1);
+                let first = messages.first().map_or(since.offset + 1, |m| m.offset);
+                let last = messages.last().map_or(since.offset, |m| m.offset);
+                first == since.offset + 1 && contiguous && (more || last >= top.offset)
+            }
         };
         Ok(Recovery {
             top,

@@ -384,9 +384,24 @@ impl LocalStack {
     /// Waits until the table holds exactly `count` items (the `$disconnect` after a close runs
     /// after the client has gone, so tests wait for its effect).
     pub async fn await_items(&self, count: usize) -> Vec<Item> {
+        self.await_items_where(count, |_| true).await
+    }
+
+    /// Waits until the table holds exactly `count` items about connections, leaving out group
+    /// streams (their heads and kept messages outlive the connections that sent to them, until
+    /// their TTL); returns those items.
+    pub async fn await_connection_items(&self, count: usize) -> Vec<Item> {
+        self.await_items_where(count, |item| {
+            !matches!(item.get("pk"), Some(aws_sdk_dynamodb::types::AttributeValue::S(pk)) if pk.starts_with("stream#"))
+        })
+        .await
+    }
+
+    async fn await_items_where(&self, count: usize, keep: impl Fn(&Item) -> bool) -> Vec<Item> {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let items = self.items().await;
+            let mut items = self.items().await;
+            items.retain(|item| keep(item));
             if items.len() == count {
                 return items;
             }

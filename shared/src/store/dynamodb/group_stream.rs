@@ -15,6 +15,9 @@ use super::write::request_error;
 use super::DynamoStore;
 use crate::store::{now_secs, Kept, Position, StoreError};
 
+/// Messages one history Query reads at most.
+const HISTORY_PAGE_ITEMS: i32 = 100;
+
 fn partition(group: &str) -> String {
     format!("stream#{group}")
 }
@@ -129,6 +132,9 @@ impl DynamoStore {
                 .expression_attribute_values(":after", AttributeValue::S(message_sort_key(after)))
                 .expression_attribute_values(":now", AttributeValue::N(now_secs().to_string()))
                 .consistent_read(true)
+                // A page of at most 100 messages: reading on to 1 MB would bill what the byte
+                // budget throws away.
+                .limit(HISTORY_PAGE_ITEMS)
                 .set_exclusive_start_key(start)
                 .send()
                 .await

@@ -238,14 +238,17 @@ impl Store for DynamoStore {
     }
 
     /// One transaction, for the same reason as [`DynamoStore::join`].
-    async fn leave(&self, connection_id: &str, group: &str) -> Result<(), StoreError> {
+    async fn leave(&self, connection_id: &str, group: &str) -> Result<bool, StoreError> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Key::connection(connection_id).item()))
             .update_expression("DELETE #groups :group")
-            .condition_expression("attribute_exists(pk)")
+            // Only a member leaves: a leave of a group one is not in changes nothing, and its
+            // followers are not told of it.
+            .condition_expression("attribute_exists(pk) AND contains(#groups, :name)")
             .expression_attribute_names("#groups", "groups")
             .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+            .expression_attribute_values(":name", AttributeValue::S(group.to_owned()))
             .build()
             .map_err(malformed)?;
         let delete = Delete::builder()
@@ -258,11 +261,13 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().delete(delete).build(),
         ];
         match self.transact(items).await {
-            Ok(()) => Ok(()),
-            // The connection is gone: only a stray member item can be left, and it goes too.
+            Ok(()) => Ok(true),
+            // Not a member, or the connection is gone: only a stray member item can be left, and
+            // it goes too.
             Err(e) if condition_failed(&e) => {
                 self.delete_keys(vec![Key::group_member(group, connection_id)])
-                    .await
+                    .await?;
+                Ok(false)
             }
             Err(e) => Err(request_error("TransactWriteItems", e)),
         }
@@ -383,6 +388,30 @@ impl Store for DynamoStore {
         max_bytes: usize,
     ) -> Result<(Vec<Kept>, bool), StoreError> {
         self.kept_after(group, after, max_bytes).await
+    }
+
+    async fn group_members_up_to(
+        &self,
+        group: &str,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let mut members = Vec::new();
+        let mut after = None;
+        while members.len() < limit {
+            // Expired items are read and filtered out after the limit applies: ask for what is
+            // still missing, page by page.
+            let wanted = i32::try_from(limit - members.len()).unwrap_or(i32::MAX);
+            let (page, next) = self
+                .query_page(group_partition(group), after, Some(wanted))
+                .await?;
+            members.extend(page);
+            match next {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        members.truncate(limit);
+        Ok(members)
     }
 
     fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>> {

@@ -46,10 +46,11 @@ impl DynamoStore {
             .filter(|record| record.expires_at > now))
     }
 
-    async fn query_page(
+    pub(super) async fn query_page(
         &self,
         pk: String,
         after: Option<Item>,
+        limit: Option<i32>,
     ) -> Result<(Vec<Member>, Option<Item>), StoreError> {
         let output = self
             .client
@@ -62,6 +63,7 @@ impl DynamoStore {
             .expression_attribute_values(":now", AttributeValue::N(now_secs().to_string()))
             .projection_expression("connectionId, uid, presence")
             .consistent_read(true)
+            .set_limit(limit)
             .set_exclusive_start_key(after)
             .send()
             .await
@@ -85,7 +87,7 @@ impl DynamoStore {
         tokio::spawn(async move {
             let mut after = None;
             loop {
-                match store.query_page(pk.clone(), after.take()).await {
+                match store.query_page(pk.clone(), after.take(), None).await {
                     Ok((members, next)) => {
                         for member in members {
                             if ahead.send(Ok(member)).await.is_err() {
