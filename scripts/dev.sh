@@ -81,7 +81,10 @@ done
 say "starting the functions under cargo lambda watch on 127.0.0.1:$INVOKE_PORT"
 # The functions sign pushes with the local credentials above; a session token from the shell
 # would be sent with them and refused by the gateway.
-PATH="$PWD/$BIN:$PATH" env -u AWS_SESSION_TOKEN setsid cargo lambda watch -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
+# DEV_IGNORE_CHANGES=1 (the JavaScript tests) keeps the functions as built, whatever is edited.
+watch_flags=()
+[ "${DEV_IGNORE_CHANGES:-}" = 1 ] && watch_flags+=(--ignore-changes)
+PATH="$PWD/$BIN:$PATH" env -u AWS_SESSION_TOKEN setsid cargo lambda watch "${watch_flags[@]}" -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
   --env-vars "$env_vars" >"$LOGS/functions.log" 2>&1 &
 pids+=($!); wait_port "$INVOKE_PORT" functions $!
 

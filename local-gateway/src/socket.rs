@@ -27,6 +27,19 @@ use crate::Gateway;
 
 const PAGE: &str = include_str!("page.html");
 
+/// The chat page, told this gateway's limits, so that its client renews connections before the
+/// lifetime ends and pings before the idle timeout, however short `make dev` made them.
+fn page(limits: &crate::Limits) -> String {
+    PAGE.replace(
+        "{\"maxLifetimeMs\":7200000,\"idleTimeoutMs\":600000}",
+        &format!(
+            "{{\"maxLifetimeMs\":{},\"idleTimeoutMs\":{}}}",
+            limits.max_lifetime.as_millis(),
+            limits.idle_timeout.as_millis()
+        ),
+    )
+}
+
 /// `GET /{stage}`: as `/`, for this gateway's stage only; another stage is 403, as on AWS.
 pub async fn staged_handshake(
     Path(stage): Path<String>,
@@ -51,7 +64,7 @@ pub async fn handshake(
     RawQuery(query): RawQuery,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
-        return Html(PAGE).into_response();
+        return Html(page(&gateway.settings.limits)).into_response();
     };
     let settings = &gateway.settings;
     let api = Api {
@@ -395,6 +408,20 @@ async fn deliver(gateway: &Gateway, api: &Api, client: &Client, body: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chat_page_is_told_the_gateways_limits() {
+        let limits = crate::Limits {
+            max_lifetime: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(10),
+            ..crate::Limits::default()
+        };
+        let page = page(&limits);
+        assert!(
+            page.contains(r#"const limits = {"maxLifetimeMs":30000,"idleTimeoutMs":10000};"#),
+            "the page's limits were not replaced"
+        );
+    }
 
     #[test]
     fn query_strings_are_decoded() {

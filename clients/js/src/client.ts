@@ -47,6 +47,8 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** How long a group message may wait for one sent before it, before history is asked. Default 1 s. */
   gapWaitMs?: number;
+  /** The largest frame to send, in UTF-8 bytes: API Gateway closes the connection on a frame over 32 KiB. Default 32 768. */
+  maxMessageBytes?: number;
 }
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
@@ -82,6 +84,8 @@ interface GroupState {
   presence: boolean;
   stream: GroupStream;
   recovering: boolean;
+  /** A recovery was asked for while one ran: run one more after it. */
+  again: "reconnect" | "gap" | null;
   gapTimer: ReturnType<typeof setTimeout> | null;
   joined: Array<{ resolve: (joined: Joined) => void; reject: (error: RequestError) => void }>;
 }
@@ -104,19 +108,22 @@ export class Client extends Emitter<ClientEvents> {
   private readonly groups = new Map<string, GroupState>();
   private readonly sends = new Map<string, PendingSend>();
   private readonly outbox: string[] = [];
-  private readonly waitingForLink: Array<(link: Link) => void> = [];
+  private readonly waitingForLink: Array<{ resolve: (link: Link) => void; reject: (error: RequestError) => void }> = [];
   private primary: Link | null = null;
   private next: Link | null = null;
   private attempt = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
+  /** A connection is being prepared (its token fetched): no second one starts meanwhile. */
+  private opening = false;
   private sequence = 0;
   private readonly idPrefix = Math.random().toString(36).slice(2, 10);
   private currentState: ConnectionState = "connecting";
 
   constructor(private readonly config: ClientOptions) {
     super();
-    const WebSocketImpl = config.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined);
+    const WebSocketImpl =
+      config.WebSocket ?? ((globalThis as { WebSocket?: WebSocketConstructor }).WebSocket as WebSocketConstructor | undefined);
     if (WebSocketImpl === undefined) {
       throw new Error(
         "no WebSocket: pass options.WebSocket, or run on Node ≥ 22 (Node 20: node --experimental-websocket)",
@@ -127,10 +134,12 @@ export class Client extends Emitter<ClientEvents> {
       WebSocket: WebSocketImpl,
       heartbeatMs: config.heartbeatMs ?? 4 * 60_000,
       maxConnectionMs: config.maxConnectionMs ?? 2 * 3_600_000,
-      renewBeforeMs: config.renewBeforeMs ?? 5 * 60_000,
+      // Never more than a quarter of the lifetime, so a short lifetime does not renew without pause.
+      renewBeforeMs: Math.min(config.renewBeforeMs ?? 5 * 60_000, (config.maxConnectionMs ?? 2 * 3_600_000) / 4),
       backoff: { ...defaultBackoff, ...config.backoff },
       requestTimeoutMs: config.requestTimeoutMs ?? 10_000,
       gapWaitMs: config.gapWaitMs ?? 1_000,
+      maxMessageBytes: config.maxMessageBytes ?? 32 * 1024,
     };
     this.setState("connecting");
     void this.openLink();
@@ -154,7 +163,7 @@ export class Client extends Emitter<ClientEvents> {
     if (this.closed) return Promise.reject(closedError("join"));
     let state = this.groups.get(group);
     if (state === undefined) {
-      state = { presence: false, stream: new GroupStream(), recovering: false, gapTimer: null, joined: [] };
+      state = { presence: false, stream: new GroupStream(), recovering: false, again: null, gapTimer: null, joined: [] };
       this.groups.set(group, state);
     }
     state.presence = options.presence ?? false;
@@ -173,8 +182,12 @@ export class Client extends Emitter<ClientEvents> {
       if (state.gapTimer !== null) clearTimeout(state.gapTimer);
       for (const waiter of state.joined) waiter.reject(new RequestError("closed", `left ${group}`, "join"));
     }
+    // Both connections while one renews the other: the new one may have rejoined already.
+    const isLeft = (f: Frame): f is Left => f.type === "left" && f.group === group;
+    const next = this.next;
+    if (next?.open) void next.request({ action: "leave", group }, isLeft).catch(() => undefined);
     const link = await this.link();
-    await link.request({ action: "leave", group }, (f): f is Left => f.type === "left" && f.group === group);
+    await link.request({ action: "leave", group }, isLeft);
   }
 
   /**
@@ -188,6 +201,12 @@ export class Client extends Emitter<ClientEvents> {
     const frame: Record<string, unknown> = { action: "send", to, data, id };
     if (options.exclude !== undefined) frame.exclude = options.exclude;
     if (options.excludeSelf) frame.excludeSelf = true;
+    const bytes = new TextEncoder().encode(JSON.stringify(frame)).length;
+    if (bytes > this.options.maxMessageBytes) {
+      return Promise.reject(
+        new RequestError("too_large", `the message is ${bytes} bytes; at most ${this.options.maxMessageBytes} go in one frame`, "send"),
+      );
+    }
     return new Promise<Ack>((resolve, reject) => {
       this.sends.set(id, { frame, link: null, timer: null, resolve, reject });
       if (this.primary?.open) this.writeSend(this.primary, id);
@@ -228,6 +247,7 @@ export class Client extends Emitter<ClientEvents> {
       for (const waiter of state.joined) waiter.reject(closedError("join"));
       state.joined = [];
     }
+    for (const waiter of this.waitingForLink.splice(0)) waiter.reject(closedError("request"));
     this.setState("closed");
   }
 
@@ -236,20 +256,23 @@ export class Client extends Emitter<ClientEvents> {
   private link(): Promise<Link> {
     if (this.closed) return Promise.reject(closedError("request"));
     if (this.primary?.open) return Promise.resolve(this.primary);
-    return new Promise((resolve) => this.waitingForLink.push(resolve));
+    return new Promise((resolve, reject) => this.waitingForLink.push({ resolve, reject }));
   }
 
   /** Opens a connection, rejoins every group on it, and then makes it the one in use. */
   private async openLink(): Promise<void> {
-    if (this.closed || this.next !== null) return;
+    if (this.closed || this.next !== null || this.opening) return;
+    this.opening = true;
     let url: string;
     try {
       url = await this.connectionUrl();
     } catch (error) {
       this.failed(`the token function failed: ${String(error)}`);
       return;
+    } finally {
+      this.opening = false;
     }
-    if (this.closed) return;
+    if (this.closed || this.next !== null) return;
     const link = new Link(url, this.options.WebSocket, this.options.requestTimeoutMs);
     this.next = link;
     const openTimer = setTimeout(() => {
@@ -261,10 +284,10 @@ export class Client extends Emitter<ClientEvents> {
       link.startHeartbeat(this.options.heartbeatMs, () => this.lost(link, "a ping went unanswered"));
       void this.rejoin(link);
     });
-    link.socket.addEventListener("message", (event: MessageEvent) => {
+    link.socket.addEventListener("message", (event) => {
       if (typeof event.data === "string") this.onFrame(link, event.data);
     });
-    link.socket.addEventListener("close", (event: CloseEvent) => {
+    link.socket.addEventListener("close", (event) => {
       clearTimeout(openTimer);
       this.lost(link, `closed (${event.code}${event.reason ? `, ${event.reason}` : ""})`);
     });
@@ -285,7 +308,8 @@ export class Client extends Emitter<ClientEvents> {
     if (!link.open || link !== this.next) return;
     const broken = settled.find(
       (s): s is PromiseRejectedResult =>
-        s.status === "rejected" && ["connection_lost", "timeout"].includes((s.reason as RequestError).code),
+        s.status === "rejected" &&
+        ["connection_lost", "timeout", "rate_limited", "internal"].includes((s.reason as RequestError).code),
     );
     if (broken !== undefined) {
       this.lost(link, `a join failed: ${(broken.reason as RequestError).message}`);
@@ -305,7 +329,7 @@ export class Client extends Emitter<ClientEvents> {
     if (this.timer !== null) clearTimeout(this.timer);
     const renewIn = this.options.maxConnectionMs - this.options.renewBeforeMs - (Date.now() - link.openedAt!);
     this.timer = setTimeout(() => this.renew(link), Math.max(0, renewIn));
-    for (const resolve of this.waitingForLink.splice(0)) resolve(link);
+    for (const waiter of this.waitingForLink.splice(0)) waiter.resolve(link);
     for (const id of this.outbox.splice(0)) this.writeSend(link, id);
   }
 
@@ -390,15 +414,19 @@ export class Client extends Emitter<ClientEvents> {
       }
       return;
     }
-    if (link.answer(frame)) return;
+    const sendsOut = [...this.sends.values()].filter((pending) => pending.link === link).length;
+    if (link.answer(frame, sendsOut)) return;
     if (frame.type === "presence" && "event" in frame) {
       if (inUse && this.groups.get(frame.group)?.presence) this.emit("presence", frame);
       return;
     }
     if (frame.type === "error") {
-      // Errors name their action, not the send: one send waiting on this link is the one.
+      // Errors name their action (or none: too_large, rate_limited), not the send. One send alone
+      // waiting on this link is the one refused; `internal` can follow an ack (some recipients
+      // failed), so it is reported, never pinned on another send.
       const waiting = [...this.sends.entries()].filter(([, s]) => s.link === link);
-      if (frame.action === "send" && waiting.length === 1) {
+      const forSend = frame.action === "send" || (frame.action === undefined && !link.busy);
+      if (forSend && frame.code !== "internal" && waiting.length === 1) {
         const [id, pending] = waiting[0]!;
         this.sends.delete(id);
         if (pending.timer !== null) clearTimeout(pending.timer);
@@ -428,26 +456,40 @@ export class Client extends Emitter<ClientEvents> {
 
   // --- groups ---
 
+  /**
+   * Joins `group` on `link`. A join the service refuses for good (`forbidden`, `bad_request`)
+   * forgets the group; one refused for now (`rate_limited`, `internal`) is tried again after a
+   * pause; a dropped link leaves it to the next connection.
+   */
   private async joinOn(link: Link, group: string): Promise<void> {
     const state = this.groups.get(group);
     if (state === undefined) return;
     const command: Record<string, unknown> & { action: string } = { action: "join", group };
     if (state.presence) command.presence = true;
-    let joined: Joined;
-    try {
-      joined = await link.request(command, isJoined(group));
-    } catch (error) {
-      const failure = error as RequestError;
-      if (failure.code !== "connection_lost") {
-        for (const waiter of state.joined.splice(0)) waiter.reject(failure);
+    let joined: Joined | undefined;
+    for (let attempt = 0; joined === undefined; attempt++) {
+      try {
+        joined = await link.request(command, isJoined(group));
+      } catch (error) {
+        const failure = error as RequestError;
+        const passing = failure.code === "rate_limited" || failure.code === "internal";
+        if (passing && attempt < 4 && link.open) {
+          await sleep(backoffDelay(attempt + 1, this.options.backoff));
+          continue;
+        }
+        if (failure.code !== "connection_lost" && failure.code !== "timeout" && !passing) {
+          if (this.groups.get(group) === state) this.groups.delete(group);
+          for (const waiter of state.joined.splice(0)) waiter.reject(failure);
+        }
+        throw failure;
       }
-      throw failure;
     }
     if (this.groups.get(group) !== state) return;
     if (state.presence) {
       const members = joined.members ?? null;
       this.emit("members", joined.presenceLimit === undefined ? { group, members } : { group, members, presenceLimit: joined.presenceLimit });
     }
+    const asked = state.joined.length > 0;
     for (const waiter of state.joined.splice(0)) waiter.resolve(joined);
     const at = joined.epoch === undefined ? { epoch: "", offset: 0 } : { epoch: joined.epoch, offset: joined.offset ?? 0 };
     if (!state.stream.started) {
@@ -459,7 +501,8 @@ export class Client extends Emitter<ClientEvents> {
     // Messages after the join's position come live on this link; before it, were they delivered?
     const position = state.stream.position!;
     if (position.epoch === at.epoch && position.offset >= at.offset && !state.stream.waiting) {
-      this.emit("recovery", { group, recovered: true, reason: "reconnect" });
+      // A join() of a group already joined is not a reconnect: nothing to report.
+      if (!asked) this.emit("recovery", { group, recovered: true, reason: "reconnect" });
       return;
     }
     void this.recover(link, group, state, "reconnect", joined.epoch);
@@ -479,13 +522,15 @@ export class Client extends Emitter<ClientEvents> {
       if (!state.stream.waiting || this.groups.get(group) !== state) return;
       const link = this.primary;
       if (link?.open) void this.recover(link, group, state, "gap");
+      else this.awaitGap(group, state);
     }, this.options.gapWaitMs);
   }
 
   /**
-   * Asks the group's history after what was delivered, until it is caught up. A message still
-   * missing after that (not yet kept, or lost) gets one more wait and one more ask; then what
-   * waits behind it is delivered and the recovery says `recovered: false`.
+   * Asks the group's history after what was delivered, page by page. A message still missing
+   * after that (not kept yet, or gone) gets one more wait and one more ask; then what waits
+   * behind it is delivered and the recovery says `recovered: false`. A recovery asked for while
+   * one runs (a renewal's rejoin) runs again after it, on the connection then in use.
    */
   private async recover(
     link: Link,
@@ -494,22 +539,27 @@ export class Client extends Emitter<ClientEvents> {
     reason: "reconnect" | "gap",
     epochSeen?: string,
   ): Promise<void> {
-    if (state.recovering) return;
+    if (state.recovering) {
+      state.again = reason;
+      return;
+    }
     state.recovering = true;
     let recovered = true;
+    let finished = false;
     try {
       for (let attempt = 0; ; attempt++) {
         let top: History | null = null;
-        for (;;) {
-          const since = state.stream.since(epochSeen);
-          if (since === null) break;
+        let since = state.stream.since(epochSeen);
+        while (since !== null) {
           const page = await link.request({ action: "history", group, since }, isHistory(group));
           if (this.groups.get(group) !== state) return;
           const outcome = state.stream.applyHistory(page);
           if (outcome.reset) recovered = false;
           this.deliver(outcome.deliver);
           top = page;
-          if (!page.more) break;
+          // The next page follows this one, whether or not it joined up with what was delivered.
+          const last = page.messages.at(-1);
+          since = page.more && last !== undefined ? { epoch: page.epoch, offset: last.offset } : null;
         }
         const position = state.stream.position;
         const behind = top !== null && position !== null && top.epoch === position.epoch && top.offset > position.offset;
@@ -520,23 +570,35 @@ export class Client extends Emitter<ClientEvents> {
           if (top !== null && behind) state.stream.skipTo({ epoch: top.epoch, offset: top.offset });
           break;
         }
-        await new Promise((resolve) => setTimeout(resolve, this.options.gapWaitMs));
+        await sleep(this.options.gapWaitMs);
         if (!link.open || this.groups.get(group) !== state) return;
       }
+      finished = true;
     } catch {
-      // The link dropped mid-way: the next connection's rejoin recovers from where this stopped.
-      return;
+      // The link dropped or did not answer: tried again below, on the connection in use.
     } finally {
       state.recovering = false;
     }
-    this.emit("recovery", { group, recovered, reason });
-    if (state.stream.waiting) this.awaitGap(group, state);
+    if (this.groups.get(group) !== state) return;
+    if (finished) this.emit("recovery", { group, recovered, reason });
+    const again = state.again ?? (finished ? null : reason);
+    state.again = null;
+    if (again !== null) {
+      const current = this.primary;
+      if (current?.open) void this.recover(current, group, state, again, epochSeen);
+      else if (again === "gap") this.awaitGap(group, state);
+      // A reconnect's recovery without a connection happens when the next one rejoins.
+    } else if (state.stream.waiting) {
+      this.awaitGap(group, state);
+    }
   }
 
   private deliver(messages: GroupMessage[]): void {
     for (const message of messages) this.emit("message", message);
   }
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function closedError(action: string): RequestError {
   return new RequestError("closed", "the client was closed", action);

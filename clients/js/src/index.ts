@@ -8,8 +8,9 @@ export type {
   SendOptions,
 } from "./client.js";
 export { RequestError } from "./link.js";
-export type { FailureCode, WebSocketConstructor } from "./link.js";
+export type { FailureCode, SocketLike, WebSocketConstructor } from "./link.js";
 export { GroupStream } from "./stream.js";
 export { backoffDelay } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
 export type * from "./frames.js";
+export { isGroupMessage } from "./frames.js";

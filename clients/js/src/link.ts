@@ -17,7 +17,16 @@ export class RequestError extends Error {
   }
 }
 
-export type WebSocketConstructor = new (url: string) => WebSocket;
+/** What the client needs of a WebSocket: the browser's, Node's global one, or the `ws` package's. */
+export interface SocketLike {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: "open", listener: () => void): void;
+  addEventListener(type: "message", listener: (event: { data: unknown }) => void): void;
+  addEventListener(type: "close", listener: (event: { code: number; reason: string }) => void): void;
+}
+
+export type WebSocketConstructor = new (url: string) => SocketLike;
 
 interface Waiting {
   action: string;
@@ -27,7 +36,7 @@ interface Waiting {
 }
 
 export class Link {
-  readonly socket: WebSocket;
+  readonly socket: SocketLike;
   /** Set once the socket opened. */
   openedAt: number | null = null;
   /** Set once the link is closing or closed; nothing more is sent on it. */
@@ -96,11 +105,21 @@ export class Link {
     return result;
   }
 
-  /** Hands a frame to the request waiting for it; whether it was taken. */
-  answer(frame: Frame): boolean {
+  /** Whether a request waits for its answer. */
+  get busy(): boolean {
+    return this.waiting !== null;
+  }
+
+  /**
+   * Hands a frame to the request waiting for it; whether it was taken. An error without an
+   * action (`rate_limited`, `too_large`) is the waiting request's when no send is out
+   * (`sendsOut`), since a send could be the one refused.
+   */
+  answer(frame: Frame, sendsOut = 0): boolean {
     const waiting = this.waiting;
     if (waiting === null) return false;
-    if (frame.type === "error" && frame.action === waiting.action) {
+    const ours = frame.type === "error" && (frame.action === waiting.action || (frame.action === undefined && sendsOut === 0));
+    if (frame.type === "error" && ours) {
       this.waiting = null;
       waiting.reject(new RequestError(frame.code, frame.message, frame.action));
       return true;

@@ -75,12 +75,13 @@ export class GroupStream {
   skipGap(): GroupMessage[] {
     const waiting = [...this.early.values()].filter((m) => !this.isOld(m));
     this.early.clear();
-    const epoch = waiting.find((m) => m.epoch !== this.position?.epoch)?.epoch;
-    const current = epoch === undefined ? waiting : waiting.filter((m) => m.epoch === epoch);
-    current.sort((a, b) => a.offset - b.offset);
-    const last = current.at(-1);
+    // The current epoch's first, then a newer stream's (its epoch came after: it started afresh).
+    const epoch = this.position?.epoch;
+    const rank = (m: GroupMessage) => (m.epoch === epoch ? 0 : 1);
+    waiting.sort((a, b) => rank(a) - rank(b) || a.offset - b.offset);
+    const last = waiting.at(-1);
     if (last !== undefined) this.position = { epoch: last.epoch, offset: last.offset };
-    return current;
+    return waiting;
   }
 
   /** Goes on from `at` when it is ahead: what lies between is gone. */

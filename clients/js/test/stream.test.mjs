@@ -78,3 +78,12 @@ test("since names the epoch seen when the stream started without one", () => {
   assert.equal(stream.since(), null);
   assert.deepEqual(stream.since("E"), { epoch: "E", offset: 0 });
 });
+
+test("skipping a gap across a new epoch delivers the old stream's waiting messages first", () => {
+  const stream = new GroupStream();
+  stream.start({ epoch: "OLD", offset: 1 });
+  stream.accept(message(1, "NEW"));
+  stream.accept(message(3, "OLD"));
+  assert.deepEqual(stream.skipGap().map((m) => `${m.epoch}:${m.offset}`), ["OLD:3", "NEW:1"]);
+  assert.deepEqual(stream.position, { epoch: "NEW", offset: 1 });
+});
