@@ -130,6 +130,33 @@ async fn the_disconnect_policy_allows_removing_every_item() {
     assert_allowed("DisconnectFunction", used);
 }
 
+/// Every function pushes: the message function its answers, `$connect` and `$disconnect` the
+/// presence events of the groups a connection enters or leaves. Each needs `@connections` and the
+/// endpoint the template builds (the event's domainName breaks behind a custom domain).
+#[test]
+fn every_function_may_push_through_the_apis_own_endpoint() {
+    let template = template();
+    for function in ["ConnectFunction", "DisconnectFunction", "MessageFunction"] {
+        let properties = &template["Resources"][function]["Properties"];
+        assert!(
+            !properties["Environment"]["Variables"]["MANAGEMENT_ENDPOINT"].is_null(),
+            "{function} has no MANAGEMENT_ENDPOINT"
+        );
+        let statements = properties["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|policy| policy["Statement"].as_sequence().into_iter().flatten());
+        let may_push = statements
+            .flat_map(|statement| match &statement["Action"] {
+                Value::Sequence(actions) => actions.clone(),
+                action => vec![action.clone()],
+            })
+            .any(|action| action.as_str() == Some("execute-api:ManageConnections"));
+        assert!(may_push, "{function} may not call @connections");
+    }
+}
+
 /// Only the connect function holds the secret; the message function must still know that
 /// connections carry tokens, or their claims would never be checked (every frame allowed).
 #[test]
