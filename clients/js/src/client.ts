@@ -86,6 +86,8 @@ interface GroupState {
   recovering: boolean;
   /** A recovery was asked for while one ran: run one more after it. */
   again: "reconnect" | "gap" | null;
+  /** Recoveries cut short in a row (for their backoff). */
+  failures: number;
   gapTimer: ReturnType<typeof setTimeout> | null;
   joined: Array<{ resolve: (joined: Joined) => void; reject: (error: RequestError) => void }>;
 }
@@ -163,7 +165,7 @@ export class Client extends Emitter<ClientEvents> {
     if (this.closed) return Promise.reject(closedError("join"));
     let state = this.groups.get(group);
     if (state === undefined) {
-      state = { presence: false, stream: new GroupStream(), recovering: false, again: null, gapTimer: null, joined: [] };
+      state = { presence: false, stream: new GroupStream(), recovering: false, again: null, failures: 0, gapTimer: null, joined: [] };
       this.groups.set(group, state);
     }
     state.presence = options.presence ?? false;
@@ -516,7 +518,7 @@ export class Client extends Emitter<ClientEvents> {
 
   /** A message waits behind a missing one: give the missing one a moment, then ask history. */
   private awaitGap(group: string, state: GroupState): void {
-    if (state.recovering || state.gapTimer !== null) return;
+    if (this.closed || state.recovering || state.gapTimer !== null) return;
     state.gapTimer = setTimeout(() => {
       state.gapTimer = null;
       if (!state.stream.waiting || this.groups.get(group) !== state) return;
@@ -581,13 +583,19 @@ export class Client extends Emitter<ClientEvents> {
     }
     if (this.groups.get(group) !== state) return;
     if (finished) this.emit("recovery", { group, recovered, reason });
+    state.failures = finished ? 0 : state.failures + 1;
     const again = state.again ?? (finished ? null : reason);
     state.again = null;
     if (again !== null) {
-      const current = this.primary;
-      if (current?.open) void this.recover(current, group, state, again, epochSeen);
-      else if (again === "gap") this.awaitGap(group, state);
-      // A reconnect's recovery without a connection happens when the next one rejoins.
+      // After a failure (no answer, rate_limited), not at once: backoff, as for connections.
+      const delay = finished ? 0 : backoffDelay(state.failures, this.options.backoff);
+      setTimeout(() => {
+        const current = this.primary;
+        if (this.closed || this.groups.get(group) !== state) return;
+        if (current?.open) void this.recover(current, group, state, again, epochSeen);
+        else if (again === "gap") this.awaitGap(group, state);
+        // A reconnect's recovery without a connection happens when the next one rejoins.
+      }, delay);
     } else if (state.stream.waiting) {
       this.awaitGap(group, state);
     }
