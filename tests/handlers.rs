@@ -800,10 +800,15 @@ async fn with_a_secret_a_join_the_token_does_not_allow_is_forbidden_and_writes_n
     stack
         .send(
             "M=",
-            r#"{"action":"send","to":{"group":"room-1"},"data":"psst"}"#,
+            r#"{"action":"send","to":{"group":"room-1"},"data":"psst","id":"m7"}"#,
         )
         .await;
-    assert_eq!(stack.received_json("M=")["code"], "forbidden");
+    let refused = stack.received_json("M=");
+    assert_eq!(
+        (&refused["code"], &refused["action"], &refused["id"]),
+        (&json!("forbidden"), &json!("send"), &json!("m7")),
+        "the refusal names the send's id: {refused}"
+    );
     assert!(stack.received("A=").is_empty(), "nobody is pushed");
     stack
         .send(

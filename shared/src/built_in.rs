@@ -4,7 +4,7 @@
 use crate::commands;
 use crate::error::Error;
 use crate::events::{Client, Events};
-use crate::protocol::{self, Incoming};
+use crate::protocol::{self, Command, Incoming};
 use crate::push::Push;
 use crate::store::Store;
 
@@ -27,10 +27,32 @@ impl Events for BuiltIn {
             Incoming::Command(command) => command,
         };
         client.set_action(command.action());
-        client.permissions().check(&command)?;
+        // A refused or failed `send` names its `id`: a client with several in flight knows which.
+        let id = match &command {
+            Command::Send(send) => send.id.clone(),
+            _ => None,
+        };
+        let named = |error: Error, client: &Client<'_, S, P>| match error {
+            Error::Rejected(rejection) => Error::Rejected(rejection.for_command(id.as_deref())),
+            error if id.is_some() => {
+                tracing::error!(action = "send", error = %error, "the frame failed");
+                Error::Rejected(
+                    error
+                        .rejection(Some("send"), client.request_id())
+                        .for_command(id.as_deref()),
+                )
+            }
+            error => error,
+        };
+        if let Err(rejection) = client.permissions().check(&command) {
+            return Err(named(Error::Rejected(rejection), client));
+        }
         // Boxed: the SDK's futures nest deeply enough to pass the compiler's type-layout depth
         // limit in a function's `main`.
-        let replies = Box::pin(commands::run(client, command)).await?;
+        let replies = match Box::pin(commands::run(client, command)).await {
+            Ok(replies) => replies,
+            Err(error) => return Err(named(error, client)),
+        };
         for reply in &replies {
             client.send_to_current_client(reply).await;
         }

@@ -174,7 +174,12 @@ async fn send_message<S: Store, P: Push>(
     }
     if let Some(error) = report.error() {
         tracing::error!(error = %error, "send reached only part of its recipients");
-        replies.push(error.rejection(Some("send"), sender.request_id()).frame());
+        replies.push(
+            error
+                .rejection(Some("send"), sender.request_id())
+                .for_command(send.id.as_deref())
+                .frame(),
+        );
     }
     Ok(replies)
 }

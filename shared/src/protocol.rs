@@ -132,6 +132,8 @@ pub struct Rejection {
     pub code: ErrorCode,
     pub message: String,
     pub action: Option<String>,
+    /// The `id` of the `send` refused, so that a client with several in flight knows which.
+    pub id: Option<String>,
 }
 
 impl Rejection {
@@ -140,7 +142,14 @@ impl Rejection {
             code,
             message: message.into(),
             action: action.map(str::to_owned),
+            id: None,
         }
+    }
+
+    /// The same rejection, naming the `id` the refused command carried (when it carried one).
+    pub fn for_command(mut self, id: Option<&str>) -> Self {
+        self.id = id.map(str::to_owned);
+        self
     }
 
     fn bad(action: &str, message: impl Into<String>) -> Self {
@@ -153,6 +162,7 @@ impl Rejection {
             code: self.code,
             message: &self.message,
             action: self.action.as_deref(),
+            id: self.id.as_deref(),
         }
         .to_json()
     }
@@ -485,6 +495,9 @@ pub enum Outgoing<'a> {
         message: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         action: Option<&'a str>,
+        /// The refused `send`'s own `id`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
     },
 }
 

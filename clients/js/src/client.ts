@@ -422,8 +422,21 @@ export class Client extends Emitter<ClientEvents> {
       if (inUse && this.groups.get(frame.group)?.presence) this.emit("presence", frame);
       return;
     }
+    if (frame.type === "error" && frame.id !== undefined) {
+      // A send refused or failed in part names its id: settle that one (a partial failure after
+      // its ack is reported as an event).
+      const pending = this.sends.get(frame.id);
+      if (pending !== undefined) {
+        this.sends.delete(frame.id);
+        if (pending.timer !== null) clearTimeout(pending.timer);
+        pending.reject(new RequestError(frame.code, frame.message, "send"));
+      } else if (inUse) {
+        this.emit("error", frame);
+      }
+      return;
+    }
     if (frame.type === "error") {
-      // Errors name their action (or none: too_large, rate_limited), not the send. One send alone
+      // Without an id, errors name their action (or none: too_large, rate_limited). One send alone
       // waiting on this link is the one refused; `internal` can follow an ack (some recipients
       // failed), so it is reported, never pinned on another send.
       const waiting = [...this.sends.entries()].filter(([, s]) => s.link === link);

@@ -110,6 +110,8 @@ export interface ErrorFrame {
   code: ErrorCode;
   message: string;
   action?: string;
+  /** The `id` of the `send` refused or failed in part. */
+  id?: string;
 }
 
 export interface Pong {
