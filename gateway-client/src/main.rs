@@ -32,7 +32,7 @@ struct Cli {
 #[group(required = true, multiple = false)]
 struct To {
     /// sendToClient: a connection id (repeat for several).
-    #[arg(long = "client")]
+    #[arg(long = "client", allow_hyphen_values = true)]
     clients: Vec<String>,
     /// sendToUid: a uid (repeat for several).
     #[arg(long = "uid")]
@@ -63,7 +63,7 @@ impl To {
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
 struct Who {
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     client: Option<String>,
     #[arg(long)]
     uid: Option<String>,
@@ -76,7 +76,7 @@ enum Command {
         #[command(flatten)]
         to: To,
         /// A connection id that must not receive it (repeat for several).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         exclude: Vec<String>,
         /// The frame's text.
         data: String,
@@ -99,16 +99,25 @@ enum Command {
     /// The connection ids of a group.
     Members { group: String },
     /// Bind a uid to a connection that has none.
-    Bind { connection_id: String, uid: String },
+    Bind {
+        #[arg(allow_hyphen_values = true)]
+        connection_id: String,
+        uid: String,
+    },
     /// Remove a connection's uid binding.
-    Unbind { connection_id: String },
+    Unbind {
+        #[arg(allow_hyphen_values = true)]
+        connection_id: String,
+    },
     /// Add a connection to a group.
     Join {
+        #[arg(allow_hyphen_values = true)]
         connection_id: String,
         group: String,
     },
     /// Take a connection out of a group.
     Leave {
+        #[arg(allow_hyphen_values = true)]
         connection_id: String,
         group: String,
     },
@@ -142,15 +151,18 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum SessionAction {
     Get {
+        #[arg(allow_hyphen_values = true)]
         connection_id: String,
     },
     /// Replace the session with a JSON value.
     Set {
+        #[arg(allow_hyphen_values = true)]
         connection_id: String,
         json: String,
     },
     /// Merge a JSON object's keys into the session.
     Update {
+        #[arg(allow_hyphen_values = true)]
         connection_id: String,
         json: String,
     },
@@ -313,4 +325,33 @@ async fn run(cli: Cli) -> Result<Value, String> {
             send,
         } => token(&secret, &uid, seconds, &groups, &send)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connection ids may begin with `-` (API Gateway's alphabet has it): they are values, never
+    /// flags.
+    #[test]
+    fn a_connection_id_beginning_with_a_hyphen_is_a_value() {
+        let cli = Cli::try_parse_from(["gateway-client", "send", "--client", "-J1x=", "hi"])
+            .expect("parsed");
+        let Command::Send { to, data, .. } = cli.command else {
+            panic!("not a send: {cli:?}");
+        };
+        assert_eq!(
+            (to.clients, data.as_str()),
+            (vec!["-J1x=".to_owned()], "hi")
+        );
+        let cli = Cli::try_parse_from(["gateway-client", "join", "-J1x=", "room"]).expect("parsed");
+        assert!(
+            matches!(cli.command, Command::Join { connection_id, .. } if connection_id == "-J1x=")
+        );
+        let cli =
+            Cli::try_parse_from(["gateway-client", "kick", "--client", "-J1x="]).expect("parsed");
+        assert!(
+            matches!(cli.command, Command::Kick { who } if who.client.as_deref() == Some("-J1x="))
+        );
+    }
 }
