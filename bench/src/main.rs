@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use shared::protocol::Target;
-use shared::store::dynamodb::{group_item, new_connection_items, DynamoStore};
+use shared::store::dynamodb::{new_connection_items, DynamoStore};
 use shared::store::{expiry_from_now, ConnectionRecord};
 use shared::Config;
 
@@ -174,15 +174,12 @@ impl Bench {
         store
     }
 
-    /// Writes connections (and their group items) in batches of 25, 8 batches at a time.
+    /// Writes connections (with their group items) in batches of 25, 8 batches at a time.
     async fn seed(&self, store: &DynamoStore, records: &[ConnectionRecord]) {
         let items: Vec<_> = records
             .iter()
-            .flat_map(|r| {
-                let mut items = new_connection_items(r);
-                items.extend(r.groups.iter().map(|g| group_item(g, r)));
-                items
-            })
+            // A record's items include its group items (what `$connect` writes).
+            .flat_map(new_connection_items)
             .collect();
         let client = self.client();
         stream::iter(items.chunks(25))
