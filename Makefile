@@ -1,6 +1,7 @@
 # Everything a developer or CI runs. Each target installs what it needs into .tools/
 # (a Python virtualenv with moto, cfn-lint, cargo-lambda and the SAM CLI), so a fresh
-# clone needs only Rust, Python 3 and make.
+# clone needs only Rust, Python 3 and make. The local DynamoDB (dynoxide) is a crate of the
+# workspace, built into target/ like everything else.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -13,7 +14,10 @@ VENV := $(TOOLS)/venv
 BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
-# moto, answering one request at a time (see the script for why).
+# The local DynamoDB for dev, test and bench: dynoxide (local-dynamodb/), or DYNAMODB=moto to
+# compare. moto runs answering one request at a time (see the script for why).
+DYNAMODB ?= dynoxide
+export DYNAMODB
 export MOTO_SERVER := $(CURDIR)/scripts/dynamodb-server.py
 export CARGO_LAMBDA := $(BIN)/cargo-lambda
 
@@ -62,7 +66,7 @@ clients/js/node_modules/.installed: clients/js/package-lock.json
 	cd clients/js && npm ci --no-audit --no-fund
 	touch $@
 
-dev: tools ## Run the service locally: moto, the functions under cargo lambda watch, the local gateway (APP=workerman-chat for the chat example)
+dev: tools ## Run the service locally: the local DynamoDB (dynoxide; DYNAMODB=moto for moto), the functions under cargo lambda watch, the local gateway (APP=workerman-chat for the chat example)
 	scripts/dev.sh
 
 test: tools browser-tools ## Run every test: unit, handlers, end to end through the local gateway, the client library, and in a browser
@@ -78,7 +82,7 @@ test: tools browser-tools ## Run every test: unit, handlers, end to end through 
 	cd tests/js && npm test
 
 FUZZ_CASES ?= 20000
-fuzz: tools ## A long property-test run of the parser and of the message handler on moto (FUZZ_CASES=20000)
+fuzz: tools ## A long property-test run of the parser and of the message handler on the local DynamoDB (FUZZ_CASES=20000)
 	PROPTEST_CASES=$$(( $(FUZZ_CASES) * 10 )) cargo test --locked -p shared --lib properties
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --locked -p tests --test fuzz -- --nocapture
 

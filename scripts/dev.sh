@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make dev`: the whole service on this machine, on 127.0.0.1 only.
-#   moto (DynamoDB-compatible)  :DYNAMODB_PORT (8000)
+#   local DynamoDB              :DYNAMODB_PORT (8000)  dynoxide; DYNAMODB=moto for moto
 #   cargo lambda watch          :INVOKE_PORT   (9000)  the three functions
 #   local-gateway               :GATEWAY_PORT  (8080)  WebSocket, chat page, @connections
 # APP=NAME runs the example application examples/NAME (its functions NAME-connect, NAME-message,
@@ -9,6 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APP=${APP:-}
+DYNAMODB=${DYNAMODB:-dynoxide}
+case "$DYNAMODB" in
+  dynoxide|moto) ;;
+  *) echo "DYNAMODB=$DYNAMODB: set it to dynoxide (the default) or moto" >&2; exit 1 ;;
+esac
 if [ -n "$APP" ] && [ ! -f "examples/$APP/Cargo.toml" ]; then
   echo "APP=$APP: there is no examples/$APP; the examples are: $(ls examples | tr '\n' ' ')" >&2
   exit 1
@@ -56,6 +61,7 @@ else
   cargo build --bin connect --bin message --bin disconnect
 fi
 cargo build --bin local-gateway
+[ "$DYNAMODB" = dynoxide ] && cargo build --bin local-dynamodb
 
 # The client library, which the chat page imports from the gateway.
 if command -v npm >/dev/null; then
@@ -65,9 +71,13 @@ else
   say "npm not found: the chat page needs the client library (clients/js); install Node.js 20 or later"
 fi
 
-say "starting moto on 127.0.0.1:$DYNAMODB_PORT"
-setsid "$BIN/python" scripts/dynamodb-server.py -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$LOGS/moto.log" 2>&1 &
-pids+=($!); wait_port "$DYNAMODB_PORT" moto $!
+say "starting $DYNAMODB (the local DynamoDB) on 127.0.0.1:$DYNAMODB_PORT"
+if [ "$DYNAMODB" = dynoxide ]; then
+  setsid target/debug/local-dynamodb --listen "127.0.0.1:$DYNAMODB_PORT" >"$LOGS/dynamodb.log" 2>&1 &
+else
+  setsid "$BIN/python" scripts/dynamodb-server.py -H 127.0.0.1 -p "$DYNAMODB_PORT" >"$LOGS/dynamodb.log" 2>&1 &
+fi
+pids+=($!); wait_port "$DYNAMODB_PORT" dynamodb $!
 "$BIN/python" scripts/create-table.py "http://127.0.0.1:$DYNAMODB_PORT" "$TABLE_NAME"
 
 env_vars="TABLE_NAME=$TABLE_NAME,DYNAMODB_ENDPOINT=http://127.0.0.1:$DYNAMODB_PORT"
@@ -113,6 +123,6 @@ if [ -n "$APP" ]; then
 else
   say "  chat page: http://127.0.0.1:$GATEWAY_PORT/"
 fi
-say "  function logs: $LOGS/functions.log   DynamoDB: http://127.0.0.1:$DYNAMODB_PORT"
+say "  function logs: $LOGS/functions.log   DynamoDB ($DYNAMODB): http://127.0.0.1:$DYNAMODB_PORT"
 wait -n "${pids[@]}"
 say "a part stopped; see the logs in $LOGS/"

@@ -818,3 +818,79 @@ async fn with_a_secret_a_join_the_token_does_not_allow_is_forbidden_and_writes_n
         .await;
     assert_eq!(stack.received_json("A=")["data"], "hi");
 }
+
+/// DynamoDB resumes a Query after its `ExclusiveStartKey` even when that item was deleted
+/// meanwhile; a fan-out prunes gone connections while it still reads, so the last member of a
+/// page may be gone before the next page is asked for. (moto answered such a page empty, and the
+/// rest of the partition was never pushed to.)
+#[tokio::test]
+async fn a_broadcast_across_pages_reaches_every_live_member_when_members_are_pruned_between_pages()
+{
+    const PAGE: usize = 4;
+    let (proxy, mut stack) = Stack::behind_proxy(|c| {
+        c.connect_grace = std::time::Duration::ZERO;
+        c.rate_limit = 0;
+    })
+    .await;
+    stack.gateway.store = stack.gateway.store.clone().with_page_items(PAGE as i32);
+    let ids: Vec<String> = (0..32).map(|i| format!("P{i:02}=")).collect();
+    for id in &ids {
+        assert_eq!(stack.connect(id, &[]).await, 200);
+    }
+    // Each shard of "all" in the order a Query reads it; in each, two members of the first page
+    // are gone, its last one among them: the key the next page starts after.
+    let inspector = Stack::inspector(&stack).await;
+    let items = inspector.items().await;
+    let mut gone = Vec::new();
+    for shard in 0..shared::store::ALL_SHARDS {
+        let pk = format!("all#{shard}");
+        let members: Vec<&str> = items
+            .iter()
+            .filter(|item| s(item, "pk") == Some(pk.as_str()))
+            .filter_map(|item| s(item, "connectionId"))
+            .collect();
+        assert!(
+            members.len() > 2 * PAGE,
+            "{pk} holds {} members: too few for three pages",
+            members.len()
+        );
+        gone.extend([members[1].to_owned(), members[PAGE - 1].to_owned()]);
+    }
+    for id in &gone {
+        stack.sink.mark_gone(id);
+    }
+
+    proxy.hold("ExclusiveStartKey");
+    let sender = ids.iter().find(|id| !gone.contains(id)).expect("a sender");
+    let broadcast = stack.send(sender, r#"{"action":"sendmessage","data":"hi"}"#);
+    let prune_then_release = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = inspector.items().await;
+            let pruned = gone.iter().all(|id| {
+                !left
+                    .iter()
+                    .any(|item| s(item, "connectionId") == Some(id.as_str()))
+            });
+            if pruned && proxy.held() >= shared::store::ALL_SHARDS as usize {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first pages' gone members were not pruned while the next pages waited \
+                 (held: {})",
+                proxy.held()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        proxy.release();
+    };
+    tokio::join!(broadcast, prune_then_release);
+
+    for id in ids.iter().filter(|id| !gone.contains(id)) {
+        assert_eq!(stack.received(id), vec!["hi".to_owned()], "{id}");
+    }
+    for id in &gone {
+        assert!(inspector.items_of(id).await.is_empty(), "{id} was pruned");
+    }
+}

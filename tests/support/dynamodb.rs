@@ -1,10 +1,12 @@
-//! One DynamoDB-compatible server per test binary: moto, started on a free loopback port.
+//! One DynamoDB-compatible server per test binary, on a free loopback port: dynoxide (the
+//! default) or moto (`DYNAMODB=moto`, to compare).
 //!
-//! moto is started through a small shell watchdog that reads our end of a pipe: when the test
-//! process exits, however it exits, the pipe closes and the watchdog stops the server, so no
-//! server outlives its tests. Set `MOTO_SERVER` to the server to run: the Makefile sets
-//! `scripts/dynamodb-server.py`, moto answering one request at a time; otherwise `moto_server` is
-//! looked up on PATH.
+//! dynoxide runs inside the test process, on a thread and a runtime of its own, so it lives
+//! exactly as long as the tests that use it. moto is started through a small shell watchdog that
+//! reads our end of a pipe: when the test process exits, however it exits, the pipe closes and the
+//! watchdog stops the server, so no server outlives its tests. For moto, `MOTO_SERVER` names the
+//! server to run: the Makefile sets `scripts/dynamodb-server.py`, moto answering one request at a
+//! time; otherwise `moto_server` is looked up on PATH.
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -14,7 +16,8 @@ use std::time::{Duration, Instant};
 
 struct Server {
     endpoint: String,
-    _watchdog: Child,
+    /// moto's watchdog; dynoxide needs none.
+    _watchdog: Option<Child>,
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
@@ -44,7 +47,44 @@ pub fn endpoint() -> &'static str {
     &SERVER.get_or_init(start).endpoint
 }
 
+/// Which server the tests run on, from `DYNAMODB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dynoxide,
+    Moto,
+}
+
+impl Kind {
+    /// `DYNAMODB` unset or `dynoxide` is dynoxide, `moto` is moto; anything else is a mistake
+    /// worth stopping for.
+    pub fn from_env() -> Kind {
+        match std::env::var("DYNAMODB").as_deref() {
+            Err(_) | Ok("") | Ok("dynoxide") => Kind::Dynoxide,
+            Ok("moto") => Kind::Moto,
+            Ok(other) => panic!("DYNAMODB={other}: set it to dynoxide (the default) or moto"),
+        }
+    }
+}
+
 fn start() -> Server {
+    match Kind::from_env() {
+        Kind::Dynoxide => start_dynoxide(),
+        Kind::Moto => start_moto(),
+    }
+}
+
+fn start_dynoxide() -> Server {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind for dynoxide");
+    let addr = listener.local_addr().expect("dynoxide's address");
+    local_dynamodb::spawn(listener).expect("start dynoxide");
+    wait_for_port(addr, Duration::from_secs(10), "dynoxide");
+    Server {
+        endpoint: format!("http://{addr}"),
+        _watchdog: None,
+    }
+}
+
+fn start_moto() -> Server {
     let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
     let port = free_port();
     let script =
@@ -78,6 +118,6 @@ fn start() -> Server {
     }
     Server {
         endpoint: format!("http://{addr}"),
-        _watchdog: watchdog,
+        _watchdog: Some(watchdog),
     }
 }

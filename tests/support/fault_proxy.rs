@@ -5,7 +5,9 @@
 //! - lost answers: a request reaches the server and is carried out, but its answer never comes
 //!   back, as when a connection drops after DynamoDB commits ([`FaultProxy::lose_answers_to`]);
 //! - a conflict: DynamoDB refuses a write because another write to the same item is under way,
-//!   which the server here never does ([`FaultProxy::conflict_once`]).
+//!   which the server here never does ([`FaultProxy::conflict_once`]);
+//! - a slow request: one held back until the test lets it go, so that something else happens
+//!   in between ([`FaultProxy::hold`]).
 //!
 //! It also records which IAM actions the requests it carried need ([`FaultProxy::take_actions`]),
 //! and each request's operation and timing ([`FaultProxy::take_requests`]), from which the
@@ -29,6 +31,10 @@ struct State {
     conflict_once: Option<String>,
     /// Requests refused for a conflict so far.
     conflicts: usize,
+    /// Requests whose bytes contain this wait before reaching the server, until released.
+    hold: Option<String>,
+    /// Requests held so far.
+    held: usize,
     /// The IAM actions of the requests carried so far.
     actions: BTreeSet<String>,
     /// Every request carried, in the order they began.
@@ -71,6 +77,8 @@ pub fn round_trips(requests: &[Request]) -> usize {
 pub struct FaultProxy {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    /// `true` once held requests may go on.
+    released: tokio::sync::watch::Sender<bool>,
     accept: AbortHandle,
 }
 
@@ -94,7 +102,9 @@ impl FaultProxy {
             .expect("bind the proxy");
         let addr = listener.local_addr().expect("proxy address");
         let state = Arc::new(Mutex::new(State::default()));
+        let (released, _) = tokio::sync::watch::channel(false);
         let accept_state = state.clone();
+        let accept_released = released.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let mut guard = lock(&accept_state);
@@ -102,7 +112,12 @@ impl FaultProxy {
                     drop(client);
                     continue;
                 }
-                let task = tokio::spawn(relay(client, upstream.clone(), accept_state.clone()));
+                let task = tokio::spawn(relay(
+                    client,
+                    upstream.clone(),
+                    accept_state.clone(),
+                    accept_released.subscribe(),
+                ));
                 guard.live.push(task.abort_handle());
             }
         })
@@ -110,6 +125,7 @@ impl FaultProxy {
         FaultProxy {
             addr,
             state,
+            released,
             accept,
         }
     }
@@ -152,6 +168,24 @@ impl FaultProxy {
     /// The requests carried since the last look, in the order they began.
     pub fn take_requests(&self) -> Vec<Request> {
         std::mem::take(&mut lock(&self.state).requests)
+    }
+
+    /// From now on, a request whose bytes contain `marker` (`ExclusiveStartKey`: a Query for a
+    /// page after the first) waits before reaching the server until [`FaultProxy::release`].
+    pub fn hold(&self, marker: &str) {
+        self.released.send_replace(false);
+        lock(&self.state).hold = Some(marker.to_owned());
+    }
+
+    /// How many requests were held so far.
+    pub fn held(&self) -> usize {
+        lock(&self.state).held
+    }
+
+    /// Held requests go on, and no more are held.
+    pub fn release(&self) {
+        lock(&self.state).hold = None;
+        self.released.send_replace(true);
     }
 
     /// From now on, a request whose bytes contain `marker` is carried out by the server, but the
@@ -202,7 +236,12 @@ fn body_extent(chunk: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// Carries one client connection, one request and its answer at a time (the SDK never pipelines).
-async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
+async fn relay(
+    client: TcpStream,
+    upstream: String,
+    state: Arc<Mutex<State>>,
+    mut released: tokio::sync::watch::Receiver<bool>,
+) {
     let Ok(mut server) = TcpStream::connect(&upstream).await else {
         return;
     };
@@ -273,6 +312,18 @@ async fn relay(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
                 if chunk.windows(marker.len()).any(|w| w == marker.as_bytes()) {
                     lose_next_answer.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
+            }
+            let hold = {
+                let mut state = lock(&state);
+                let hold = state
+                    .hold
+                    .as_ref()
+                    .is_some_and(|marker| find(chunk, marker.as_bytes()).is_some());
+                state.held += usize::from(hold);
+                hold
+            };
+            if hold && released.wait_for(|released| *released).await.is_err() {
+                return;
             }
             if to_server.write_all(chunk).await.is_err() {
                 return;

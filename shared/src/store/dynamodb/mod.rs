@@ -43,6 +43,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     shards_at_once: usize,
+    /// The most members one Query page of a fan-out reads (`None`: DynamoDB's 1 MB pages).
+    page_items: Option<i32>,
 }
 
 impl DynamoStore {
@@ -52,7 +54,15 @@ impl DynamoStore {
             table: table.into(),
             // All of them, so that a broadcast's reads take one round trip.
             shards_at_once: ALL_SHARDS as usize,
+            page_items: None,
         }
+    }
+
+    /// Reads the members of a set at most `items` per Query page, not DynamoDB's 1 MB: smaller
+    /// pages start a fan-out's pushes sooner, and let a test span pages with a few members.
+    pub fn with_page_items(mut self, items: i32) -> Self {
+        self.page_items = Some(items.max(1));
+        self
     }
 
     /// How many "all" shards a broadcast reads at once (all of them by default; fewer for a slow

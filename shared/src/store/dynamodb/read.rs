@@ -87,7 +87,10 @@ impl DynamoStore {
         tokio::spawn(async move {
             let mut after = None;
             loop {
-                match store.query_page(pk.clone(), after.take(), None).await {
+                match store
+                    .query_page(pk.clone(), after.take(), store.page_items)
+                    .await
+                {
                     Ok((members, next)) => {
                         for member in members {
                             if ahead.send(Ok(member)).await.is_err() {
