@@ -1,15 +1,17 @@
 //! `make bench`: the figures behind BENCHMARKS.md, measured on this machine in one run.
 //!
 //! The functions run as the deployable bootstraps (what `target/lambda/*/bootstrap.zip` holds, built by
-//! `make build ARCH=x86_64`) under a minimal Lambda Runtime API on loopback, against moto and a
+//! `make build ARCH=x86_64`) under a minimal Lambda Runtime API on loopback, against the local
+//! DynamoDB (dynoxide, or moto with `DYNAMODB=moto`) and a
 //! counting `@connections` endpoint. Prints a table and writes `target/bench/report.json`.
 //! `BENCH_FANOUT` (default `100,1000,10000`) and `BENCH_TABLE_CONNECTIONS` (default 100000) size it.
-//! `bench pushes [N]` measures only the push path against the floor (no moto), for profiling;
+//! `bench pushes [N]` measures only the push path against the floor (no DynamoDB), for profiling;
 //! `bench gateway` only the measurements through the local gateway (`BENCH_GATEWAY_CLIENTS`,
 //! default `1,100,1000`).
 
 mod cost;
 mod counting;
+mod floor;
 mod runtime_api;
 mod sink;
 mod through_gateway;
@@ -26,6 +28,7 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use shared::protocol::Target;
+use shared::push::ManagementApi;
 use shared::store::dynamodb::{new_connection_items, DynamoStore};
 use shared::store::{expiry_from_now, ConnectionRecord};
 use shared::Config;
@@ -302,8 +305,7 @@ async fn main() {
     ));
 
     // 1, 2, 6. Fan-out to N through the message bootstrap, against the floor.
-    let concurrency = Config::DEFAULT_PUSH_CONCURRENCY;
-    let http = reqwest::Client::new();
+    let floor_client = floor::client(&bench.sdk);
     let gateway = {
         let mut config = Config::new("not-read");
         config.dynamodb_endpoint = Some(bench.dynamodb.clone());
@@ -319,7 +321,15 @@ async fn main() {
         bench.seed(&table, &records).await;
         // moto answers one Query at a time, slower as the table grows (0.7 s for a 625-item
         // shard in a 30,000-item table, seen here): one shard at a time keeps each in its timeout.
-        let env = [("RATE_LIMIT", "0"), ("DYNAMODB_READ_CONCURRENCY", "1")];
+        // dynoxide reads both shards at once, as DynamoDB does and as the service is configured.
+        let shards_at_once = match support::dynamodb::Kind::from_env() {
+            support::dynamodb::Kind::Moto => "1",
+            support::dynamodb::Kind::Dynoxide => "2",
+        };
+        let env = [
+            ("RATE_LIMIT", "0"),
+            ("DYNAMODB_READ_CONCURRENCY", shards_at_once),
+        ];
         let function = bench.function("message", table.table(), &env).await;
         bench.sink.expect(1);
         function
@@ -343,11 +353,15 @@ async fn main() {
         let rss = function.peak_rss_kib();
         drop(function);
 
-        let floor = floor(&http, &bench.sink, n, concurrency).await;
-        let ratio = ours.as_secs_f64() / floor.as_secs_f64();
+        let floor_ids: Vec<String> = records.iter().map(|r| r.connection_id.clone()).collect();
+        let floor = sink_floor(&floor_client, &bench.sink, &floor_ids).await;
+        let ratio = ours.as_secs_f64() / floor.time.as_secs_f64();
         rows.push((
-            format!("fan-out to {n}, end to end: ours / floor (bare HTTP, {concurrency} at once)"),
-            format!("{} ms / {} ms = {ratio:.2}×", ms(ours), ms(floor)),
+            format!(
+                "fan-out to {n}, end to end: ours / floor (signed pushes, best at {} at once)",
+                floor.concurrency
+            ),
+            format!("{} ms / {} ms = {ratio:.2}×", ms(ours), ms(floor.time)),
         ));
 
         // The push path alone: the same pushes with the recipients known (no reads), in-process,
@@ -361,10 +375,14 @@ async fn main() {
             .expect("the pushes");
         let pushes = started.elapsed();
         assert_eq!(report.delivered, n);
-        let push_ratio = pushes.as_secs_f64() / floor.as_secs_f64();
+        let push_ratio = pushes.as_secs_f64() / floor.time.as_secs_f64();
         rows.push((
             format!("fan-out to {n}, pushes only (recipients known): ours / floor"),
-            format!("{} ms / {} ms = {push_ratio:.2}×", ms(pushes), ms(floor)),
+            format!(
+                "{} ms / {} ms = {push_ratio:.2}×",
+                ms(pushes),
+                ms(floor.time)
+            ),
         ));
         if let Some(kib) = rss {
             rows.push((
@@ -372,7 +390,7 @@ async fn main() {
                 format!("{:.1} MiB", kib as f64 / 1024.0),
             ));
         }
-        fanouts.push(json!({"connections": n, "ours_ms": ms(ours), "floor_ms": ms(floor), "ratio": (ratio * 100.0).round() / 100.0, "pushes_only_ms": ms(pushes), "pushes_only_ratio": (push_ratio * 100.0).round() / 100.0, "peak_rss_kib": rss}));
+        fanouts.push(json!({"connections": n, "ours_ms": ms(ours), "floor_ms": ms(floor.time), "floor_concurrency": floor.concurrency, "ratio": (ratio * 100.0).round() / 100.0, "pushes_only_ms": ms(pushes), "pushes_only_ratio": (push_ratio * 100.0).round() / 100.0, "peak_rss_kib": rss}));
     }
     report.insert("fan_out".into(), Value::from(fanouts));
 
@@ -538,8 +556,11 @@ async fn main() {
     print_report(rows, report);
 }
 
-/// Prints the table and writes `target/bench/report.json`.
-fn print_report(rows: Vec<(String, String)>, report: serde_json::Map<String, Value>) {
+/// Prints the table and writes `target/bench/report.json`, naming the local DynamoDB it ran on.
+fn print_report(rows: Vec<(String, String)>, mut report: serde_json::Map<String, Value>) {
+    let dynamodb = format!("{:?}", support::dynamodb::Kind::from_env()).to_lowercase();
+    println!("\nlocal DynamoDB: {dynamodb}");
+    report.insert("dynamodb".into(), Value::from(dynamodb));
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     println!();
     for (what, figure) in &rows {
@@ -560,15 +581,16 @@ fn print_report(rows: Vec<(String, String)>, report: serde_json::Map<String, Val
 /// best of three; no DynamoDB and no bootstraps, so that it can run under a profiler.
 async fn pushes_only(sdk: &aws_config::SdkConfig, n: usize) {
     let sink = Sink::start().await;
-    let http = reqwest::Client::new();
+    let floor_client = floor::client(sdk);
     let concurrency = Config::DEFAULT_PUSH_CONCURRENCY;
     let mut config = Config::new("not-read");
     config.management_endpoint = Some(sink.endpoint.clone());
     let gateway = shared::aws::gateway(config, sdk);
-    let ids = Target::Connections((0..n).map(|i| format!("c{i:06}=")).collect());
-    let (mut best_floor, mut ours) = (Duration::MAX, Duration::MAX);
+    let names: Vec<String> = (0..n).map(|i| format!("c{i:06}=")).collect();
+    let best_floor = sink_floor(&floor_client, &sink, &names).await;
+    let ids = Target::Connections(names);
+    let mut ours = Duration::MAX;
     for _ in 0..3 {
-        best_floor = best_floor.min(floor(&http, &sink, n, concurrency).await);
         sink.expect(n);
         let started = Instant::now();
         let report = gateway
@@ -579,27 +601,21 @@ async fn pushes_only(sdk: &aws_config::SdkConfig, n: usize) {
         ours = ours.min(started.elapsed());
     }
     println!(
-        "{n} pushes, {concurrency} at once, best of 3: ours {} ms, floor {} ms = {:.2}×",
+        "{n} pushes, {concurrency} at once, best of 3: ours {} ms, floor {} ms ({} at once) = {:.2}×",
         ms(ours),
-        ms(best_floor),
-        ours.as_secs_f64() / best_floor.as_secs_f64()
+        ms(best_floor.time),
+        best_floor.concurrency,
+        ours.as_secs_f64() / best_floor.time.as_secs_f64()
     );
 }
 
-/// The floor: `n` unsigned POSTs to the sink from a bare HTTP client, `concurrency` at a time.
-async fn floor(http: &reqwest::Client, sink: &Sink, n: usize, concurrency: usize) -> Duration {
-    sink.expect(n);
-    let started = Instant::now();
-    stream::iter(0..n)
-        .map(|i| {
-            http.post(format!("{}/@connections/c{i:06}=", sink.endpoint))
-                .body("fan-out")
-                .send()
-        })
-        .buffer_unordered(concurrency)
-        .for_each(|r| async move {
-            r.expect("the sink answers");
-        })
-        .await;
-    started.elapsed()
+/// The floor of pushes to the sink: `ids` pushed as the service's client pushes, with nothing
+/// else to do, at the fastest concurrency (median of 3 at each).
+async fn sink_floor(client: &ManagementApi, sink: &Sink, ids: &[String]) -> floor::Floor {
+    floor::Floor::measure(3, |concurrency| async move {
+        sink.expect(ids.len());
+        let started = Instant::now();
+        floor::push_all(client, &sink.endpoint, ids, "fan-out", concurrency).await - started
+    })
+    .await
 }

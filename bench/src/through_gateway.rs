@@ -1,8 +1,8 @@
 //! The service as clients meet it: real WebSocket clients, the local gateway, the release
 //! bootstraps under a Lambda Runtime API (several processes per function, as Lambda runs several
-//! environments), and moto. Beside it the floor: the same deliveries as bare signed POSTs to the
-//! gateway's `@connections`, 64 at a time. And, through a proxy in front of moto, what each
-//! operation costs in DynamoDB requests.
+//! environments), and the local DynamoDB. Beside it the floor (`floor.rs`): the same deliveries as
+//! signed pushes to the gateway's `@connections`, at the fastest concurrency. And, through a proxy
+//! in front of the local DynamoDB, what each operation costs in DynamoDB requests.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,6 +20,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use local_gateway::routes::{FunctionNames, Routes};
 use local_gateway::sigv4::{Credentials as Signing, Expected};
 use local_gateway::{AwsBehaviour, Limits, Settings};
+use shared::push::ManagementApi;
 use shared::store::dynamodb::DynamoStore;
 use shared::store::{Members, Store};
 use support::local_stack::{connect, Ws};
@@ -28,6 +29,7 @@ use serde_json::{json, Value};
 use support::fault_proxy::FaultProxy;
 
 use crate::cost::Cost;
+use crate::floor::{self, Floor};
 use crate::runtime_api::RuntimeApi;
 use crate::{env_list, lambda_process, ms, root, Bench};
 
@@ -37,8 +39,6 @@ const SESSION_TOKEN: &str = "bench-session";
 /// Processes per function: Lambda runs one event at a time per environment, and a burst of
 /// handshakes or frames spreads over several.
 const ENVIRONMENTS: usize = 4;
-/// Floor deliveries in flight at once, as the measurement.
-const FLOOR_CONCURRENCY: usize = 64;
 
 /// One stack: the bootstraps, the invoke endpoint in front of them, the gateway.
 pub struct Stack {
@@ -218,49 +218,21 @@ impl Stack {
             .expect("read the connections")
     }
 
-    /// The floor: `ids.len()` signed POSTs of `data` to the gateway's `@connections`, 64 at a
-    /// time; from the first request to the last client's receipt.
+    /// One floor delivery: `data` pushed to each of `ids` through the gateway's `@connections`
+    /// by `client` (the service's own push client), `concurrency` at once; from the first request
+    /// to the last client's receipt.
     pub async fn floor(
         &self,
-        http: &reqwest::Client,
+        client: &ManagementApi,
         ids: &[String],
         clients: &mut [Ws],
         data: &str,
+        concurrency: usize,
     ) -> Duration {
-        let host = self.gateway_address.to_string();
-        let signer = shared::sigv4::Signer::new("us-east-1");
-        let identity = shared::sigv4::Identity {
-            access_key_id: ACCESS_KEY_ID.into(),
-            secret_access_key: SECRET_ACCESS_KEY.into(),
-            session_token: Some(SESSION_TOKEN.into()),
-        };
+        let endpoint = format!("http://{}/dev", self.gateway_address);
         let started = Instant::now();
-        let posts = stream::iter(ids)
-            .map(|id| {
-                let path = format!("/dev/@connections/{}", shared::sigv4::encode_segment(id));
-                let signature = signer.sign(
-                    &identity,
-                    "POST",
-                    &host,
-                    &path,
-                    data.as_bytes(),
-                    std::time::SystemTime::now(),
-                );
-                let mut request = http
-                    .post(format!("http://{host}{path}"))
-                    .header("authorization", signature.authorization)
-                    .header("x-amz-date", signature.amz_date)
-                    .body(data.to_owned());
-                if let Some(token) = signature.security_token {
-                    request = request.header("x-amz-security-token", token);
-                }
-                request.send()
-            })
-            .buffer_unordered(FLOOR_CONCURRENCY)
-            .for_each(|r| async move {
-                assert_eq!(r.expect("the gateway answers").status(), 200);
-            });
-        let (_, last) = tokio::join!(posts, last_receipt(clients, data));
+        let pushes = floor::push_all(client, &endpoint, ids, data, concurrency);
+        let (_, last) = tokio::join!(pushes, last_receipt(clients, data));
         last - started
     }
 }
@@ -295,6 +267,21 @@ pub async fn broadcast(clients: &mut [Ws], data: &str) -> (Duration, Instant) {
     clients[0].send(&frame).await;
     let (first, last) = receipts(clients, data).await;
     (last - started, first)
+}
+
+/// The SDK configuration the functions of a [`Stack`] sign pushes with, for the floor.
+async fn signing_sdk() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
+            Some(SESSION_TOKEN.to_owned()),
+            None,
+            "bench",
+        ))
+        .load()
+        .await
 }
 
 pub fn median(mut times: Vec<Duration>) -> Duration {
@@ -392,7 +379,7 @@ pub async fn run(
     // costs of one broadcast of each size come from the counted stack; the timings from a stack
     // whose functions reach moto directly, as the floor does not pass the relay either.
     let direct = Stack::start(&bench.sdk, &bench.dynamodb, &bench.dynamodb, "direct").await;
-    let http = reqwest::Client::new();
+    let floor_client = floor::client(&signing_sdk().await);
     let mut side_by_side = Vec::new();
     let (mut counted, mut clients) = (Vec::new(), Vec::new());
     for n in env_list("BENCH_GATEWAY_CLIENTS", "1,100,1000") {
@@ -440,21 +427,26 @@ pub async fn run(
         }
         let ids = direct.connection_ids().await;
         assert_eq!(ids.len(), n, "every client is recorded");
-        let mut floor = Vec::new();
-        for round in 0..rounds {
-            floor.push(
-                direct
-                    .floor(&http, &ids, &mut clients, &format!("floor {round}"))
-                    .await,
-            );
+        let mut floor = Floor::none();
+        for concurrency in floor::CONCURRENCIES {
+            let mut times = Vec::with_capacity(rounds);
+            for round in 0..rounds {
+                let data = format!("floor {concurrency} {round}");
+                times.push(
+                    direct
+                        .floor(&floor_client, &ids, &mut clients, &data, concurrency)
+                        .await,
+                );
+            }
+            floor.consider(concurrency, times);
         }
-        let (ours, floor) = (median(ours), median(floor));
-        let ratio = ours.as_secs_f64() / floor.as_secs_f64();
+        let ours = median(ours);
+        let ratio = ours.as_secs_f64() / floor.time.as_secs_f64();
         rows.push((
-            format!("broadcast to {n} real clients through the gateway, median of {rounds}: ours / floor"),
-            format!("{} ms / {} ms = {ratio:.2}×", ms(ours), ms(floor)),
+            format!("broadcast to {n} real clients through the gateway, median of {rounds}: ours / floor (signed pushes, best at {} at once)", floor.concurrency),
+            format!("{} ms / {} ms = {ratio:.2}×", ms(ours), ms(floor.time)),
         ));
-        side_by_side.push(json!({"clients": n, "rounds": rounds, "ours_ms": ms(ours), "floor_ms": ms(floor), "ratio": (ratio * 100.0).round() / 100.0}));
+        side_by_side.push(json!({"clients": n, "rounds": rounds, "ours_ms": ms(ours), "floor_ms": ms(floor.time), "floor_concurrency": floor.concurrency, "ratio": (ratio * 100.0).round() / 100.0}));
     }
     report.insert("through_the_gateway".into(), Value::from(side_by_side));
     report.insert("dynamodb_costs".into(), Value::Object(costs));
