@@ -60,12 +60,14 @@ async fn ping_whoami_and_the_group_commands_answer_through_the_gateway() {
     );
     a.send(r#"{"action":"send","to":{"group":"room-1"},"data":{"text":"hi room"},"id":"m1"}"#)
         .await;
-    assert_eq!(
-        a.recv_json().await,
-        json!({"type":"ack","id":"m1","delivered":1})
-    );
+    let ack = a.recv_json().await;
     let message = b.recv_json().await;
     let epoch = message["epoch"].as_str().expect("a group stream's epoch");
+    assert_eq!(
+        ack,
+        json!({"type":"ack","id":"m1","delivered":1,"group":"room-1","epoch":epoch,"offset":1}),
+        "the ack says where the message was kept"
+    );
     assert_eq!(
         message,
         json!({"type":"message","from":{"connectionId":a.connection_id,"uid":"alice"},"to":{"group":"room-1"},"data":{"text":"hi room"},"group":"room-1","epoch":epoch,"offset":1})

@@ -2,10 +2,13 @@
 //! `on_connect` may do, the session's load and save under concurrent frames, and what `on_close`
 //! is told.
 
+use std::future::Future;
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
+use shared::ended::Cause;
 use shared::prelude::*;
+use shared::BuiltIn;
 use support::stack::Stack;
 use tokio::sync::Barrier;
 
@@ -184,4 +187,132 @@ async fn on_close_is_told_the_uid_groups_and_session_after_the_items_are_gone() 
             "lobby": [],
         })]
     );
+}
+
+/// The built-in protocol, plus `kick ID` (a kick from a hook); notes every `on_close` it is given.
+#[derive(Default)]
+struct Warden {
+    closed: Mutex<Vec<(String, Cause)>>,
+}
+
+impl Events for Warden {
+    async fn on_message<S: Store, P: Push>(
+        &self,
+        client: &mut Client<'_, S, P>,
+        frame: &str,
+    ) -> Result<(), Error> {
+        match frame.strip_prefix("kick ") {
+            Some(id) => client.gateway().close_client(id).await,
+            None => BuiltIn.on_message(client, frame).await,
+        }
+    }
+
+    async fn on_close<S: Store, P: Push>(&self, client: &Closing<'_, S, P>) -> Result<(), Error> {
+        self.closed
+            .lock()
+            .unwrap()
+            .push((client.connection_id().to_owned(), client.cause()));
+        Ok(())
+    }
+}
+
+/// A member `X=` (uid `xu`) of `room`, which `F=` follows with presence events.
+async fn followed_member(stack: &Stack<Warden>) {
+    for (id, uid) in [("F=", "fay"), ("X=", "xu"), ("A=", "ann"), ("B=", "bo")] {
+        assert_eq!(stack.connect(id, &[("uid", uid)]).await, 200);
+    }
+    stack
+        .send("F=", r#"{"action":"join","group":"room","presence":true}"#)
+        .await;
+    stack
+        .send("X=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    for id in ["F=", "X="] {
+        stack.received(id);
+    }
+}
+
+/// The leave events `F=` was sent about `X=`.
+fn leaves_of_x(stack: &Stack<Warden>) -> Vec<Value> {
+    stack
+        .received("F=")
+        .iter()
+        .map(|f| serde_json::from_str::<Value>(f).expect("JSON"))
+        .filter(|f| f["event"] == "leave" && f["connectionId"] == "X=")
+        .collect()
+}
+
+/// Lets the two ends race: each one's deciding write waits at the proxy until both are there.
+async fn both_ends_at_once(
+    proxy: &support::fault_proxy::FaultProxy,
+    a: impl Future,
+    b: impl Future,
+) {
+    proxy.hold("endedAt");
+    let release = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while proxy.held() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the two ends never met"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        proxy.release();
+    };
+    tokio::join!(a, b, release);
+}
+
+#[tokio::test]
+async fn a_kick_from_a_hook_closes_once_and_its_disconnect_finds_it_ended() {
+    let stack = Stack::with_app(Warden::default()).await;
+    followed_member(&stack).await;
+    stack.send("A=", "kick X=").await;
+    assert!(stack.items_of("X=").await.is_empty(), "the kick ended X");
+    assert_eq!(stack.disconnect("X=").await, 200);
+    assert_eq!(
+        *stack.app.closed.lock().unwrap(),
+        [("X=".to_owned(), Cause::Kicked)]
+    );
+    let leaves = leaves_of_x(&stack);
+    assert_eq!(leaves.len(), 1, "{leaves:?}");
+    assert_eq!(leaves[0]["uid"], "xu");
+}
+
+#[tokio::test]
+async fn two_sends_meeting_one_vanished_member_end_it_once() {
+    let (proxy, stack) = Stack::app_behind_proxy(Warden::default(), |c| {
+        c.connect_grace = std::time::Duration::ZERO;
+    })
+    .await;
+    followed_member(&stack).await;
+    stack.sink.mark_gone("X=");
+    let send = r#"{"action":"send","to":{"group":"room"},"data":"anyone?"}"#;
+    both_ends_at_once(&proxy, stack.send("A=", send), stack.send("B=", send)).await;
+    assert_eq!(
+        *stack.app.closed.lock().unwrap(),
+        [("X=".to_owned(), Cause::Gone)]
+    );
+    let leaves = leaves_of_x(&stack);
+    assert_eq!(leaves.len(), 1, "one leave for one end: {leaves:?}");
+    assert_eq!(leaves[0]["uid"], "xu");
+    assert!(stack.items_of("X=").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_disconnect_racing_a_prune_closes_once() {
+    let (proxy, stack) = Stack::app_behind_proxy(Warden::default(), |c| {
+        c.connect_grace = std::time::Duration::ZERO;
+    })
+    .await;
+    followed_member(&stack).await;
+    stack.sink.mark_gone("X=");
+    let send = r#"{"action":"send","to":{"group":"room"},"data":"anyone?"}"#;
+    both_ends_at_once(&proxy, stack.send("A=", send), async {
+        assert_eq!(stack.disconnect("X=").await, 200);
+    })
+    .await;
+    let closed = stack.app.closed.lock().unwrap().clone();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(leaves_of_x(&stack).len(), 1);
 }

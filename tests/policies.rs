@@ -1,15 +1,23 @@
 //! Each function's policy in template.yaml is wide enough for what its code does. The handlers
 //! run their real paths against the DynamoDB-compatible server through a proxy that records the
 //! IAM action every request needs (a TransactWriteItems needs those of the writes inside it), and
-//! each function's recorded actions must be among those its policy allows. moto enforces no IAM,
+//! a push endpoint that records the HTTP methods of `@connections` used; each function's recorded
+//! actions and methods must be among those its policy allows. The local stack enforces no IAM,
 //! so without this a missing grant would show only on AWS, as AccessDenied. (`make policies`
 //! checks the other direction: that no policy is wider than the table and `@connections`.)
+//!
+//! They run the built-in protocol, and workerman-chat's hooks with a kick: an application's hooks
+//! are handed the whole Gateway API from every function.
 
 use std::collections::BTreeSet;
 
 use serde_yaml_ng::Value;
+use shared::events::{Client, Closing, Events};
+use shared::push::Push;
+use shared::store::Store;
 use support::fault_proxy::FaultProxy;
 use support::stack::Stack;
+use workerman_chat::Chat;
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
@@ -38,6 +46,47 @@ fn allowed(function: &str) -> BTreeSet<String> {
     actions
 }
 
+/// The `@connections` methods (`POST`, `DELETE`, `GET`) template.yaml allows `function`.
+fn allowed_methods(function: &str) -> BTreeSet<String> {
+    let template = template();
+    let policies = &template["Resources"][function]["Properties"]["Policies"];
+    let mut methods = BTreeSet::new();
+    for policy in policies.as_sequence().expect("a list of policies") {
+        for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+            if statement["Action"].as_str() != Some("execute-api:ManageConnections") {
+                continue;
+            }
+            let resources = match &statement["Resource"] {
+                Value::Sequence(list) => list.clone(),
+                one => vec![one.clone()],
+            };
+            for resource in resources {
+                let text = match resource {
+                    Value::Tagged(tagged) => tagged.value.as_str().map(str::to_owned),
+                    other => other.as_str().map(str::to_owned),
+                }
+                .unwrap_or_default();
+                let method = text
+                    .split('/')
+                    .rev()
+                    .nth(2)
+                    .filter(|_| text.ends_with("/@connections/*"));
+                methods.extend(method.map(str::to_owned));
+            }
+        }
+    }
+    methods
+}
+
+fn assert_methods_allowed(function: &str, used: BTreeSet<String>) {
+    let allowed = allowed_methods(function);
+    let missing: Vec<_> = used.difference(&allowed).collect();
+    assert!(
+        missing.is_empty(),
+        "{function} calls @connections with {missing:?}, which its policy in template.yaml does not allow (it allows {allowed:?})"
+    );
+}
+
 fn assert_allowed(function: &str, used: BTreeSet<String>) {
     assert!(!used.is_empty(), "{function}: no request was recorded");
     let allowed = allowed(function);
@@ -49,7 +98,7 @@ fn assert_allowed(function: &str, used: BTreeSet<String>) {
 }
 
 /// Forgets what setting the scene needed, then does what a function does at init.
-async fn init(proxy: &FaultProxy, stack: &Stack) {
+async fn init<A: Events>(proxy: &FaultProxy, stack: &Stack<A>) {
     proxy.take_actions();
     stack
         .gateway
@@ -174,4 +223,75 @@ fn the_message_function_checks_claims_wherever_connections_carry_tokens() {
         Some("true"),
         "the message function must be told the stack is in token mode"
     );
+}
+
+/// workerman-chat, with one more frame: `kick ID`, a kick from a hook.
+struct KickingChat;
+
+impl Events for KickingChat {
+    async fn on_message<S: Store, P: Push>(
+        &self,
+        client: &mut Client<'_, S, P>,
+        frame: &str,
+    ) -> Result<(), shared::Error> {
+        match frame.strip_prefix("kick ") {
+            Some(id) => client.gateway().close_client(id).await,
+            None => Chat.on_message(client, frame).await,
+        }
+    }
+
+    async fn on_close<S: Store, P: Push>(
+        &self,
+        client: &Closing<'_, S, P>,
+    ) -> Result<(), shared::Error> {
+        Chat.on_close(client).await
+    }
+}
+
+#[tokio::test]
+async fn every_policy_allows_workerman_chats_hooks_and_a_kick() {
+    let (proxy, stack) = Stack::app_behind_proxy(KickingChat, |_| {}).await;
+    init(&proxy, &stack).await;
+    stack.sink.take_methods();
+    for id in ["A=", "B=", "C="] {
+        assert_eq!(stack.connect(id, &[]).await, 200);
+    }
+    assert_allowed("ConnectFunction", proxy.take_actions());
+    assert_methods_allowed("ConnectFunction", stack.sink.take_methods());
+
+    for (id, name) in [("A=", "alice"), ("B=", "bob"), ("C=", "carol")] {
+        let login = format!(r#"{{"type":"login","room_id":"1","client_name":"{name}"}}"#);
+        stack.send(id, &login).await;
+    }
+    stack
+        .send(
+            "A=",
+            r#"{"type":"say","to_client_id":"all","content":"hi"}"#,
+        )
+        .await;
+    stack.send("A=", "kick B=").await;
+    let frames = stack.received("A=");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.contains(r#""type":"logout""#) && f.contains("B=")),
+        "the kick ran workerman-chat's on_close, which told the room: {frames:?}"
+    );
+    assert_allowed("MessageFunction", proxy.take_actions());
+    assert!(stack.items_of("B=").await.is_empty(), "the kick ended B");
+    proxy.take_actions();
+    let methods = stack.sink.take_methods();
+    assert!(methods.contains("DELETE"), "the kick closed B: {methods:?}");
+    assert_methods_allowed("MessageFunction", methods);
+
+    assert_eq!(stack.disconnect("C=").await, 200);
+    assert!(
+        stack
+            .received("A=")
+            .iter()
+            .any(|f| f.contains(r#""type":"logout""#)),
+        "C's on_close told the room"
+    );
+    assert_allowed("DisconnectFunction", proxy.take_actions());
+    assert_methods_allowed("DisconnectFunction", stack.sink.take_methods());
 }

@@ -18,6 +18,20 @@ async fn join(ws: &mut Ws, group: &str, presence: bool) -> Value {
     joined
 }
 
+/// A presence event without its version (which the tests check apart).
+fn unversioned(mut event: Value) -> Value {
+    if let Some(fields) = event.as_object_mut() {
+        let version = fields.remove("version");
+        if fields.get("event").is_some_and(|e| e != "overflow") {
+            assert!(
+                version.as_ref().is_some_and(Value::is_u64),
+                "a presence event without a version: {event}"
+            );
+        }
+    }
+    event
+}
+
 /// Sends `data` to `group` and waits for the ack (the sender is not in the group).
 async fn send_to_group(ws: &mut Ws, group: &str, data: Value) {
     ws.send(&json!({"action":"send","to":{"group":group},"data":data,"id":"a"}).to_string())
@@ -263,11 +277,19 @@ async fn a_member_asking_for_presence_gets_the_members_then_each_join_and_leave(
     let bob_joined = join(&mut bob, "room", false).await;
     assert!(bob_joined.get("members").is_none(), "{bob_joined}");
     let event = |event: &str, ws: &Ws, uid: Value| json!({"type":"presence","event":event,"group":"room","connectionId":ws.connection_id,"uid":uid});
-    assert_eq!(alice.recv_json().await, event("join", &bob, Value::Null));
+    let bob_joined_event = alice.recv_json().await;
+    assert_eq!(
+        unversioned(bob_joined_event.clone()),
+        event("join", &bob, Value::Null)
+    );
+    assert!(
+        bob_joined_event["version"].as_u64() > joined["version"].as_u64(),
+        "an event after the list has a version above the list's: {joined} then {bob_joined_event}"
+    );
     let mut carol = stack.client("/?uid=carol").await;
     join(&mut carol, "room", false).await;
     assert_eq!(
-        alice.recv_json().await,
+        unversioned(alice.recv_json().await),
         event("join", &carol, json!("carol"))
     );
     // A join is announced before it is answered: bob, who did not ask, was told nothing.
@@ -275,10 +297,17 @@ async fn a_member_asking_for_presence_gets_the_members_then_each_join_and_leave(
 
     bob.send(r#"{"action":"leave","group":"room"}"#).await;
     assert_eq!(bob.recv_json().await["type"], "left");
-    assert_eq!(alice.recv_json().await, event("leave", &bob, Value::Null));
+    assert_eq!(
+        unversioned(alice.recv_json().await),
+        event("leave", &bob, Value::Null)
+    );
     let carol_left = event("leave", &carol, json!("carol"));
     carol.close().await;
-    assert_eq!(alice.recv_json().await, carol_left, "told by $disconnect");
+    assert_eq!(
+        unversioned(alice.recv_json().await),
+        carol_left,
+        "told by $disconnect"
+    );
     alice.expect_nothing_pending().await;
 }
 
@@ -330,7 +359,12 @@ async fn a_connection_pruned_after_a_410_is_announced_as_a_leave() {
     alice
         .send(r#"{"action":"send","to":{"group":"room"},"data":"anyone?","excludeSelf":true,"id":"q"}"#)
         .await;
-    let frames = alice.recv_json_n(2).await;
+    let frames: Vec<Value> = alice
+        .recv_json_n(2)
+        .await
+        .into_iter()
+        .map(unversioned)
+        .collect();
     let leave =
         json!({"type":"presence","event":"leave","group":"room","connectionId":bob_id,"uid":"bob"});
     assert!(frames.contains(&leave), "{frames:?}");
@@ -339,7 +373,7 @@ async fn a_connection_pruned_after_a_410_is_announced_as_a_leave() {
 }
 
 #[tokio::test]
-async fn a_group_over_the_presence_limit_lists_no_members_and_sends_no_events() {
+async fn a_group_over_the_presence_limit_lists_no_members_and_tells_its_followers_once() {
     let stack = LocalStack::start(&[("PRESENCE_LIMIT", "2")]).await;
     let mut alice = stack.client("/").await;
     assert_eq!(
@@ -360,7 +394,97 @@ async fn a_group_over_the_presence_limit_lists_no_members_and_sends_no_events() 
     let joined = join(&mut carol, "room", true).await;
     assert!(joined.get("members").is_none(), "{joined}");
     assert_eq!(joined["presenceLimit"], 2);
-    // carol's join was answered after any announcement: there was none.
+    // carol's join was answered after its announcement: the followers are told, once, that the
+    // group outgrew the limit, and hear nothing more of it.
+    let overflow = json!({"type":"presence","event":"overflow","group":"room"});
+    assert_eq!(alice.recv_json().await, overflow);
+    assert_eq!(bob.recv_json().await, overflow);
+    let mut dave = stack.client("/").await;
+    join(&mut dave, "room", false).await;
+    carol.close().await;
     alice.expect_nothing_pending().await;
     bob.expect_nothing_pending().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vanished_member_pushed_to_by_two_senders_at_once_is_announced_left_once_with_its_uid() {
+    // Every $disconnect dropped, and no connect grace, so that only the 410s end the member.
+    let stack = LocalStack::start_with(&[("CONNECT_GRACE_SECONDS", "0")], |aws| {
+        aws.drop_disconnects_percent = 100
+    })
+    .await;
+    let mut follower = stack.client("/?uid=fay").await;
+    join(&mut follower, "room", true).await;
+    let (mut a, mut b) = (stack.client("/").await, stack.client("/").await);
+    for round in 0..3 {
+        let mut vanished = stack.client(&format!("/?uid=gus{round}")).await;
+        join(&mut vanished, "room", false).await;
+        assert_eq!(follower.recv_json().await["event"], "join");
+        let vanished_id = vanished.connection_id.clone();
+        vanished.close().await;
+        // Both sends go out before either is answered: both meet the 410.
+        let send = json!({"action":"send","to":{"group":"room"},"data":round,"id":"s"}).to_string();
+        a.send(&send).await;
+        b.send(&send).await;
+        // The prunes and their announcements come before the acks.
+        assert_eq!(a.recv_json().await["type"], "ack");
+        assert_eq!(b.recv_json().await["type"], "ack");
+        let frames = follower.recv_json_n(3).await;
+        let leaves: Vec<Value> = frames
+            .into_iter()
+            .filter(|f| f["type"] == "presence")
+            .map(unversioned)
+            .collect();
+        assert_eq!(
+            leaves,
+            vec![
+                json!({"type":"presence","event":"leave","group":"room","connectionId":vanished_id,"uid":format!("gus{round}")})
+            ],
+            "round {round}"
+        );
+        follower.expect_nothing_pending().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_rounds_of_join_and_leave_sent_at_once_end_with_whoami_agreeing_with_delivery() {
+    let stack = LocalStack::start(&[("RATE_LIMIT", "0")]).await;
+    let mut member = stack.client("/").await;
+    let mut sender = stack.client("/").await;
+    let (mut in_group, mut out_of_group) = (0, 0);
+    for round in 0..50 {
+        // API Gateway runs the two frames at once, in no promised order.
+        member.send(r#"{"action":"join","group":"g"}"#).await;
+        member.send(r#"{"action":"leave","group":"g"}"#).await;
+        let answers: BTreeSet<String> = member
+            .recv_json_n(2)
+            .await
+            .iter()
+            .map(|a| a["type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(answers, BTreeSet::from(["joined".into(), "left".into()]));
+        member.send(r#"{"action":"whoami"}"#).await;
+        let whoami = member.recv_json().await;
+        let listed = whoami["groups"] == json!(["g"]);
+        sender
+            .send(&json!({"action":"send","to":{"group":"g"},"data":round,"id":"r"}).to_string())
+            .await;
+        let ack = sender.recv_json().await;
+        assert_eq!(
+            ack["delivered"] == 1,
+            listed,
+            "round {round}: whoami says {whoami}, the send reached {ack}"
+        );
+        if listed {
+            assert_eq!(member.recv_json().await["data"], round);
+            in_group += 1;
+            // Back out for the next round.
+            member.send(r#"{"action":"leave","group":"g"}"#).await;
+            assert_eq!(member.recv_json().await["type"], "left");
+        } else {
+            out_of_group += 1;
+        }
+        member.expect_nothing_pending().await;
+    }
+    println!("50 rounds: {in_group} ended in the group, {out_of_group} out of it");
 }

@@ -164,3 +164,92 @@ async fn a_frame_the_chat_cannot_read_is_answered_with_an_error_and_the_page_sta
     let login = page.recv_json().await;
     assert_eq!(login["type"], "login", "a numeric room works too: {login}");
 }
+
+#[tokio::test]
+async fn a_member_kicked_while_disconnects_are_lost_is_announced_to_the_room_by_a_logout() {
+    // Every $disconnect dropped: the kick's own $disconnect never comes, and the first push to
+    // the kicked member meets its 410 and ends it, running the chat's on_close.
+    let stack = LocalStack::start_app_with(
+        "workerman-chat-",
+        &[("CONNECT_GRACE_SECONDS", "0")],
+        |aws| aws.drop_disconnects_percent = 100,
+    )
+    .await;
+    let mut ann = log_in(&stack, "1", "ann").await;
+    let mut bob = log_in(&stack, "1", "bob").await;
+    assert_eq!(ann.ws.recv_json().await["type"], "login");
+    assert_eq!(
+        stack.cli(&["kick", "--client", &bob.id]).await,
+        Ok(json!({"closed": 1}))
+    );
+    bob.ws.closed().await;
+    say(&mut ann, "all", "all", "still there?").await;
+    let frames = ann.ws.recv_json_n(2).await;
+    let logout = frames
+        .iter()
+        .find(|f| f["type"] == "logout")
+        .unwrap_or_else(|| panic!("no logout in {frames:?}"));
+    assert_eq!(logout["from_client_id"], bob.id.as_str());
+    assert_eq!(logout["from_client_name"], "bob");
+    expect_nothing_pending(&mut ann).await;
+}
+
+/// Every frame a page gets until its answer to `probe` (which `is_answer` recognises).
+async fn frames_until(ws: &mut Ws, probe: &str, is_answer: impl Fn(&Value) -> bool) -> Vec<Value> {
+    ws.send(probe).await;
+    let mut frames = Vec::new();
+    loop {
+        let frame = ws.recv_json().await;
+        if is_answer(&frame) {
+            return frames;
+        }
+        frames.push(frame);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_users_logging_in_at_once_each_learn_of_the_other() {
+    let stack = chat().await;
+    for round in 0..5 {
+        let room = format!("r{round}");
+        let mut pages = [stack.raw_client("").await, stack.raw_client("").await];
+        // Both logins go out before either is answered.
+        for (page, name) in pages.iter_mut().zip(["ann", "bob"]) {
+            let frame = json!({"type": "login", "client_name": name, "room_id": room});
+            page.send(&frame.to_string()).await;
+        }
+        let mut seen = Vec::new();
+        for page in &mut pages {
+            let mut frames = Vec::new();
+            let login = loop {
+                let frame = page.recv_json().await;
+                if frame["type"] == "login" && frame.get("client_list").is_some() {
+                    break frame;
+                }
+                frames.push(frame);
+            };
+            frames.extend(frames_until(page, "probe", |a| a["code"] == "bad_request").await);
+            let me = login["client_id"].as_str().expect("a client id").to_owned();
+            let mut known: Vec<String> = login["client_list"]
+                .as_object()
+                .expect("a client list")
+                .keys()
+                .cloned()
+                .collect();
+            known.extend(
+                frames
+                    .iter()
+                    .filter(|f| f["type"] == "login")
+                    .filter_map(|f| f["client_id"].as_str().map(str::to_owned)),
+            );
+            seen.push((me, known));
+        }
+        let (ann, bob) = (&seen[0], &seen[1]);
+        assert!(
+            ann.1.contains(&bob.0) && bob.1.contains(&ann.0),
+            "round {round}: ann knows {:?}, bob knows {:?}",
+            ann.1,
+            bob.1
+        );
+    }
+}

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use futures_util::stream::{BoxStream, StreamExt};
 use shared::store::{
-    Admission, ConnectionRecord, Kept, Member, Members, Position, Store, StoreError,
+    Admission, ConnectionRecord, Ending, Head, Kept, Member, Members, Position, PresenceClock,
+    Store, StoreError,
 };
 
 pub struct CountingStore<S> {
@@ -38,15 +39,22 @@ impl<S: Store> Store for CountingStore<S> {
         self.inner.forget(record).await
     }
 
-    async fn remove_member(&self, of: Members<'_>, connection_id: &str) -> Result<(), StoreError> {
-        self.inner.remove_member(of, connection_id).await
+    async fn remove_stray(
+        &self,
+        of: Members<'_>,
+        connection_id: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        self.inner.remove_stray(of, connection_id).await
     }
 
-    async fn remove_connection(
+    async fn end_connection(
         &self,
         connection_id: &str,
-    ) -> Result<Option<ConnectionRecord>, StoreError> {
-        self.inner.remove_connection(connection_id).await
+        recorded_before: Option<i64>,
+    ) -> Result<Ending, StoreError> {
+        self.inner
+            .end_connection(connection_id, recorded_before)
+            .await
     }
 
     async fn join(
@@ -70,29 +78,57 @@ impl<S: Store> Store for CountingStore<S> {
     async fn keep(
         &self,
         group: &str,
-        offset: u64,
-        frame: &str,
+        at: &Position,
+        frame: Option<&str>,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        self.inner.keep(group, offset, frame, expires_at).await
+        self.inner.keep(group, at, frame, expires_at).await
     }
 
-    async fn position(&self, group: &str) -> Result<Option<Position>, StoreError> {
-        let position = self.inner.position(group).await?;
+    async fn position(&self, group: &str) -> Result<Option<Head>, StoreError> {
+        let head = self.inner.position(group).await?;
         self.items_read
-            .fetch_add(usize::from(position.is_some()), Ordering::SeqCst);
-        Ok(position)
+            .fetch_add(usize::from(head.is_some()), Ordering::SeqCst);
+        Ok(head)
     }
 
     async fn history(
         &self,
         group: &str,
+        head: &Position,
         after: u64,
         max_bytes: usize,
     ) -> Result<(Vec<Kept>, bool), StoreError> {
-        let (kept, more) = self.inner.history(group, after, max_bytes).await?;
+        let (kept, more) = self.inner.history(group, head, after, max_bytes).await?;
         self.items_read.fetch_add(kept.len(), Ordering::SeqCst);
         Ok((kept, more))
+    }
+
+    async fn tick_presence(
+        &self,
+        group: &str,
+        expires_at: i64,
+    ) -> Result<PresenceClock, StoreError> {
+        self.inner.tick_presence(group, expires_at).await
+    }
+
+    async fn clear_overflow(&self, group: &str) -> Result<(), StoreError> {
+        self.inner.clear_overflow(group).await
+    }
+
+    async fn claim_overflow(&self, group: &str, expires_at: i64) -> Result<bool, StoreError> {
+        self.inner.claim_overflow(group, expires_at).await
+    }
+
+    async fn group_member(
+        &self,
+        group: &str,
+        connection_id: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        let member = self.inner.group_member(group, connection_id).await?;
+        self.items_read
+            .fetch_add(usize::from(member.is_some()), Ordering::SeqCst);
+        Ok(member)
     }
 
     async fn leave(&self, connection_id: &str, group: &str) -> Result<bool, StoreError> {

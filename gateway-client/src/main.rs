@@ -81,7 +81,8 @@ enum Command {
         /// The frame's text.
         data: String,
     },
-    /// Close a connection, or every connection of a uid, and remove their records.
+    /// Close a connection, or every connection of a uid (the $disconnect that follows ends each:
+    /// its records removed, its followers told, the application's on_close run).
     Kick {
         #[command(flatten)]
         who: Who,

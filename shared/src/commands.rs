@@ -55,7 +55,8 @@ pub async fn run<S: Store, P: Push>(
             let messages = recovery
                 .messages
                 .iter()
-                .map(|kept| serde_json::from_str::<&RawValue>(&kept.frame))
+                .filter_map(|kept| kept.frame.as_deref())
+                .map(serde_json::from_str::<&RawValue>)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| StoreError::Malformed(format!("a kept message is not JSON: {e}")))?;
             Ok(vec![Outgoing::History {
@@ -64,6 +65,7 @@ pub async fn run<S: Store, P: Push>(
                 offset: recovery.top.offset,
                 recovered: recovery.recovered,
                 messages,
+                skipped: &recovery.skipped,
                 more: recovery.more,
             }
             .to_json()])
@@ -83,7 +85,9 @@ pub async fn run<S: Store, P: Push>(
 }
 
 /// `join`: the group's followers are told; the joiner learns where the group's stream is and,
-/// with `presence`, who is in it.
+/// with `presence`, who is in it. Both are read after the membership is written: every message
+/// after the position is pushed to the joiner or kept for it, and every presence event after the
+/// list's version tells of a change the list does not hold.
 async fn join<S: Store, P: Push>(
     sender: &Client<'_, S, P>,
     group: &str,
@@ -91,18 +95,20 @@ async fn join<S: Store, P: Push>(
 ) -> Result<Vec<String>, Error> {
     let gateway = sender.gateway();
     let id = sender.connection_id();
-    let (joined, position) = futures_util::try_join!(
-        gateway.join_at(Some(sender.endpoint()), id, group, presence),
-        gateway.stream_position(group),
-    )?;
-    if !joined {
+    if !gateway
+        .join_at(Some(sender.endpoint()), id, group, presence)
+        .await?
+    {
         return Err(Error::UnknownConnection(id.to_owned()));
     }
-    let members = match presence {
-        true => gateway.members_within_limit(group).await?,
-        false => None,
-    };
-    let listed = members.as_ref().map(|members| {
+    let (position, list) = futures_util::try_join!(gateway.stream_position(group), async {
+        match presence {
+            true => Ok(Some(gateway.member_list(group).await?)),
+            false => Ok(None),
+        }
+    })?;
+    let members = list.as_ref().and_then(|list| list.members.as_ref());
+    let listed = members.map(|members| {
         members
             .iter()
             .map(|m| protocol::From {
@@ -116,6 +122,7 @@ async fn join<S: Store, P: Push>(
         position: position.as_ref(),
         members: listed,
         presence_limit: (presence && members.is_none()).then_some(gateway.config.presence_limit),
+        version: list.as_ref().map(|list| list.version),
     }
     .to_json()])
 }
@@ -141,18 +148,18 @@ async fn send_message<S: Store, P: Push>(
     // A message to one group takes its place in the group's stream, to be recovered. Not one
     // that excludes others: history would show it to the very members it was kept from.
     let excludes_others = send.exclude.iter().any(|id| id != sender.connection_id());
-    let frame = match &send.target {
+    let (kept, frame) = match &send.target {
         Target::Groups(groups)
             if groups.len() == 1 && sender.gateway().keeps_history() && !excludes_others =>
         {
             let group = groups[0].as_str();
-            let (_, frame) = sender
+            let (position, frame) = sender
                 .gateway()
                 .append(group, |position| message(Some(group), Some(position)))
                 .await?;
-            frame
+            (Some((group, position)), frame)
         }
-        _ => message(None, None),
+        _ => (None, message(None, None)),
     };
     let mut exclude: HashSet<&str> = send.exclude.iter().map(String::as_str).collect();
     if send.exclude_self {
@@ -168,6 +175,8 @@ async fn send_message<S: Store, P: Push>(
             Outgoing::Ack {
                 id,
                 delivered: report.delivered,
+                group: kept.as_ref().map(|(group, _)| *group),
+                position: kept.as_ref().map(|(_, position)| position),
             }
             .to_json(),
         );

@@ -17,6 +17,7 @@ use std::future::Future;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
 use crate::authorizer::Proven;
+use crate::ended::Cause;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::names;
@@ -52,9 +53,11 @@ pub trait Events: Send + Sync {
         frame: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// `$disconnect` (`onClose`), after the connection's items are deleted, with its uid, groups
-    /// and session as they were. API Gateway sends `$disconnect` best-effort: a connection whose
-    /// `$disconnect` never comes (or that a push found gone first) is not seen here.
+    /// A connection ended (`onClose`), after its items are deleted, with its uid, groups and
+    /// session as they were: once per connection, whichever of its `$disconnect`, a push that
+    /// found it gone (410) or a kick from a function ended it ([`Closing::cause`]; see
+    /// [`crate::ended`]). A connection ended by a backend outside the functions, or only by its
+    /// TTL (its `$disconnect` lost and nothing pushed to it), is not seen here.
     fn on_close<S: Store, P: Push>(
         &self,
         client: &Closing<'_, S, P>,
@@ -310,15 +313,11 @@ pub struct Closing<'a, S, P> {
     gateway: &'a Gateway<S, P>,
     record: ConnectionRecord,
     session: Session,
-    close_code: Option<i64>,
+    cause: Cause,
 }
 
 impl<'a, S: Store, P: Push> Closing<'a, S, P> {
-    pub(crate) fn new(
-        gateway: &'a Gateway<S, P>,
-        record: ConnectionRecord,
-        close_code: Option<i64>,
-    ) -> Self {
+    pub(crate) fn new(gateway: &'a Gateway<S, P>, record: ConnectionRecord, cause: Cause) -> Self {
         let session = session::parse(record.session.as_deref()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the closing connection's session could not be read");
             Session::new()
@@ -327,7 +326,7 @@ impl<'a, S: Store, P: Push> Closing<'a, S, P> {
             gateway,
             record,
             session,
-            close_code,
+            cause,
         }
     }
 
@@ -354,8 +353,16 @@ impl<'a, S: Store, P: Push> Closing<'a, S, P> {
         &self.session
     }
 
-    /// The WebSocket close code, when API Gateway gave one.
+    /// The WebSocket close code, when API Gateway gave one (with its `$disconnect`).
     pub fn close_code(&self) -> Option<i64> {
-        self.close_code
+        match self.cause {
+            Cause::Disconnect { close_code } => close_code,
+            Cause::Gone | Cause::Kicked => None,
+        }
+    }
+
+    /// What ended it: its `$disconnect`, a push that found it gone, or a kick.
+    pub fn cause(&self) -> Cause {
+        self.cause
     }
 }

@@ -13,13 +13,14 @@ use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::auth::Verifier;
 use crate::config::Config;
+use crate::ended::{self, Cause};
 use crate::error::Error;
 use crate::presence_events::Subject;
 use crate::protocol::{PresenceChange, Target};
 use crate::push::{Delivery, Push, PushError};
 use crate::rate_limit::RateLimiter;
 use crate::session::{self, Session};
-use crate::store::{now_millis, ConnectionRecord, Members, Store, StoreError};
+use crate::store::{Members, Store, StoreError};
 
 /// The store, the push client and the settings, built once per process.
 pub struct Gateway<S, P> {
@@ -66,15 +67,6 @@ const SESSION_ATTEMPTS: u32 = 16;
 /// compiler can prove the fan-out `Send` inside an application's generic hook
 /// (rust-lang/rust#100013).
 type Recipient = (String, Option<usize>);
-
-/// Whether deleting `record`'s items deletes the member item of `set` too.
-fn accounts_for(record: &ConnectionRecord, set: Members<'_>) -> bool {
-    match set {
-        Members::All => true,
-        Members::Uid(uid) => record.uid.as_deref() == Some(uid),
-        Members::Group(group) => record.groups.contains(group),
-    }
-}
 
 enum Outcome {
     Push(Result<Delivery, PushError>),
@@ -133,88 +125,12 @@ impl<S: Store, P: Push> Gateway<S, P> {
         Ok(delivery)
     }
 
-    /// [`Gateway::push_to`] a member of `group`.
-    pub(crate) async fn push_to_member(
-        &self,
-        endpoint: &str,
-        connection_id: &str,
-        group: &str,
-        data: &str,
-    ) -> Result<Delivery, PushError> {
-        self.push_via(endpoint, connection_id, Some(Members::Group(group)), data)
-            .await
-    }
-
-    /// Removes the records of a connection API Gateway says is gone — unless it was recorded
+    /// Ends a connection API Gateway says is gone (see [`crate::ended`]) — unless it was recorded
     /// within the connect grace: API Gateway also answers 410 to a push that reaches a connection
     /// whose handshake has not completed, and removing a new connection's records would leave it
     /// open but unreachable (protocol: "State and lifetime").
     pub async fn prune(&self, endpoint: &str, connection_id: &str) {
         self.prune_via(endpoint, connection_id, None).await;
-    }
-
-    /// [`Gateway::prune`], also deleting the member item of `via` that named the connection when
-    /// its record does not account for it: a `join` that landed between a `$disconnect`'s read and
-    /// its deletes, or a record already gone, would otherwise leave that item to be pushed to, and
-    /// answered 410, until its TTL. The followers of its groups are told it left.
-    async fn prune_via(&self, endpoint: &str, connection_id: &str, via: Option<Members<'_>>) {
-        let grace = self.config.connect_grace.as_millis() as i64;
-        match self.store.connection(connection_id).await {
-            Ok(Some(record)) if record.connected_at > now_millis() - grace => {
-                tracing::info!(
-                    gone = connection_id,
-                    connected_ms_ago = now_millis() - record.connected_at,
-                    "410 for a connection whose $connect may still be running: its records stay"
-                );
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(gone = connection_id, error = %e, "connection gone (410), but reading its record failed; the TTL will remove it");
-                return;
-            }
-        }
-        let record = match self.store.remove_connection(connection_id).await {
-            Ok(record) => {
-                tracing::info!(
-                    gone = connection_id,
-                    "connection gone (410): its records were removed"
-                );
-                if let Some(record) = &record {
-                    // Boxed: announcing pushes, and a push found gone prunes in turn.
-                    Box::pin(self.announce_record(endpoint, record, PresenceChange::Leave)).await;
-                }
-                record
-            }
-            Err(e) => {
-                tracing::warn!(gone = connection_id, error = %e, "connection gone (410), but removing its records failed; the TTL will");
-                return;
-            }
-        };
-        let Some(set) = via else { return };
-        if record.is_some_and(|r| accounts_for(&r, set)) {
-            return;
-        }
-        match self.store.remove_member(set, connection_id).await {
-            Ok(()) => {
-                tracing::info!(
-                    gone = connection_id,
-                    ?set,
-                    "connection gone (410): a member item its record did not name was removed"
-                );
-                // Its followers saw it join: they are told it left (its uid went with its record).
-                if let Members::Group(group) = set {
-                    let subject = Subject {
-                        connection_id,
-                        uid: None,
-                    };
-                    Box::pin(self.announce(endpoint, group, PresenceChange::Leave, subject)).await;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(gone = connection_id, ?set, error = %e, "connection gone (410), but removing a stray member item failed; the TTL will")
-            }
-        }
     }
 
     /// The connection ids a target names, each with the index in `sets` of the set that named
@@ -591,12 +507,17 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .await
     }
 
-    /// closeClient: closes the connection through the management API and removes its records
-    /// (without waiting for `$disconnect`, which API Gateway sends best-effort).
+    /// closeClient: closes the connection through the management API. Inside a function it is
+    /// ended at once (its groups' followers told, the application's `on_close` run once the event
+    /// is handled), without waiting for the `$disconnect` API Gateway sends best-effort; from a
+    /// backend, which has no application to close it with, that `$disconnect` ends it (see
+    /// [`crate::ended`]).
     pub async fn close_client(&self, connection_id: &str) -> Result<(), Error> {
         let endpoint = self.management_endpoint()?;
         self.push.close(endpoint, connection_id).await?;
-        self.store.remove_connection(connection_id).await?;
+        if ended::can_close() {
+            self.end(Some(endpoint), connection_id, Cause::Kicked).await;
+        }
         Ok(())
     }
 

@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::auth::{self, AuthError};
 use crate::authorizer;
+use crate::ended::{self, Cause, Closed};
 use crate::error::Error;
 use crate::events::{Client, Closing, Connecting, Events, Verdict};
 use crate::gateway::Gateway;
@@ -26,7 +27,7 @@ use crate::permissions::Permissions;
 use crate::protocol::{ErrorCode, PresenceChange, Rejection};
 use crate::push::Push;
 use crate::rate_limit::{self, RateLimiter};
-use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Store};
+use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Ending, Store};
 
 type Event = LambdaEvent<ApiGatewayWebsocketProxyRequest>;
 
@@ -147,6 +148,7 @@ pub async fn connect<S: Store, P: Push, A: Events>(
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
     let span = span("$connect", &ids, &event.context.request_id);
+    let (result, closed) = ended::closing(
     async move {
         let started = Instant::now();
         let request = &event.payload;
@@ -211,12 +213,15 @@ pub async fn connect<S: Store, P: Push, A: Events>(
         };
         Ok(response(status))
     }
-    .instrument(span)
-    .await
+    .instrument(span.clone()),
+    )
+    .await;
+    close_all(gateway, app, closed).instrument(span).await;
+    result
 }
 
-/// `$disconnect`: removes every item of the connection, then tells the application
-/// ([`Events::on_close`]) what they said.
+/// `$disconnect`: ends the connection unless a prune or a kick already did (see
+/// [`crate::ended`]), then tells the application ([`Events::on_close`]) what its records said.
 pub async fn disconnect<S: Store, P: Push, A: Events>(
     gateway: &Gateway<S, P>,
     app: &A,
@@ -224,38 +229,39 @@ pub async fn disconnect<S: Store, P: Push, A: Events>(
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
     let span = span("$disconnect", &ids, &event.context.request_id);
-    async move {
-        let started = Instant::now();
-        let context = &event.payload.request_context;
-        match gateway.store.remove_connection(&ids.connection_id).await {
-            Ok(record) => {
-                tracing::info!(
-                    outcome = if record.is_some() { "removed" } else { "already gone" },
-                    close_code = context.disconnect_status_code,
-                    reason = context.disconnect_reason.as_deref(),
-                    duration_ms = millis(started.elapsed()),
-                    "disconnect"
-                );
-                if let Some(record) = record {
-                    match gateway.endpoint(context) {
-                        Ok(endpoint) => Box::pin(gateway.announce_record(&endpoint, &record, PresenceChange::Leave)).await,
-                        Err(e) => tracing::warn!(error = %e, "no presence events: nowhere to push them"),
-                    }
-                    let closing = Closing::new(gateway, record, context.disconnect_status_code);
-                    if let Err(e) = Box::pin(app.on_close(&closing)).await {
-                        tracing::error!(outcome = "failed", error = %e, "the application's on_close failed");
-                    }
-                }
-                Ok(response(200))
+    let (result, closed) = ended::closing(
+        async move {
+            let started = Instant::now();
+            let context = &event.payload.request_context;
+            let endpoint = gateway.endpoint(context);
+            if let Err(e) = &endpoint {
+                tracing::warn!(error = %e, "no presence events: nowhere to push them");
             }
-            Err(e) => {
-                tracing::error!(outcome = "failed", error = %e, duration_ms = millis(started.elapsed()), "disconnect failed: records remain until their TTL");
-                Ok(response(500))
-            }
+            let cause = Cause::Disconnect {
+                close_code: context.disconnect_status_code,
+            };
+            let ending = gateway
+                .end(endpoint.as_deref().ok(), &ids.connection_id, cause)
+                .await;
+            tracing::info!(
+                outcome = match ending {
+                    Ending::Ended(_) => "removed",
+                    Ending::TooRecent | Ending::EndedElsewhere { record_left: true } =>
+                        "ended elsewhere",
+                    Ending::EndedElsewhere { record_left: false } => "already gone",
+                },
+                close_code = context.disconnect_status_code,
+                reason = context.disconnect_reason.as_deref(),
+                duration_ms = millis(started.elapsed()),
+                "disconnect"
+            );
+            Ok(response(200))
         }
-    }
-    .instrument(span)
-    .await
+        .instrument(span.clone()),
+    )
+    .await;
+    close_all(gateway, app, closed).instrument(span).await;
+    result
 }
 
 /// Every message route: refuses a frame over the size or rate limit, hands the rest to the
@@ -269,6 +275,7 @@ pub async fn message<S: Store, P: Push, A: Events>(
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
     let span = span("message", &ids, &event.context.request_id);
+    let (result, closed) = ended::closing(
     async move {
         let started = Instant::now();
         let context = &event.payload.request_context;
@@ -341,8 +348,45 @@ pub async fn message<S: Store, P: Push, A: Events>(
         );
         Ok(response(200))
     }
-    .instrument(span)
-    .await
+    .instrument(span.clone()),
+    )
+    .await;
+    close_all(gateway, app, closed).instrument(span).await;
+    result
+}
+
+/// Most rounds of `on_close` one invocation runs: an `on_close` may end connections in turn
+/// (a kick, a push meeting a 410), whose `on_close` runs in the next round.
+const CLOSE_ROUNDS: usize = 8;
+
+/// Runs the application's `on_close` for each connection this invocation ended, once each.
+async fn close_all<S: Store, P: Push, A: Events>(
+    gateway: &Gateway<S, P>,
+    app: &A,
+    mut closed: Vec<Closed>,
+) {
+    for _ in 0..CLOSE_ROUNDS {
+        if closed.is_empty() {
+            return;
+        }
+        let mut next = Vec::new();
+        for ended in closed {
+            let id = ended.record.connection_id.clone();
+            let closing = Closing::new(gateway, ended.record, ended.cause);
+            let (result, more) = ended::closing(Box::pin(app.on_close(&closing))).await;
+            if let Err(e) = result {
+                tracing::error!(outcome = "failed", closed = %id, error = %e, "the application's on_close failed");
+            }
+            next.extend(more);
+        }
+        closed = next;
+    }
+    if !closed.is_empty() {
+        tracing::error!(
+            left = closed.len(),
+            "on_close ended connections {CLOSE_ROUNDS} rounds in a row; the rest are not closed"
+        );
+    }
 }
 
 fn rejection_outcome(code: ErrorCode) -> &'static str {

@@ -10,6 +10,7 @@ pub mod built_in;
 pub mod civil;
 pub mod commands;
 pub mod config;
+pub mod ended;
 pub mod error;
 pub mod events;
 pub mod functions;

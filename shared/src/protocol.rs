@@ -448,6 +448,10 @@ pub enum Outgoing<'a> {
         /// For a `join` with `"presence":true` in a group over the limit: no list, no events.
         #[serde(skip_serializing_if = "Option::is_none")]
         presence_limit: Option<usize>,
+        /// For a `join` with `"presence":true`: the presence version the list is as of; events
+        /// not above it are already in it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<u64>,
     },
     Left {
         group: &'a str,
@@ -470,19 +474,39 @@ pub enum Outgoing<'a> {
         recovered: bool,
         /// Each message exactly as it was delivered.
         messages: Vec<&'a RawValue>,
+        /// Offsets in the span answered whose sends failed before keeping them (delivered to
+        /// nobody): a client counts them as seen, not as missing.
+        #[serde(skip_serializing_if = "<[u64]>::is_empty")]
+        skipped: &'a [u64],
         more: bool,
     },
-    /// A member joined or left a group the receiver follows (`"presence":true`).
+    /// A member joined or left a group the receiver follows (`"presence":true`): as of
+    /// `version`, it is in the group (`join`) or not (`leave`). A follower keeps, per connection,
+    /// the event of the highest version.
     #[serde(rename = "presence", rename_all = "camelCase")]
     PresenceEvent {
         event: PresenceChange,
         group: &'a str,
         connection_id: &'a str,
         uid: Option<&'a str>,
+        version: u64,
+    },
+    /// A group the receiver follows grew past the presence limit: no more events for it. Made
+    /// by [`Outgoing::presence_overflow`].
+    #[serde(rename = "presence")]
+    PresenceOverflow {
+        event: &'static str,
+        group: &'a str,
     },
     Ack {
         id: &'a str,
         delivered: usize,
+        /// For a message kept in a group's stream: the group and its place, which the sender
+        /// may not otherwise see (`excludeSelf`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<&'a str>,
+        #[serde(flatten)]
+        position: Option<&'a Position>,
     },
     Presence {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -501,7 +525,15 @@ pub enum Outgoing<'a> {
     },
 }
 
-impl Outgoing<'_> {
+impl<'a> Outgoing<'a> {
+    /// `{"type":"presence","event":"overflow","group":…}`.
+    pub fn presence_overflow(group: &'a str) -> Self {
+        Outgoing::PresenceOverflow {
+            event: "overflow",
+            group,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         // Serialising these types cannot fail: every key is a string and every value is plain data.
         serde_json::to_string(self)
@@ -742,10 +774,25 @@ mod tests {
         assert_eq!(
             Outgoing::Ack {
                 id: "m",
-                delivered: 2
+                delivered: 2,
+                group: None,
+                position: None,
             }
             .to_json(),
             r#"{"type":"ack","id":"m","delivered":2}"#
+        );
+        assert_eq!(
+            Outgoing::Ack {
+                id: "m",
+                delivered: 0,
+                group: Some("g"),
+                position: Some(&Position {
+                    epoch: "e".into(),
+                    offset: 4
+                }),
+            }
+            .to_json(),
+            r#"{"type":"ack","id":"m","delivered":0,"group":"g","epoch":"e","offset":4}"#
         );
         assert_eq!(
             Outgoing::Presence {
@@ -796,9 +843,14 @@ mod tests {
                 group: "g",
                 connection_id: "c",
                 uid: None,
+                version: 7,
             }
             .to_json(),
-            r#"{"type":"presence","event":"leave","group":"g","connectionId":"c","uid":null}"#
+            r#"{"type":"presence","event":"leave","group":"g","connectionId":"c","uid":null,"version":7}"#
+        );
+        assert_eq!(
+            Outgoing::presence_overflow("g").to_json(),
+            r#"{"type":"presence","event":"overflow","group":"g"}"#
         );
         assert_eq!(
             Rejection::new(ErrorCode::TooLarge, "big", None).frame(),

@@ -63,11 +63,24 @@ pub enum Members<'a> {
     All,
 }
 
-/// A message a group's stream keeps: its offset and the frame as it was delivered.
+/// A place in a group's stream, as history reads it: the message kept there (the frame as it was
+/// delivered), or `None` for an offset whose send failed before keeping it — delivered to nobody,
+/// skipped by history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kept {
     pub offset: u64,
-    pub frame: String,
+    pub frame: Option<String>,
+    /// When it was kept (epoch milliseconds).
+    pub kept_at: i64,
+    /// Past its TTL: aged out of the window (DynamoDB deletes it days later), no longer had.
+    pub expired: bool,
+}
+
+/// A group stream's head: where it is, and when its last offset was taken (epoch milliseconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub position: Position,
+    pub taken_at: i64,
 }
 
 /// Whether a frame is within its connection's rate limit.
@@ -77,6 +90,26 @@ pub enum Admission {
     Limited,
     /// The connection has no record (it is leaving); the frame is let through to find that out.
     Unknown,
+}
+
+/// A group's presence clock, as a tick left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PresenceClock {
+    pub version: u64,
+    /// Its followers were told it outgrew the presence limit.
+    pub overflowed: bool,
+}
+
+/// What came of trying to end a connection ([`Store::end_connection`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// This call ended it and removed its items: its record as it was, to announce and to close.
+    Ended(ConnectionRecord),
+    /// Recorded too recently to end: its `$connect` may still be running.
+    TooRecent,
+    /// Another call ended it (or it was never recorded); `record_left` when its record is still
+    /// there, marked ended, while that call removes it.
+    EndedElsewhere { record_left: bool },
 }
 
 /// Why the store could not answer.
@@ -113,18 +146,22 @@ pub trait Store: Send + Sync {
         record: &ConnectionRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Deletes the item that puts the connection in `of`, whatever its record says.
-    fn remove_member(
+    /// Deletes the item that puts the connection in `of`, if it is still there: the member as it
+    /// was when this call deleted it, `None` when another call did (only the deleter announces).
+    fn remove_stray(
         &self,
         of: Members<'_>,
         connection_id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
 
-    /// Removes every item of the connection; returns the record that was removed, if any.
-    fn remove_connection(
+    /// Ends the connection, once however many calls try at once: a conditional write on its
+    /// record decides which one ends it ([`Ending::Ended`], after its items are removed).
+    /// `recorded_before` (epoch milliseconds): end it only if it was recorded before then.
+    fn end_connection(
         &self,
         connection_id: &str,
-    ) -> impl Future<Output = Result<Option<ConnectionRecord>, StoreError>> + Send;
+        recorded_before: Option<i64>,
+    ) -> impl Future<Output = Result<Ending, StoreError>> + Send;
 
     /// Adds the connection to `group`, following its joins and leaves when `presence`; `false`
     /// when the connection no longer exists.
@@ -192,12 +229,13 @@ pub trait Store: Send + Sync {
         expires_at: i64,
     ) -> impl Future<Output = Result<Position, StoreError>> + Send;
 
-    /// Keeps a message of `group`'s stream, as delivered, until `expires_at`.
+    /// Keeps a message of `group`'s stream at `at`, as delivered, until `expires_at`; `None`
+    /// marks the offset skipped (its send failed before keeping it).
     fn keep(
         &self,
         group: &str,
-        offset: u64,
-        frame: &str,
+        at: &Position,
+        frame: Option<&str>,
         expires_at: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -205,16 +243,42 @@ pub trait Store: Send + Sync {
     fn position(
         &self,
         group: &str,
-    ) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Head>, StoreError>> + Send;
 
-    /// The kept messages of `group` after `after`, oldest first, their frames adding up to at
-    /// most `max_bytes` (at least one, if any); whether more follow.
+    /// The places of `head`'s epoch after `after` and up to the head, oldest first, their frames
+    /// adding up to at most `max_bytes` (at least one, if any); whether more follow.
     fn history(
         &self,
         group: &str,
+        head: &Position,
         after: u64,
         max_bytes: usize,
     ) -> impl Future<Output = Result<(Vec<Kept>, bool), StoreError>> + Send;
+
+    /// Takes the next version of `group`'s presence events (protocol: "Presence events").
+    fn tick_presence(
+        &self,
+        group: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<PresenceClock, StoreError>> + Send;
+
+    /// Forgets that `group`'s followers were told it overflowed (it is within the limit again).
+    fn clear_overflow(&self, group: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that `group`'s followers are being told it overflowed; `false` when another call
+    /// already did (they are told once).
+    fn claim_overflow(
+        &self,
+        group: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The connection's membership of `group`, read consistently, unless it has expired.
+    fn group_member(
+        &self,
+        group: &str,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
 
     /// The members of a set, read page by page as the stream is polled, so that memory stays flat
     /// however large the set is.

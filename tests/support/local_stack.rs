@@ -87,6 +87,15 @@ impl LocalStack {
         Self::launch(prefix, function_env, |_| {}).await
     }
 
+    /// [`LocalStack::start_app`] behind a gateway whose AWS behaviour `adjust` changes.
+    pub async fn start_app_with(
+        prefix: &str,
+        function_env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut AwsBehaviour),
+    ) -> LocalStack {
+        Self::launch(prefix, function_env, adjust).await
+    }
+
     async fn launch(
         prefix: &str,
         function_env: &[(&str, &str)],

@@ -1,9 +1,11 @@
 //! A stand-in for the API Gateway Management API that records what was pushed.
 //!
-//! It answers `POST /{stage}/@connections/{id}` with 200 and keeps the body, and answers 410 with
-//! a `GoneException`, as API Gateway does, for the ids it is told are gone.
+//! It answers `POST /{stage}/@connections/{id}` with 200 and keeps the body, `DELETE` (a kick) with
+//! 204, and both with 410 and a `GoneException`, as API Gateway does, for the ids it is told are
+//! gone (a closed connection is gone from then on). It notes the HTTP methods used, which IAM
+//! grants one by one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +23,8 @@ struct Recorded {
     /// Statuses to answer instead of a delivery, consumed one per push (fault injection).
     faults: HashMap<String, Vec<u16>>,
     posts: usize,
+    /// The methods of the requests received, for the policy check.
+    methods: BTreeSet<String>,
 }
 
 /// The running stand-in.
@@ -35,7 +39,7 @@ impl PushSink {
     pub async fn start() -> PushSink {
         let recorded = Arc::new(Mutex::new(Recorded::default()));
         let app = Router::new()
-            .route("/{stage}/@connections/{id}", post(push))
+            .route("/{stage}/@connections/{id}", post(push).delete(close))
             .with_state(recorded.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
@@ -80,6 +84,23 @@ impl PushSink {
     pub fn posts(&self) -> usize {
         self.recorded().posts
     }
+
+    /// The HTTP methods used so far (`POST`, `DELETE`), and forgets them.
+    pub fn take_methods(&self) -> BTreeSet<String> {
+        std::mem::take(&mut self.recorded().methods)
+    }
+}
+
+async fn close(
+    State(recorded): State<Arc<Mutex<Recorded>>>,
+    Path((_stage, id)): Path<(String, String)>,
+) -> Response {
+    let mut recorded = recorded.lock().unwrap_or_else(|p| p.into_inner());
+    recorded.methods.insert("DELETE".into());
+    if !recorded.gone.insert(id.clone()) {
+        return gone(&id);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn gone(id: &str) -> Response {
@@ -102,6 +123,7 @@ async fn push(
 ) -> Response {
     let mut recorded = recorded.lock().unwrap_or_else(|p| p.into_inner());
     recorded.posts += 1;
+    recorded.methods.insert("POST".into());
     if let Some(status) = recorded
         .faults
         .get_mut(&id)

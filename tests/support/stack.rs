@@ -49,14 +49,7 @@ impl Stack {
     /// cut it, lose answers, inject conflicts and count requests; `adjust` as for
     /// [`Stack::with_config`].
     pub async fn behind_proxy(adjust: impl FnOnce(&mut Config)) -> (FaultProxy, Stack) {
-        let proxy = FaultProxy::start(dynamodb::endpoint()).await;
-        let endpoint = proxy.endpoint();
-        let stack = Stack::with_config(|c| {
-            c.dynamodb_endpoint = Some(endpoint);
-            adjust(c);
-        })
-        .await;
-        (proxy, stack)
+        Stack::app_behind_proxy(BuiltIn, adjust).await
     }
 
     /// A view of the same table straight on the DynamoDB-compatible server, for a test whose
@@ -82,6 +75,25 @@ impl<A: Events> Stack<A> {
     /// A stack whose functions run `app`, on a table of its own.
     pub async fn with_app(app: A) -> Stack<A> {
         Stack::new_table(&table_name(), |_| {}, app).await
+    }
+
+    /// [`Stack::behind_proxy`], for a stack whose functions run `app`.
+    pub async fn app_behind_proxy(
+        app: A,
+        adjust: impl FnOnce(&mut Config),
+    ) -> (FaultProxy, Stack<A>) {
+        let proxy = FaultProxy::start(dynamodb::endpoint()).await;
+        let endpoint = proxy.endpoint();
+        let stack = Stack::new_table(
+            &table_name(),
+            |c| {
+                c.dynamodb_endpoint = Some(endpoint);
+                adjust(c);
+            },
+            app,
+        )
+        .await;
+        (proxy, stack)
     }
 
     async fn new_table(table: &str, adjust: impl FnOnce(&mut Config), app: A) -> Stack<A> {

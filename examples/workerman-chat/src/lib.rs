@@ -117,19 +117,23 @@ async fn login<S: Store, P: Push>(
         )));
     }
     let name = escape_html(name.unwrap_or_default());
-    let session = client.session().await?;
-    session.insert(ROOM.into(), json!(room));
-    session.insert(NAME.into(), json!(name));
-
     let gateway = client.gateway();
     let me = client.connection_id();
-    let mut members: serde_json::Map<String, Value> = gateway
+    // The name is saved and the room joined before anyone is read: of two users logging in at
+    // once, each then either finds the other in its list or receives the other's notice (PHP's
+    // order — read, tell, join — leaves a window in which neither happens).
+    let mut saved = serde_json::Map::new();
+    saved.insert(ROOM.into(), json!(room));
+    saved.insert(NAME.into(), json!(name));
+    if !gateway.update_session(me, &saved).await? || !gateway.join_group(me, &room).await? {
+        return Err(Error::UnknownConnection(me.to_owned()));
+    }
+    let members: serde_json::Map<String, Value> = gateway
         .client_sessions_by_group(&room)
         .await?
         .into_iter()
         .filter_map(|(id, session)| Some((id, session.get(NAME)?.clone())))
         .collect();
-    members.insert(me.to_owned(), json!(name));
 
     let mut notice = json!({
         "type": "login",
@@ -138,11 +142,8 @@ async fn login<S: Store, P: Push>(
         "time": now(),
     });
     gateway
-        .send_to_group(&room, &notice.to_string(), &[])
+        .send_to_group(&room, &notice.to_string(), &[me.to_owned()])
         .await?;
-    if !gateway.join_group(me, &room).await? {
-        return Err(Error::UnknownConnection(me.to_owned()));
-    }
     notice["client_list"] = Value::Object(members);
     client.send_to_current_client(&notice.to_string()).await;
     Ok(())

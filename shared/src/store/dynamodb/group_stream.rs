@@ -3,24 +3,23 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | the head | `stream#{group}` | `head` | epoch, offset, expiresAt |
-//! | a message | `stream#{group}` | `msg#{offset, 20 digits}` | frame, expiresAt |
+//! | the head | `stream#{group}` | `head` | epoch, offset, takenAt, expiresAt |
+//! | a message | `stream#{group}` | `msg#{offset, 20 digits}` | epoch, frame (none: skipped), keptAt, expiresAt |
 //!
-//! `head` sorts before every `msg#`, so a Query for the messages after one never meets it.
+//! History reads `msg#` keys between the one asked from and the head's, of the head's epoch only:
+//! a restarted stream reuses offsets, and TTL deletes the old epoch's messages days late.
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::items::{self, Item, TTL_ATTRIBUTE};
 use super::write::request_error;
 use super::DynamoStore;
-use crate::store::{now_secs, Kept, Position, StoreError};
+use crate::store::{now_millis, now_secs, Head, Kept, Position, StoreError};
 
 /// Messages one history Query reads at most.
 const HISTORY_PAGE_ITEMS: i32 = 100;
 
-fn partition(group: &str) -> String {
-    format!("stream#{group}")
-}
+use super::keys::stream_partition as partition;
 
 fn message_sort_key(offset: u64) -> String {
     format!("msg#{offset:020}")
@@ -44,6 +43,14 @@ fn position(item: &Item) -> Result<Position, StoreError> {
     })
 }
 
+fn head(item: &Item) -> Result<Head, StoreError> {
+    Ok(Head {
+        position: position(item)?,
+        // A head written before `takenAt` was: as if taken long ago.
+        taken_at: items::number(item, "takenAt").unwrap_or(0),
+    })
+}
+
 impl DynamoStore {
     pub(super) async fn advance_stream(
         &self,
@@ -57,7 +64,7 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_key(Some(head_key(group)))
             .update_expression(
-                "SET #epoch = if_not_exists(#epoch, :epoch), #expires = :expires ADD #offset :one",
+                "SET #epoch = if_not_exists(#epoch, :epoch), #expires = :expires, takenAt = :now ADD #offset :one",
             )
             .expression_attribute_names("#epoch", "epoch")
             .expression_attribute_names("#offset", "offset")
@@ -65,6 +72,7 @@ impl DynamoStore {
             .expression_attribute_values(":epoch", AttributeValue::S(epoch.to_owned()))
             .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now_millis().to_string()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await
@@ -78,27 +86,27 @@ impl DynamoStore {
     pub(super) async fn keep_message(
         &self,
         group: &str,
-        offset: u64,
-        frame: &str,
+        at: &Position,
+        frame: Option<&str>,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        self.client
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(partition(group)))
-            .item("sk", AttributeValue::S(message_sort_key(offset)))
-            .item("frame", AttributeValue::S(frame.to_owned()))
-            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
-            .send()
-            .await
-            .map_err(|e| request_error("PutItem", e))?;
+            .item("sk", AttributeValue::S(message_sort_key(at.offset)))
+            .item("epoch", AttributeValue::S(at.epoch.clone()))
+            .item("keptAt", AttributeValue::N(now_millis().to_string()))
+            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()));
+        if let Some(frame) = frame {
+            put = put.item("frame", AttributeValue::S(frame.to_owned()));
+        }
+        put.send().await.map_err(|e| request_error("PutItem", e))?;
         Ok(())
     }
 
-    pub(super) async fn stream_position(
-        &self,
-        group: &str,
-    ) -> Result<Option<Position>, StoreError> {
+    pub(super) async fn stream_position(&self, group: &str) -> Result<Option<Head>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -108,29 +116,40 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| request_error("GetItem", e))?;
-        output.item().map(position).transpose()
+        output.item().map(head).transpose()
     }
 
     pub(super) async fn kept_after(
         &self,
         group: &str,
+        top: &Position,
         after: u64,
         max_bytes: usize,
     ) -> Result<(Vec<Kept>, bool), StoreError> {
         let mut kept = Vec::new();
         let mut bytes = 0;
         let mut start = None;
+        if after >= top.offset {
+            return Ok((kept, false));
+        }
         loop {
             let output = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk > :after")
-                .filter_expression("#expires > :now")
-                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+                .filter_expression("#epoch = :epoch")
+                .expression_attribute_names("#epoch", "epoch")
                 .expression_attribute_values(":pk", AttributeValue::S(partition(group)))
-                .expression_attribute_values(":after", AttributeValue::S(message_sort_key(after)))
-                .expression_attribute_values(":now", AttributeValue::N(now_secs().to_string()))
+                .expression_attribute_values(
+                    ":first",
+                    AttributeValue::S(message_sort_key(after + 1)),
+                )
+                .expression_attribute_values(
+                    ":last",
+                    AttributeValue::S(message_sort_key(top.offset)),
+                )
+                .expression_attribute_values(":epoch", AttributeValue::S(top.epoch.clone()))
                 .consistent_read(true)
                 // A page of at most 100 messages: reading on to 1 MB would bill what the byte
                 // budget throws away.
@@ -139,10 +158,14 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(|e| request_error("Query", e))?;
+            let now = now_secs();
             for item in output.items() {
-                let frame = items::string(item, "frame")
-                    .ok_or_else(|| StoreError::Malformed("a kept message has no frame".into()))?;
-                if !kept.is_empty() && bytes + frame.len() > max_bytes {
+                // Expired messages are read too (they are few: the range is the window), to
+                // tell an aged-out message from one not kept yet.
+                let expired = items::number(item, TTL_ATTRIBUTE).map_or(true, |at| at <= now);
+                let frame = items::string(item, "frame").filter(|_| !expired);
+                let size = frame.as_ref().map_or(0, String::len);
+                if !kept.is_empty() && bytes + size > max_bytes {
                     return Ok((kept, true));
                 }
                 let sort_key = items::string(item, "sk").unwrap_or_default();
@@ -152,8 +175,13 @@ impl DynamoStore {
                     .ok_or_else(|| {
                         StoreError::Malformed(format!("a kept message at {sort_key:?}"))
                     })?;
-                bytes += frame.len();
-                kept.push(Kept { offset, frame });
+                bytes += size;
+                kept.push(Kept {
+                    offset,
+                    frame,
+                    kept_at: items::number(item, "keptAt").unwrap_or(0),
+                    expired,
+                });
             }
             start = output.last_evaluated_key().cloned();
             if start.is_none() {

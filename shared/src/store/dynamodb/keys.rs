@@ -73,6 +73,11 @@ pub(super) fn group_partition(group: &str) -> String {
     format!("group#{group}")
 }
 
+/// The partition of a group's stream: its head, its kept messages and its followers' clock.
+pub(super) fn stream_partition(group: &str) -> String {
+    format!("stream#{group}")
+}
+
 pub(super) fn all_partition(shard: u32) -> String {
     format!("all#{shard}")
 }

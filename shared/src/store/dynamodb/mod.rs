@@ -11,9 +11,11 @@
 //!
 //! Every item carries `expiresAt`, the table's TTL attribute.
 
+mod ending;
 mod group_stream;
 mod items;
 mod keys;
+mod presence;
 mod rate_limit;
 mod read;
 mod write;
@@ -21,8 +23,8 @@ mod write;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
+    KeyType, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -31,7 +33,8 @@ pub use items::{group_item, new_connection_items, Item, TTL_ATTRIBUTE};
 pub use keys::Key;
 
 use super::{
-    Admission, ConnectionRecord, Kept, Member, Members, Position, Store, StoreError, ALL_SHARDS,
+    Admission, ConnectionRecord, Ending, Head, Kept, Member, Members, Position, PresenceClock,
+    Store, StoreError, ALL_SHARDS,
 };
 use items::{following_group_item, member_item};
 use keys::{all_partition, group_partition, uid_partition};
@@ -141,6 +144,38 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// Deletes the connection's member item of `group` if its record does not name the group
+    /// (or is gone), in one transaction. A `join` that commits first keeps its item.
+    async fn remove_unnamed_member(
+        &self,
+        connection_id: &str,
+        group: &str,
+    ) -> Result<(), StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::connection(connection_id).item()))
+            .condition_expression("attribute_not_exists(pk) OR NOT contains(#groups, :name)")
+            .expression_attribute_names("#groups", "groups")
+            .expression_attribute_values(":name", AttributeValue::S(group.to_owned()))
+            .build()
+            .map_err(malformed)?;
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::group_member(group, connection_id).item()))
+            .build()
+            .map_err(malformed)?;
+        let items = vec![
+            TransactWriteItem::builder().condition_check(check).build(),
+            TransactWriteItem::builder().delete(delete).build(),
+        ];
+        match self.transact(items).await {
+            // Deleted, or the record names the group again: a join won, and its item stays.
+            Ok(()) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(request_error("TransactWriteItems", e)),
+        }
+    }
+
     /// Sets the connection's session when `condition` holds (it names the session `#session`;
     /// `values` are its other placeholders); `false` when it did not.
     async fn write_session(
@@ -186,26 +221,20 @@ impl Store for DynamoStore {
         self.delete_keys(Key::all_of(record)).await
     }
 
-    async fn remove_member(&self, of: Members<'_>, connection_id: &str) -> Result<(), StoreError> {
-        let key = match of {
-            Members::Uid(uid) => Key::uid_member(uid, connection_id),
-            Members::Group(group) => Key::group_member(group, connection_id),
-            Members::All => Key::all_member(connection_id),
-        };
-        self.delete_keys(vec![key]).await
+    async fn remove_stray(
+        &self,
+        of: Members<'_>,
+        connection_id: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        self.remove_stray(of, connection_id).await
     }
 
-    async fn remove_connection(
+    async fn end_connection(
         &self,
         connection_id: &str,
-    ) -> Result<Option<ConnectionRecord>, StoreError> {
-        let Some(record) = self.stored_record(connection_id).await? else {
-            return Ok(None);
-        };
-        // The connection's own item goes last, so that a failure half-way leaves a record that
-        // still names the rest, for the next attempt (a 410, or the TTL) to finish.
-        self.delete_keys(Key::all_of(&record)).await?;
-        Ok(Some(record))
+        recorded_before: Option<i64>,
+    ) -> Result<Ending, StoreError> {
+        self.end(connection_id, recorded_before).await
     }
 
     /// One transaction: the record names the group and the member item exists, or neither. Two
@@ -224,8 +253,10 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(connection.item()))
             .update_expression("ADD #groups :group")
-            .condition_expression("attribute_exists(pk)")
+            // Not onto a connection whose end is under way: its items are being removed.
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(#ended)")
             .expression_attribute_names("#groups", "groups")
+            .expression_attribute_names("#ended", ending::ENDED_AT)
             .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
             .build()
             .map_err(malformed)?;
@@ -273,10 +304,10 @@ impl Store for DynamoStore {
         match self.transact(items).await {
             Ok(()) => Ok(true),
             // Not a member, or the connection is gone: only a stray member item can be left, and
-            // it goes too.
+            // it goes too — but only while the record still does not name the group, checked in
+            // the same transaction, or a `join` landing meanwhile would lose its member item.
             Err(e) if condition_failed(&e) => {
-                self.delete_keys(vec![Key::group_member(group, connection_id)])
-                    .await?;
+                self.remove_unnamed_member(connection_id, group).await?;
                 Ok(false)
             }
             Err(e) => Err(request_error("TransactWriteItems", e)),
@@ -380,24 +411,49 @@ impl Store for DynamoStore {
     async fn keep(
         &self,
         group: &str,
-        offset: u64,
-        frame: &str,
+        at: &Position,
+        frame: Option<&str>,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        self.keep_message(group, offset, frame, expires_at).await
+        self.keep_message(group, at, frame, expires_at).await
     }
 
-    async fn position(&self, group: &str) -> Result<Option<Position>, StoreError> {
+    async fn position(&self, group: &str) -> Result<Option<Head>, StoreError> {
         self.stream_position(group).await
     }
 
     async fn history(
         &self,
         group: &str,
+        head: &Position,
         after: u64,
         max_bytes: usize,
     ) -> Result<(Vec<Kept>, bool), StoreError> {
-        self.kept_after(group, after, max_bytes).await
+        self.kept_after(group, head, after, max_bytes).await
+    }
+
+    async fn tick_presence(
+        &self,
+        group: &str,
+        expires_at: i64,
+    ) -> Result<PresenceClock, StoreError> {
+        self.tick_presence(group, expires_at).await
+    }
+
+    async fn clear_overflow(&self, group: &str) -> Result<(), StoreError> {
+        self.clear_overflow(group).await
+    }
+
+    async fn claim_overflow(&self, group: &str, expires_at: i64) -> Result<bool, StoreError> {
+        self.claim_overflow(group, expires_at).await
+    }
+
+    async fn group_member(
+        &self,
+        group: &str,
+        connection_id: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        self.group_member(group, connection_id).await
     }
 
     async fn group_members_up_to(

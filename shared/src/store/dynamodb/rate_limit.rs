@@ -109,7 +109,7 @@ impl DynamoStore {
             return Ok(verdict(count));
         }
         // The stored window is newer than this frame's, or there is no connection.
-        Ok(match self.stored_record(connection_id).await? {
+        Ok(match self.live_record(connection_id).await? {
             Some(_) => Admission::Allowed,
             None => Admission::Unknown,
         })

@@ -7,6 +7,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
+use super::ending::ENDED_AT;
 use super::items::{self, Item, TTL_ATTRIBUTE};
 use super::keys::Key;
 use super::write::request_error;
@@ -17,8 +18,9 @@ use crate::store::{now_secs, ConnectionRecord, Member, StoreError};
 const PAGE_AHEAD: usize = 1024;
 
 impl DynamoStore {
-    /// The connection's record as stored, expired or not (what clean-up must delete).
-    pub(super) async fn stored_record(
+    /// The connection's record, unless it has expired or ended (an end under way: its items are
+    /// being removed).
+    pub(super) async fn live_record(
         &self,
         connection_id: &str,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
@@ -31,19 +33,13 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| request_error("GetItem", e))?;
-        output.item().map(items::record).transpose()
-    }
-
-    /// The connection's record, unless it has expired.
-    pub(super) async fn live_record(
-        &self,
-        connection_id: &str,
-    ) -> Result<Option<ConnectionRecord>, StoreError> {
         let now = now_secs();
-        Ok(self
-            .stored_record(connection_id)
-            .await?
-            .filter(|record| record.expires_at > now))
+        output
+            .item()
+            .filter(|item| !item.contains_key(ENDED_AT))
+            .map(items::record)
+            .transpose()
+            .map(|record| record.filter(|record| record.expires_at > now))
     }
 
     pub(super) async fn query_page(

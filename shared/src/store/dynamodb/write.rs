@@ -14,6 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
@@ -56,6 +57,12 @@ impl Conflict for TransactWriteItemsError {
 }
 
 impl Conflict for UpdateItemError {
+    fn is_conflict(&self) -> bool {
+        self.is_transaction_conflict_exception()
+    }
+}
+
+impl Conflict for DeleteItemError {
     fn is_conflict(&self) -> bool {
         self.is_transaction_conflict_exception()
     }
