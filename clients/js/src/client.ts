@@ -1,150 +1,118 @@
 // The client: one logical connection made of WebSocket connections that API Gateway ends (after
 // 2 hours, after 10 minutes idle, or when the network drops). It renews a connection before its
-// 2 hours are up (the new one open before the old one closes), pings before the idle limit,
-// reconnects with full-jitter backoff after a drop, rejoins its groups, and recovers what it
-// missed from each group's history, delivering every group message once and in order.
+// 2 hours are up (the new one open before the old one closes), pings before the idle limit and
+// whenever a connection looks dead, reconnects with full-jitter backoff after a drop (slower once
+// handshakes keep failing, never once the token is refused for good), rejoins its groups under the
+// service's rate limit, and recovers what it missed from each group's history, delivering every
+// group message once and in order. Every call settles: by its answer, its timeout, or `close()`.
 
-import { backoffDelay, defaultBackoff, type BackoffOptions } from "./backoff.js";
+import { backoffDelay } from "./backoff.js";
+import { bound, Pending } from "./calls.js";
 import { Emitter } from "./emitter.js";
 import {
   isGroupMessage,
   parseFrame,
   type Ack,
-  type ErrorFrame,
   type Frame,
   type GroupMessage,
-  type History,
   type Joined,
-  type Left,
-  type Message,
   type Peer,
   type PresenceCount,
   type PresenceEvent,
+  type PresenceOverflow,
   type Target,
   type Whoami,
 } from "./frames.js";
-import { Link, RequestError, type WebSocketConstructor } from "./link.js";
-import { GroupStream } from "./stream.js";
+import { Groups } from "./groups.js";
+import { Link, RequestError } from "./link.js";
+import {
+  resolveOptions,
+  type CallOptions,
+  type ClientEvents,
+  type ClientOptions,
+  type ConnectionState,
+  type JoinOptions,
+  type ResolvedOptions,
+  type SendOptions,
+  type StateReason,
+} from "./options.js";
+import { CopyPairing } from "./pairing.js";
+import { Timers } from "./timers.js";
+import { ConnectFailure, fetchToken, tokenExpiry } from "./token.js";
+import { defaultEventTarget, listenToPage, pageHidden, type PageEvent } from "./wake.js";
 
-export interface ClientOptions {
-  /** The API's WebSocket URL: `wss://{apiId}.execute-api.{region}.amazonaws.com/{stage}`. */
-  url: string;
-  /** A token, or a function returning a fresh one for each connection (tokens expire). */
-  token?: string | (() => string | Promise<string>);
-  /** More query parameters for each connection (`{uid: "alice"}` on a local stack without a secret). */
-  params?: Record<string, string>;
-  /** A WebSocket implementation; the global `WebSocket` by default (browsers, Node ≥ 22 or 20 with `--experimental-websocket`). */
-  WebSocket?: WebSocketConstructor;
-  /** Ping after this long without sending anything (API Gateway's idle limit is 10 min). Default 4 min. */
-  heartbeatMs?: number;
-  /** How long API Gateway lets a connection live. Default 2 h. */
-  maxConnectionMs?: number;
-  /** Open the next connection this long before the limit. Default 5 min. */
-  renewBeforeMs?: number;
-  /** Reconnection delays (full jitter). Default: base 500 ms, max 30 s. */
-  backoff?: Partial<BackoffOptions>;
-  /** How long to wait for an answer (acks, joins, history, pongs) or for a socket to open. Default 10 s. */
-  requestTimeoutMs?: number;
-  /** How long a group message may wait for one sent before it, before history is asked. Default 1 s. */
-  gapWaitMs?: number;
-  /** The largest frame to send, in UTF-8 bytes: API Gateway closes the connection on a frame over 32 KiB. Default 32 768. */
-  maxMessageBytes?: number;
-}
+export type { CallOptions, ClientEvents, ClientOptions, ConnectionState, JoinOptions, SendOptions, StateReason };
 
-export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
-
-export interface ClientEvents {
-  /** A message: group messages once each and in order, others as they come. */
-  message: Message;
-  /** Someone joined or left a group joined with `presence: true`. */
-  presence: PresenceEvent;
-  /** A group's members, each time a join with `presence: true` is answered (also after reconnects). */
-  members: { group: string; members: Peer[] | null; presenceLimit?: number };
-  /** A group was caught up after a reconnect (`reconnect`) or after a missing message (`gap`). `recovered: false`: some messages could not be had. */
-  recovery: { group: string; recovered: boolean; reason: "reconnect" | "gap" };
-  /** The connection's state; `delayMs` is the wait before the next attempt. */
-  state: { state: ConnectionState; attempt?: number; delayMs?: number; reason?: string };
-  /** An error frame no request was waiting for. */
-  error: ErrorFrame;
-  /** A frame that is not JSON (the built-in protocol's echo). */
-  text: string;
-}
-
-export interface JoinOptions {
-  /** Receive the members now and a presence event for each join and leave. */
-  presence?: boolean;
-}
-
-export interface SendOptions {
-  exclude?: string[];
-  excludeSelf?: boolean;
-}
-
-interface GroupState {
-  presence: boolean;
-  stream: GroupStream;
-  recovering: boolean;
-  /** A recovery was asked for while one ran: run one more after it. */
-  again: "reconnect" | "gap" | null;
-  /** Recoveries cut short in a row (for their backoff). */
-  failures: number;
-  gapTimer: ReturnType<typeof setTimeout> | null;
-  joined: Array<{ resolve: (joined: Joined) => void; reject: (error: RequestError) => void }>;
-}
+/** How long a replaced connection stays open, so that what was pushed to it still arrives. */
+const DRAIN_MS = 1_000;
+/** How many `excludeSelf` sends are remembered until their ack. */
+const SELF_EXCLUDED_KEPT = 1_000;
 
 interface PendingSend {
   frame: Record<string, unknown>;
+  /** The connection it was written on; `null` while it waits for one. */
   link: Link | null;
-  timer: ReturnType<typeof setTimeout> | null;
-  resolve: (ack: Ack) => void;
-  reject: (error: RequestError) => void;
+  pending: Pending<Ack>;
+  excludeSelf: boolean;
+  cancelAck: (() => void) | null;
 }
 
-const isJoined = (group: string) => (f: Frame): f is Joined => f.type === "joined" && f.group === group;
-const isHistory = (group: string) => (f: Frame): f is History => f.type === "history" && f.group === group;
+interface LinkWaiter {
+  go: (link: Link) => void;
+  fail: (error: RequestError) => void;
+}
 
 export class Client extends Emitter<ClientEvents> {
-  private readonly options: Required<Omit<ClientOptions, "token" | "params" | "backoff">> & {
-    backoff: BackoffOptions;
-  };
-  private readonly groups = new Map<string, GroupState>();
+  private readonly options: ResolvedOptions;
+  /** Every timer of the client: `close()` aborts them all. */
+  private readonly timers = new Timers();
+  private readonly groups: Groups;
   private readonly sends = new Map<string, PendingSend>();
-  private readonly outbox: string[] = [];
-  private readonly waitingForLink: Array<{ resolve: (link: Link) => void; reject: (error: RequestError) => void }> = [];
+  /** Ids of sends waiting for a connection, in order. */
+  private readonly outbox = new Set<string>();
+  /** Other calls waiting for a connection. */
+  private readonly waitingForLink = new Set<LinkWaiter>();
+  /** Ids of `excludeSelf` sends whose ack has not come yet. */
+  private readonly selfExcluded = new Set<string>();
   private primary: Link | null = null;
   private next: Link | null = null;
+  /** Replaced connections, open a moment longer. */
+  private readonly retiring = new Set<Link>();
+  /** While two connections are open: frames without an offset one has handed on, awaiting their copy on the other. */
+  private readonly pairing = new CopyPairing<Link>();
   private attempt = 0;
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  private handshakeFailures = 0;
+  private cancelRetry: (() => void) | null = null;
+  private cancelRenew: (() => void) | null = null;
+  private renewAt = Infinity;
   private closed = false;
+  private stopped = false;
+  /** A renewal's token was refused for good: stop once the connection in use ends. */
+  private halted: ConnectFailure | null = null;
   /** A connection is being prepared (its token fetched): no second one starts meanwhile. */
   private opening = false;
+  /** Bumped to forget a token being fetched. */
+  private attemptId = 0;
   private sequence = 0;
   private readonly idPrefix = Math.random().toString(36).slice(2, 10);
   private currentState: ConnectionState = "connecting";
+  private readonly unlisten: () => void;
 
+  /** Throws a `TypeError` when `url` is not a ws:// or wss:// URL, or when there is no WebSocket. */
   constructor(private readonly config: ClientOptions) {
     super();
-    const WebSocketImpl =
-      config.WebSocket ?? ((globalThis as { WebSocket?: WebSocketConstructor }).WebSocket as WebSocketConstructor | undefined);
-    if (WebSocketImpl === undefined) {
-      throw new Error(
-        "no WebSocket: pass options.WebSocket, or run on Node ≥ 22 (Node 20: node --experimental-websocket)",
-      );
-    }
-    this.options = {
-      url: config.url,
-      WebSocket: WebSocketImpl,
-      heartbeatMs: config.heartbeatMs ?? 4 * 60_000,
-      maxConnectionMs: config.maxConnectionMs ?? 2 * 3_600_000,
-      // Never more than a quarter of the lifetime, so a short lifetime does not renew without pause.
-      renewBeforeMs: Math.min(config.renewBeforeMs ?? 5 * 60_000, (config.maxConnectionMs ?? 2 * 3_600_000) / 4),
-      backoff: { ...defaultBackoff, ...config.backoff },
-      requestTimeoutMs: config.requestTimeoutMs ?? 10_000,
-      gapWaitMs: config.gapWaitMs ?? 1_000,
-      maxMessageBytes: config.maxMessageBytes ?? 32 * 1024,
-    };
+    this.options = resolveOptions(config);
+    this.groups = new Groups({
+      options: this.options,
+      timers: this.timers,
+      emit: (type, event) => this.emit(type, event),
+      primary: () => (this.primary?.open ? this.primary : null),
+      closed: () => this.closed,
+    });
+    const target = config.networkEventTarget === undefined ? defaultEventTarget() : config.networkEventTarget;
+    this.unlisten = listenToPage(target, (type) => this.onPageEvent(type));
     this.setState("connecting");
-    void this.openLink();
+    this.openLink();
   }
 
   /** The connection's state now. */
@@ -153,52 +121,61 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   /** Resolves once a connection is open (at once when one is). */
-  opened(): Promise<void> {
-    return this.link().then(() => undefined);
+  opened(options: CallOptions = {}): Promise<void> {
+    return this.call("open", options, async () => undefined);
   }
 
   /**
    * Joins a group, now and after every reconnect, and resolves with the first answer. Group
-   * messages then arrive once each and in order, whatever happens to the connection.
+   * messages then arrive once each and in order, whatever happens to the connection. Joins and
+   * leaves of a group go out in the order they were called, so the last call wins. A join whose
+   * promise times out stays in effect (the group is joined once a connection opens): `leave()`
+   * gives it up.
    */
   join(group: string, options: JoinOptions = {}): Promise<Joined> {
     if (this.closed) return Promise.reject(closedError("join"));
-    let state = this.groups.get(group);
-    if (state === undefined) {
-      state = { presence: false, stream: new GroupStream(), recovering: false, again: null, failures: 0, gapTimer: null, joined: [] };
-      this.groups.set(group, state);
-    }
-    state.presence = options.presence ?? false;
-    const answered = new Promise<Joined>((resolve, reject) => state.joined.push({ resolve, reject }));
-    for (const link of [this.primary, this.next]) {
-      if (link?.open) void this.joinOn(link, group);
-    }
-    return answered;
-  }
-
-  /** Leaves a group: no more messages, no rejoin. */
-  async leave(group: string): Promise<void> {
-    const state = this.groups.get(group);
-    this.groups.delete(group);
-    if (state !== undefined) {
-      if (state.gapTimer !== null) clearTimeout(state.gapTimer);
-      for (const waiter of state.joined) waiter.reject(new RequestError("closed", `left ${group}`, "join"));
-    }
-    // Both connections while one renews the other: the new one may have rejoined already.
-    const isLeft = (f: Frame): f is Left => f.type === "left" && f.group === group;
-    const next = this.next;
-    if (next?.open) void next.request({ action: "leave", group }, isLeft).catch(() => undefined);
-    const link = await this.link();
-    await link.request({ action: "leave", group }, isLeft);
+    const pending = this.groups.want(group, options.presence ?? false);
+    bound(pending, this.timers, "join", options.timeoutMs ?? this.options.callTimeoutMs, options.signal, (ms) =>
+      this.primary?.open
+        ? `no answer to join within ${ms} ms`
+        : `no connection within ${ms} ms (the group is joined once one opens; leave() gives it up)`,
+    );
+    if (this.stopped) pending.reject(this.stoppedError("join"));
+    for (const link of this.openLinks()) void this.groups.joinOn(link, group);
+    return pending.promise;
   }
 
   /**
-   * Sends `data` to `to` and resolves with the ack (`delivered`: how many connections it
-   * reached). Sent as soon as a connection is open. Rejects when the connection drops before
-   * the ack: the message may or may not have gone out, and is not sent again.
+   * Leaves a group: no more messages, no rejoin. Sent at once on the open connection, so it goes
+   * out before any later `join`; without a connection it resolves at once (the next one will not
+   * join the group). A join not answered yet rejects with `closed`.
+   */
+  leave(group: string, options: CallOptions = {}): Promise<void> {
+    this.groups.forget(group);
+    const links = this.openLinks();
+    if (this.closed || links.length === 0) return Promise.resolve();
+    const pending = new Pending<void>();
+    bound(pending, this.timers, "leave", options.timeoutMs ?? this.options.callTimeoutMs, options.signal, (ms) => `no answer to leave within ${ms} ms`);
+    void Promise.all(links.map((link) => this.groups.leaveOn(link, group))).then((failures) => {
+      // A connection that dropped left the group with it.
+      const failure = failures.find((f) => f !== null && f.code !== "connection_lost" && f.code !== "closed");
+      if (failure === undefined) pending.resolve();
+      else pending.reject(failure);
+    });
+    return pending.promise;
+  }
+
+  /**
+   * Sends `data` to `to` and resolves with the ack: `delivered` (how many connections it
+   * reached) and, for a message that took a place in a group's stream, its `group`, `epoch` and
+   * `offset`. Sent as soon as a connection is open. Rejects when the connection drops before the
+   * ack (`connection_lost`) or no ack comes in time (`timeout`): the message may or may not have
+   * gone out, and is not sent again. With `excludeSelf`, the client will not deliver the message
+   * to itself later either (history would otherwise bring it back).
    */
   send(to: Target, data: unknown, options: SendOptions = {}): Promise<Ack> {
-    if (this.closed) return Promise.reject(closedError("send"));
+    const refused = this.refusal("send");
+    if (refused !== null) return Promise.reject(refused);
     const id = `${this.idPrefix}-${++this.sequence}`;
     const frame: Record<string, unknown> = { action: "send", to, data, id };
     if (options.exclude !== undefined) frame.exclude = options.exclude;
@@ -209,112 +186,272 @@ export class Client extends Emitter<ClientEvents> {
         new RequestError("too_large", `the message is ${bytes} bytes; at most ${this.options.maxMessageBytes} go in one frame`, "send"),
       );
     }
-    return new Promise<Ack>((resolve, reject) => {
-      this.sends.set(id, { frame, link: null, timer: null, resolve, reject });
-      if (this.primary?.open) this.writeSend(this.primary, id);
-      else this.outbox.push(id);
+    const primary = this.primary?.open ? this.primary : null;
+    if (primary === null && this.queued >= this.options.maxQueuedCalls) return Promise.reject(queueFull("send", this.options.maxQueuedCalls));
+    const pending = new Pending<Ack>();
+    const record: PendingSend = { frame, link: null, pending, excludeSelf: options.excludeSelf === true, cancelAck: null };
+    this.sends.set(id, record);
+    pending.onSettle(() => {
+      this.sends.delete(id);
+      this.outbox.delete(id);
+      record.cancelAck?.();
     });
+    bound(pending, this.timers, "send", options.timeoutMs ?? this.options.callTimeoutMs, options.signal, (ms) =>
+      record.link === null
+        ? `no connection within ${ms} ms: the message was not sent`
+        : `no ack within ${ms} ms: the message may or may not have been sent`,
+    );
+    if (!pending.settled) {
+      if (primary !== null) this.writeSend(primary, id);
+      else this.outbox.add(id);
+    }
+    return pending.promise;
   }
 
   /** Who this connection is now (its id changes with every reconnect). */
-  async whoami(): Promise<Whoami> {
-    const link = await this.link();
-    return link.request({ action: "whoami" }, (f): f is Whoami => f.type === "whoami");
-  }
-
-  /** How many connections and which uids are in a group (or everywhere). */
-  async presence(group?: string): Promise<PresenceCount> {
-    const link = await this.link();
-    const command = group === undefined ? { action: "presence" } : { action: "presence", group };
-    return link.request(
-      command,
-      (f): f is PresenceCount => f.type === "presence" && "connections" in f && f.group === group,
+  whoami(options: CallOptions = {}): Promise<Whoami> {
+    return this.call("whoami", options, (link, signal) =>
+      link.request({ action: "whoami" }, (f): f is Whoami => f.type === "whoami", signal),
     );
   }
 
-  /** Closes for good: no reconnect; what waits is rejected. */
+  /** How many connections and which uids are in a group (or everywhere). */
+  presence(group?: string, options: CallOptions = {}): Promise<PresenceCount> {
+    const command = group === undefined ? { action: "presence" } : { action: "presence", group };
+    return this.call("presence", options, (link, signal) =>
+      link.request(command, (f): f is PresenceCount => f.type === "presence" && "connections" in f && f.group === group, signal),
+    );
+  }
+
+  /**
+   * The members of a group joined with `presence: true`, as this client knows them now (the
+   * `members` event's list with every `presence` event applied); `null` when it does not follow
+   * the group, has no list yet, or the group is over the presence limit.
+   */
+  members(group: string): Peer[] | null {
+    return this.groups.members(group);
+  }
+
+  /**
+   * Tries to connect now: after `stopped` (with a new token behind the token function), while
+   * `suspended` or `reconnecting`. Does nothing while a connection is open or being made.
+   */
+  reconnect(): void {
+    if (this.closed) return;
+    this.halted = null;
+    this.attempt = 0;
+    this.handshakeFailures = 0;
+    const wasStopped = this.stopped;
+    this.stopped = false;
+    if (this.primary?.open || this.next !== null || this.opening) return;
+    if (wasStopped || this.currentState === "suspended") this.setState("reconnecting", { reason: "reconnect" });
+    this.openLink();
+  }
+
+  /** Closes for good: no reconnect, no timer left; what waits is rejected with `closed`. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    for (const link of [this.primary, this.next]) link?.end(1000, "closed by the client");
+    this.attemptId += 1;
+    this.unlisten();
+    this.timers.abort();
+    for (const link of [this.primary, this.next, ...this.retiring]) {
+      if (link === null) continue;
+      link.gone = true;
+      link.end(1000, "closed by the client");
+    }
     this.primary = this.next = null;
-    for (const [id, pending] of this.sends) {
-      if (pending.timer !== null) clearTimeout(pending.timer);
-      pending.reject(closedError("send"));
-      this.sends.delete(id);
-    }
-    for (const state of this.groups.values()) {
-      if (state.gapTimer !== null) clearTimeout(state.gapTimer);
-      for (const waiter of state.joined) waiter.reject(closedError("join"));
-      state.joined = [];
-    }
-    for (const waiter of this.waitingForLink.splice(0)) waiter.reject(closedError("request"));
+    this.retiring.clear();
+    this.pairing.clear();
+    this.failWaiting(closedError("send"), closedError("request"));
+    for (const record of this.sends.values()) record.pending.reject(closedError("send"));
+    this.groups.failJoins(closedError("join"));
     this.setState("closed");
+  }
+
+  // --- calls ---
+
+  /** How many calls wait for a connection. */
+  private get queued(): number {
+    return this.outbox.size + this.waitingForLink.size;
+  }
+
+  /** Why a call cannot be made now, or `null`. */
+  private refusal(action: string): RequestError | null {
+    if (this.closed) return closedError(action);
+    if (this.stopped) return this.stoppedError(action);
+    if (this.currentState === "suspended") {
+      return new RequestError("offline", `no connection: ${this.handshakeFailures} attempts in a row failed; retrying slowly`, action);
+    }
+    return null;
+  }
+
+  /** Runs `run` on the connection in use, once there is one, within the call's time. */
+  private call<T>(action: string, options: CallOptions, run: (link: Link, signal: AbortSignal) => Promise<T>): Promise<T> {
+    const refused = this.refusal(action);
+    if (refused !== null) return Promise.reject(refused);
+    const primary = this.primary?.open ? this.primary : null;
+    if (primary === null && this.queued >= this.options.maxQueuedCalls) return Promise.reject(queueFull(action, this.options.maxQueuedCalls));
+    const pending = new Pending<T>();
+    const abort = new AbortController();
+    pending.onSettle(() => abort.abort());
+    bound(pending, this.timers, action, options.timeoutMs ?? this.options.callTimeoutMs, options.signal, (ms) =>
+      this.primary?.open ? `no answer to ${action} within ${ms} ms` : `no connection within ${ms} ms`,
+    );
+    const go = (link: Link) => {
+      run(link, abort.signal).then(
+        (value) => pending.resolve(value),
+        (error: unknown) => pending.reject(error),
+      );
+    };
+    if (pending.settled) return pending.promise;
+    if (primary !== null) {
+      go(primary);
+    } else {
+      const waiter: LinkWaiter = { go, fail: (error) => pending.reject(error) };
+      this.waitingForLink.add(waiter);
+      pending.onSettle(() => this.waitingForLink.delete(waiter));
+    }
+    return pending.promise;
+  }
+
+  /** Rejects what waits for a connection. */
+  private failWaiting(sendError: RequestError, requestError: RequestError): void {
+    for (const id of [...this.outbox]) this.sends.get(id)?.pending.reject(sendError);
+    this.outbox.clear();
+    for (const waiter of [...this.waitingForLink]) waiter.fail(new RequestError(requestError.code, requestError.message, requestError.action));
+    this.waitingForLink.clear();
+  }
+
+  private writeSend(link: Link, id: string): void {
+    const record = this.sends.get(id);
+    if (record === undefined) return;
+    try {
+      link.write(record.frame);
+    } catch {
+      this.outbox.add(id);
+      return;
+    }
+    record.link = link;
+    if (record.excludeSelf) {
+      this.selfExcluded.add(id);
+      if (this.selfExcluded.size > SELF_EXCLUDED_KEPT) this.selfExcluded.delete(this.selfExcluded.values().next().value!);
+    }
+    record.cancelAck = this.timers.after(this.options.requestTimeoutMs, () => {
+      record.pending.reject(new RequestError("timeout", "no ack in time: the message may or may not have been sent", "send"));
+      this.probe(link);
+    });
+  }
+
+  private stoppedError(action: string): RequestError {
+    const why = this.halted ?? null;
+    return new RequestError("stopped", `the client stopped${why ? ` (${why.reason})` : ""}: call reconnect() to try again`, action);
   }
 
   // --- connections ---
 
-  private link(): Promise<Link> {
-    if (this.closed) return Promise.reject(closedError("request"));
-    if (this.primary?.open) return Promise.resolve(this.primary);
-    return new Promise((resolve, reject) => this.waitingForLink.push({ resolve, reject }));
+  /** The connections a join or leave goes out on: the one in use, and the one replacing it. */
+  private openLinks(): Link[] {
+    return [this.primary, this.next].filter((link): link is Link => link?.open === true);
   }
 
-  /** Opens a connection, rejoins every group on it, and then makes it the one in use. */
-  private async openLink(): Promise<void> {
-    if (this.closed || this.next !== null || this.opening) return;
+  /** Fetches a token, opens a connection, rejoins every group on it, and then makes it the one in use. */
+  private openLink(): void {
+    if (this.closed || this.stopped || this.next !== null || this.opening) return;
+    this.cancelRetry?.();
+    this.cancelRetry = null;
     this.opening = true;
-    let url: string;
-    try {
-      url = await this.connectionUrl();
-    } catch (error) {
-      this.failed(`the token function failed: ${String(error)}`);
-      return;
-    } finally {
-      this.opening = false;
-    }
-    if (this.closed || this.next !== null) return;
-    const link = new Link(url, this.options.WebSocket, this.options.requestTimeoutMs);
-    this.next = link;
-    const openTimer = setTimeout(() => {
-      if (link.openedAt === null) this.lost(link, "the connection did not open in time");
-    }, this.options.requestTimeoutMs);
-    link.socket.addEventListener("open", () => {
-      clearTimeout(openTimer);
-      link.openedAt = Date.now();
-      link.startHeartbeat(this.options.heartbeatMs, () => this.lost(link, "a ping went unanswered"));
-      void this.rejoin(link);
-    });
-    link.socket.addEventListener("message", (event) => {
-      if (typeof event.data === "string") this.onFrame(link, event.data);
-    });
-    link.socket.addEventListener("close", (event) => {
-      clearTimeout(openTimer);
-      this.lost(link, `closed (${event.code}${event.reason ? `, ${event.reason}` : ""})`);
-    });
+    const attempt = ++this.attemptId;
+    this.connectionUrl().then(
+      (url) => {
+        if (attempt !== this.attemptId) return;
+        this.opening = false;
+        this.connect(url);
+      },
+      (error: unknown) => {
+        if (attempt !== this.attemptId) return;
+        this.opening = false;
+        const failure = error instanceof ConnectFailure ? error : new ConnectFailure("token_failed", describe(error), false);
+        if (failure.final) this.stop(failure);
+        else this.failed(failure.reason, failure.detail, true);
+      },
+    );
   }
 
   private async connectionUrl(): Promise<string> {
     const url = new URL(this.options.url);
     for (const [key, value] of Object.entries(this.config.params ?? {})) url.searchParams.set(key, value);
-    const token = typeof this.config.token === "function" ? await this.config.token() : this.config.token;
-    if (token !== undefined) url.searchParams.set("token", token);
+    const token = this.config.token;
+    if (typeof token === "string") {
+      const expiry = tokenExpiry(token);
+      if (expiry !== null && expiry <= Date.now()) {
+        throw new ConnectFailure("token_expired", `the token expired at ${new Date(expiry).toISOString()}`, true);
+      }
+      url.searchParams.set("token", token);
+    } else if (typeof token === "function") {
+      url.searchParams.set("token", await fetchToken(token, this.timers, this.options.tokenTimeoutMs));
+    }
     return url.toString();
   }
 
+  private connect(url: string): void {
+    if (this.closed || this.stopped || this.next !== null) return;
+    let link: Link;
+    try {
+      link = new Link(url, {
+        WebSocket: this.options.WebSocket,
+        requestTimeoutMs: this.options.requestTimeoutMs,
+        rateLimit: this.options.rateLimit,
+        timers: this.timers,
+        onTimeout: () => this.probe(link),
+      });
+    } catch (error) {
+      this.failed("socket_error", `the WebSocket could not be made: ${describe(error)}`, true);
+      return;
+    }
+    this.next = link;
+    this.timers.after(
+      this.options.requestTimeoutMs,
+      () => {
+        if (link.openedAt === null) this.lost(link, "open_timeout", `the connection did not open within ${this.options.requestTimeoutMs} ms`);
+      },
+      link.signal,
+    );
+    link.socket.addEventListener("open", () => {
+      if (link.ended || link.gone || this.closed) return;
+      link.openedAt = link.lastReceived = link.lastSent = Date.now();
+      this.handshakeFailures = 0;
+      link.startHeartbeat(this.options.heartbeatMs, (stale) => this.onTick(link, stale));
+      void this.rejoin(link);
+    });
+    link.socket.addEventListener("message", (event) => {
+      if (this.closed) return;
+      link.received();
+      if (typeof event.data === "string") this.onFrame(link, event.data);
+    });
+    link.socket.addEventListener("close", (event) => {
+      const said = `closed (${event.code}${event.reason ? `, ${event.reason}` : ""})`;
+      this.lost(link, "closed", link.lastError === null ? said : `${said}: ${link.lastError}`);
+    });
+  }
+
+  /** Rejoins every group on a new connection, then promotes it. Never rejects. */
   private async rejoin(link: Link): Promise<void> {
-    const joins = [...this.groups.keys()].map((group) => this.joinOn(link, group));
-    // Joins are answered in order; the first failure (a dropped link) ends the attempt.
-    const settled = await Promise.allSettled(joins);
-    if (!link.open || link !== this.next) return;
-    const broken = settled.find(
-      (s): s is PromiseRejectedResult =>
-        s.status === "rejected" &&
-        ["connection_lost", "timeout", "rate_limited", "internal"].includes((s.reason as RequestError).code),
+    let failures: Array<RequestError | null>;
+    try {
+      failures = await Promise.all(this.groups.names().map((group) => this.groups.joinOn(link, group)));
+    } catch (error) {
+      this.lost(link, "join_failed", describe(error));
+      return;
+    }
+    if (!link.open || link !== this.next || this.closed) return;
+    // The joins are answered in order; one that failed for now (a dropped or unanswering link,
+    // rate_limited, internal) ends the attempt. One refused for good has left its group.
+    const broken = failures.find(
+      (f): f is RequestError => f !== null && ["connection_lost", "timeout", "rate_limited", "internal"].includes(f.code),
     );
     if (broken !== undefined) {
-      this.lost(link, `a join failed: ${(broken.reason as RequestError).message}`);
+      this.lost(link, "join_failed", `a join failed: ${broken.message}`);
       return;
     }
     this.promote(link);
@@ -325,64 +462,145 @@ export class Client extends Emitter<ClientEvents> {
     const old = this.primary;
     this.primary = link;
     this.next = null;
+    this.halted = null;
     this.attempt = 0;
-    this.setState("open");
+    this.handshakeFailures = 0;
     if (old !== null) this.retire(old);
-    if (this.timer !== null) clearTimeout(this.timer);
-    const renewIn = this.options.maxConnectionMs - this.options.renewBeforeMs - (Date.now() - link.openedAt!);
-    this.timer = setTimeout(() => this.renew(link), Math.max(0, renewIn));
-    for (const waiter of this.waitingForLink.splice(0)) waiter.resolve(link);
-    for (const id of this.outbox.splice(0)) this.writeSend(link, id);
+    this.renewAt = link.openedAt! + this.options.maxConnectionMs - this.options.renewBeforeMs;
+    this.cancelRenew?.();
+    this.cancelRenew = this.timers.after(Math.max(0, this.renewAt - Date.now()), () => this.renew(link), link.signal);
+    for (const waiter of [...this.waitingForLink]) {
+      this.waitingForLink.delete(waiter);
+      waiter.go(link);
+    }
+    for (const id of [...this.outbox]) {
+      this.outbox.delete(id);
+      this.writeSend(link, id);
+    }
+    this.setState("open");
   }
 
   /** Renews before API Gateway's limit: the next connection opens while this one still works. */
   private renew(link: Link): void {
-    if (this.closed || link !== this.primary || this.next !== null) return;
-    void this.openLink();
+    if (this.closed || this.halted !== null || link !== this.primary || this.next !== null || this.cancelRetry !== null) return;
+    this.openLink();
   }
 
-  /** Closes a replaced connection once what was sent on it has been acked (or has waited long enough). */
+  /**
+   * Closes a replaced connection once what was pushed to it has had a moment to arrive, and what
+   * was sent on it has been acked (or has waited long enough).
+   */
   private retire(link: Link): void {
+    this.retiring.add(link);
+    const drained = Date.now() + DRAIN_MS;
     const deadline = Date.now() + this.options.requestTimeoutMs;
     const check = () => {
+      const now = Date.now();
       const waiting = [...this.sends.values()].some((s) => s.link === link);
-      if (waiting && Date.now() < deadline && link.open) setTimeout(check, 50);
-      else link.end(1000, "renewed");
+      if (link.open && now < deadline && (waiting || now < drained)) {
+        this.timers.after(50, check, link.signal);
+        return;
+      }
+      this.retiring.delete(link);
+      this.pairing.forget(link);
+      link.end(1000, "renewed");
     };
     check();
   }
 
+  /** Every heartbeat tick: probe a connection that looks idle or dead; renew one whose timer ran late (a sleeping machine). */
+  private onTick(link: Link, stale: boolean): void {
+    if (stale) this.probe(link, this.options.requestTimeoutMs);
+    if (link === this.primary && Date.now() >= this.renewAt) this.renew(link);
+  }
+
+  /** Pings `link` now; no frame back within the time: it is dead. */
+  private probe(link: Link, timeoutMs = this.options.probeTimeoutMs): void {
+    if (this.closed || !link.open) return;
+    void link.probe(timeoutMs).then((alive) => {
+      if (!alive && link.open) this.lost(link, "ping_timeout", `no answer to a ping within ${timeoutMs} ms`);
+    });
+  }
+
   /** A connection ended (or never opened). */
-  private lost(link: Link, reason: string): void {
+  private lost(link: Link, reason: StateReason, detail: string): void {
     if (link.gone) return;
     link.gone = true;
+    const neverOpened = link.openedAt === null;
     link.end(4000, "given up");
-    for (const [id, pending] of this.sends) {
-      if (pending.link !== link) continue;
-      if (pending.timer !== null) clearTimeout(pending.timer);
-      this.sends.delete(id);
-      pending.reject(new RequestError("connection_lost", `the connection ${reason} before the ack`, "send"));
+    this.retiring.delete(link);
+    this.pairing.forget(link);
+    for (const record of [...this.sends.values()]) {
+      if (record.link === link) {
+        record.pending.reject(new RequestError("connection_lost", `the connection was lost before the ack (${detail}): the message may or may not have been sent`, "send"));
+      }
     }
     if (this.closed) return;
     if (link === this.primary) {
       this.primary = null;
-      if (this.timer !== null) clearTimeout(this.timer);
-      if (this.next === null) this.failed(reason);
-      else this.setState("reconnecting", { reason });
+      this.cancelRenew?.();
+      this.renewAt = Infinity;
+      if (this.halted !== null) this.stop(this.halted);
+      else if (this.next === null) this.failed(reason, detail, false);
+      else this.setState("reconnecting", { reason, detail });
     } else if (link === this.next) {
       this.next = null;
-      this.failed(reason);
+      this.failed(reason, detail, neverOpened);
     }
   }
 
-  /** Waits (full-jitter backoff) and tries again. */
-  private failed(reason: string): void {
-    if (this.closed) return;
-    const delayMs = backoffDelay(this.attempt, this.options.backoff);
-    this.attempt += 1;
-    if (this.primary === null) this.setState("reconnecting", { attempt: this.attempt, delayMs, reason });
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.openLink(), delayMs);
+  /**
+   * Waits and tries again: full-jitter backoff, or, after `maxHandshakeFailures` attempts in a row
+   * that never opened, `suspendedRetryMs` (between half of it and all of it) in the state
+   * `suspended`, where calls fail at once.
+   */
+  private failed(reason: StateReason, detail: string, neverOpened: boolean): void {
+    if (this.closed || this.stopped) return;
+    if (neverOpened) this.handshakeFailures += 1;
+    this.cancelRetry?.();
+    let delayMs: number;
+    if (this.primary === null && this.handshakeFailures >= this.options.maxHandshakeFailures) {
+      delayMs = Math.floor(this.options.suspendedRetryMs * (0.5 + Math.random() / 2));
+      this.attempt += 1;
+      if (this.currentState !== "suspended") {
+        const error = new RequestError("offline", `no connection: ${this.handshakeFailures} attempts in a row failed (${detail})`);
+        this.failWaiting(error, error);
+      }
+      this.setState("suspended", { attempt: this.attempt, delayMs, reason: "handshake_failed", detail: `${reason}: ${detail}` });
+    } else {
+      delayMs = backoffDelay(this.attempt, this.options.backoff);
+      this.attempt += 1;
+      if (this.primary === null) this.setState("reconnecting", { attempt: this.attempt, delayMs, reason, detail });
+    }
+    this.cancelRetry = this.timers.after(delayMs, () => {
+      this.cancelRetry = null;
+      this.openLink();
+    });
+  }
+
+  /** The token is refused for good: no more attempts until `reconnect()`. */
+  private stop(failure: ConnectFailure): void {
+    if (this.closed || this.stopped) return;
+    if (this.primary?.open) {
+      // A renewal: the connection in use works until API Gateway ends it.
+      this.halted = failure;
+      return;
+    }
+    this.halted = failure;
+    this.stopped = true;
+    this.cancelRetry?.();
+    this.cancelRetry = null;
+    this.attemptId += 1;
+    this.opening = false;
+    const next = this.next;
+    this.next = null;
+    if (next !== null) {
+      next.gone = true;
+      next.end(1000, "stopped");
+    }
+    this.failWaiting(this.stoppedError("send"), this.stoppedError("request"));
+    this.groups.failJoins(this.stoppedError("join"));
+    this.setState("stopped", { reason: failure.reason, detail: failure.detail });
   }
 
   private setState(state: ConnectionState, detail: Omit<ClientEvents["state"], "state"> = {}): void {
@@ -390,239 +608,94 @@ export class Client extends Emitter<ClientEvents> {
     this.emit("state", { state, ...detail });
   }
 
+  /** The network or the page is back (or the network is gone): check the connection, or reconnect now. */
+  private onPageEvent(type: PageEvent): void {
+    if (this.closed) return;
+    if (type === "visibilitychange" && pageHidden()) return;
+    if (type === "offline") {
+      for (const link of this.openLinks()) this.probe(link);
+      return;
+    }
+    const primary = this.primary;
+    if (primary?.open) {
+      if (Date.now() - primary.lastReceived >= this.options.probeTimeoutMs) this.probe(primary);
+      return;
+    }
+    if (this.stopped || this.cancelRetry === null) return;
+    // Waiting for the next attempt: make it now.
+    this.attempt = 0;
+    this.openLink();
+  }
+
   // --- frames ---
 
   private onFrame(link: Link, text: string): void {
     const frame = parseFrame(text);
-    // Frames that are not about a group come to both connections while one renews the other:
-    // only the one in use hands them on.
-    const inUse = link === this.primary || (this.primary === null && link === this.next);
     if (frame === null) {
-      if (inUse) this.emit("text", text);
+      if (this.firstCopy(link, text)) this.emit("text", text);
       return;
     }
     if (frame.type === "message") {
-      const state = isGroupMessage(frame) ? this.groups.get(frame.group) : undefined;
-      if (state !== undefined) this.accept(frame as GroupMessage, state);
-      else if (inUse) this.emit("message", frame);
+      if (isGroupMessage(frame) && this.groups.accept(frame as GroupMessage)) return;
+      if (this.firstCopy(link, text)) this.emit("message", frame);
       return;
     }
     if (frame.type === "ack") {
-      const pending = this.sends.get(frame.id);
-      if (pending !== undefined) {
-        this.sends.delete(frame.id);
-        if (pending.timer !== null) clearTimeout(pending.timer);
-        pending.resolve(frame);
-      }
+      if (this.selfExcluded.delete(frame.id)) this.groups.skipOwn(frame);
+      this.sends.get(frame.id)?.pending.resolve(frame);
       return;
     }
-    const sendsOut = [...this.sends.values()].filter((pending) => pending.link === link).length;
+    let sendsOut = 0;
+    for (const record of this.sends.values()) if (record.link === link) sendsOut += 1;
     if (link.answer(frame, sendsOut)) return;
     if (frame.type === "presence" && "event" in frame) {
-      if (inUse && this.groups.get(frame.group)?.presence) this.emit("presence", frame);
+      this.groups.onPresence(frame as PresenceEvent | PresenceOverflow);
       return;
     }
-    if (frame.type === "error" && frame.id !== undefined) {
+    if (frame.type === "error") this.onError(link, frame);
+  }
+
+  private onError(link: Link, frame: Extract<Frame, { type: "error" }>): void {
+    // Errors no request took come to the connection that caused them: only the one in use reports them.
+    const inUse = link === this.primary || (this.primary === null && link === this.next);
+    if (frame.id !== undefined) {
       // A send refused or failed in part names its id: settle that one (a partial failure after
       // its ack is reported as an event).
-      const pending = this.sends.get(frame.id);
-      if (pending !== undefined) {
-        this.sends.delete(frame.id);
-        if (pending.timer !== null) clearTimeout(pending.timer);
-        pending.reject(new RequestError(frame.code, frame.message, "send"));
-      } else if (inUse) {
-        this.emit("error", frame);
-      }
+      this.selfExcluded.delete(frame.id);
+      const record = this.sends.get(frame.id);
+      if (record !== undefined) record.pending.reject(new RequestError(frame.code, frame.message, "send"));
+      else if (inUse) this.emit("error", frame);
       return;
     }
-    if (frame.type === "error") {
-      // Without an id, errors name their action (or none: too_large, rate_limited). One send alone
-      // waiting on this link is the one refused; `internal` can follow an ack (some recipients
-      // failed), so it is reported, never pinned on another send.
-      const waiting = [...this.sends.entries()].filter(([, s]) => s.link === link);
-      const forSend = frame.action === "send" || (frame.action === undefined && !link.busy);
-      if (forSend && frame.code !== "internal" && waiting.length === 1) {
-        const [id, pending] = waiting[0]!;
-        this.sends.delete(id);
-        if (pending.timer !== null) clearTimeout(pending.timer);
-        pending.reject(new RequestError(frame.code, frame.message, "send"));
-      } else if (inUse) {
-        this.emit("error", frame);
-      }
+    // Without an id, errors name their action (or none: too_large, rate_limited). One send alone
+    // waiting on this link is the one refused; `internal` can follow an ack (some recipients
+    // failed), so it is reported, never pinned on another send.
+    const waiting = [...this.sends.values()].filter((s) => s.link === link);
+    const forSend = frame.action === "send" || (frame.action === undefined && !link.busy);
+    if (forSend && frame.code !== "internal" && waiting.length === 1) {
+      waiting[0]!.pending.reject(new RequestError(frame.code, frame.message, "send"));
+    } else if (inUse) {
+      this.emit("error", frame);
     }
   }
 
-  private writeSend(link: Link, id: string): void {
-    const pending = this.sends.get(id);
-    if (pending === undefined) return;
-    pending.link = link;
-    try {
-      link.write(pending.frame);
-    } catch {
-      pending.link = null;
-      this.outbox.push(id);
-      return;
-    }
-    pending.timer = setTimeout(() => {
-      this.sends.delete(id);
-      pending.reject(new RequestError("timeout", "no ack in time: the message may or may not have been sent", "send"));
-    }, this.options.requestTimeoutMs);
-  }
-
-  // --- groups ---
-
-  /**
-   * Joins `group` on `link`. A join the service refuses for good (`forbidden`, `bad_request`)
-   * forgets the group; one refused for now (`rate_limited`, `internal`) is tried again after a
-   * pause; a dropped link leaves it to the next connection.
-   */
-  private async joinOn(link: Link, group: string): Promise<void> {
-    const state = this.groups.get(group);
-    if (state === undefined) return;
-    const command: Record<string, unknown> & { action: string } = { action: "join", group };
-    if (state.presence) command.presence = true;
-    let joined: Joined | undefined;
-    for (let attempt = 0; joined === undefined; attempt++) {
-      try {
-        joined = await link.request(command, isJoined(group));
-      } catch (error) {
-        const failure = error as RequestError;
-        const passing = failure.code === "rate_limited" || failure.code === "internal";
-        if (passing && attempt < 4 && link.open) {
-          await sleep(backoffDelay(attempt + 1, this.options.backoff));
-          continue;
-        }
-        if (failure.code !== "connection_lost" && failure.code !== "timeout" && !passing) {
-          if (this.groups.get(group) === state) this.groups.delete(group);
-          for (const waiter of state.joined.splice(0)) waiter.reject(failure);
-        }
-        throw failure;
-      }
-    }
-    if (this.groups.get(group) !== state) return;
-    if (state.presence) {
-      const members = joined.members ?? null;
-      this.emit("members", joined.presenceLimit === undefined ? { group, members } : { group, members, presenceLimit: joined.presenceLimit });
-    }
-    const asked = state.joined.length > 0;
-    for (const waiter of state.joined.splice(0)) waiter.resolve(joined);
-    const at = joined.epoch === undefined ? { epoch: "", offset: 0 } : { epoch: joined.epoch, offset: joined.offset ?? 0 };
-    if (!state.stream.started) {
-      const outcome = state.stream.start(at);
-      this.deliver(outcome.deliver);
-      if (outcome.gap) this.awaitGap(group, state);
-      return;
-    }
-    // Messages after the join's position come live on this link; before it, were they delivered?
-    const position = state.stream.position!;
-    if (position.epoch === at.epoch && position.offset >= at.offset && !state.stream.waiting) {
-      // A join() of a group already joined is not a reconnect: nothing to report.
-      if (!asked) this.emit("recovery", { group, recovered: true, reason: "reconnect" });
-      return;
-    }
-    void this.recover(link, group, state, "reconnect", joined.epoch);
-  }
-
-  private accept(message: GroupMessage, state: GroupState): void {
-    const outcome = state.stream.accept(message);
-    this.deliver(outcome.deliver);
-    if (outcome.gap) this.awaitGap(message.group, state);
-  }
-
-  /** A message waits behind a missing one: give the missing one a moment, then ask history. */
-  private awaitGap(group: string, state: GroupState): void {
-    if (this.closed || state.recovering || state.gapTimer !== null) return;
-    state.gapTimer = setTimeout(() => {
-      state.gapTimer = null;
-      if (!state.stream.waiting || this.groups.get(group) !== state) return;
-      const link = this.primary;
-      if (link?.open) void this.recover(link, group, state, "gap");
-      else this.awaitGap(group, state);
-    }, this.options.gapWaitMs);
-  }
-
-  /**
-   * Asks the group's history after what was delivered, page by page. A message still missing
-   * after that (not kept yet, or gone) gets one more wait and one more ask; then what waits
-   * behind it is delivered and the recovery says `recovered: false`. A recovery asked for while
-   * one runs (a renewal's rejoin) runs again after it, on the connection then in use.
-   */
-  private async recover(
-    link: Link,
-    group: string,
-    state: GroupState,
-    reason: "reconnect" | "gap",
-    epochSeen?: string,
-  ): Promise<void> {
-    if (state.recovering) {
-      state.again = reason;
-      return;
-    }
-    state.recovering = true;
-    let recovered = true;
-    let finished = false;
-    try {
-      for (let attempt = 0; ; attempt++) {
-        let top: History | null = null;
-        let since = state.stream.since(epochSeen);
-        while (since !== null) {
-          const page = await link.request({ action: "history", group, since }, isHistory(group));
-          if (this.groups.get(group) !== state) return;
-          const outcome = state.stream.applyHistory(page);
-          if (outcome.reset) recovered = false;
-          this.deliver(outcome.deliver);
-          top = page;
-          // The next page follows this one, whether or not it joined up with what was delivered.
-          const last = page.messages.at(-1);
-          since = page.more && last !== undefined ? { epoch: page.epoch, offset: last.offset } : null;
-        }
-        const position = state.stream.position;
-        const behind = top !== null && position !== null && top.epoch === position.epoch && top.offset > position.offset;
-        if (!state.stream.waiting && !behind) break;
-        if (attempt >= 1) {
-          recovered = false;
-          this.deliver(state.stream.skipGap());
-          if (top !== null && behind) state.stream.skipTo({ epoch: top.epoch, offset: top.offset });
-          break;
-        }
-        await sleep(this.options.gapWaitMs);
-        if (!link.open || this.groups.get(group) !== state) return;
-      }
-      finished = true;
-    } catch {
-      // The link dropped or did not answer: tried again below, on the connection in use.
-    } finally {
-      state.recovering = false;
-    }
-    if (this.groups.get(group) !== state) return;
-    if (finished) this.emit("recovery", { group, recovered, reason });
-    state.failures = finished ? 0 : state.failures + 1;
-    const again = state.again ?? (finished ? null : reason);
-    state.again = null;
-    if (again !== null) {
-      // After a failure (no answer, rate_limited), not at once: backoff, as for connections.
-      const delay = finished ? 0 : backoffDelay(state.failures, this.options.backoff);
-      setTimeout(() => {
-        const current = this.primary;
-        if (this.closed || this.groups.get(group) !== state) return;
-        if (current?.open) void this.recover(current, group, state, again, epochSeen);
-        else if (again === "gap") this.awaitGap(group, state);
-        // A reconnect's recovery without a connection happens when the next one rejoins.
-      }, delay);
-    } else if (state.stream.waiting) {
-      this.awaitGap(group, state);
-    }
-  }
-
-  private deliver(messages: GroupMessage[]): void {
-    for (const message of messages) this.emit("message", message);
+  /** Whether a frame without an offset is the first copy (the other connection of a renewal may have handed it on). */
+  private firstCopy(link: Link, text: string): boolean {
+    const others = [this.primary, this.next, ...this.retiring].filter((l): l is Link => l !== null && l !== link && l.open);
+    return this.pairing.first(link, others, text, Date.now());
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 function closedError(action: string): RequestError {
   return new RequestError("closed", "the client was closed", action);
+}
+
+function queueFull(action: string, max: number): RequestError {
+  return new RequestError("queue_full", `${max} calls already wait for a connection`, action);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Connects, and keeps connecting: see `Client`. */

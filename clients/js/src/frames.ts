@@ -50,6 +50,8 @@ export interface Joined {
   members?: Peer[];
   /** For a join with presence, in a group over the limit: no members, no events. */
   presenceLimit?: number;
+  /** For a join with presence: the presence version `members` is as of (absent from older servers). */
+  version?: number;
 }
 
 export interface Left {
@@ -64,16 +66,30 @@ export interface History {
   offset: number;
   recovered: boolean;
   messages: GroupMessage[];
+  /** Offsets in the span answered whose sends failed before keeping them: delivered to nobody. */
+  skipped?: number[];
   more: boolean;
 }
 
-/** Someone joined or left a group this client follows (joined with `presence: true`). */
+/**
+ * Someone joined or left a group this client follows (joined with `presence: true`). `version`
+ * (absent from older servers) grows per group: as of `version`, the connection is a member (join)
+ * or is not (leave). Events may arrive in any order; the client drops stale ones.
+ */
 export interface PresenceEvent {
   type: "presence";
   event: "join" | "leave";
   group: string;
   connectionId: string;
   uid: string | null;
+  version?: number;
+}
+
+/** The group grew past the service's presence limit: no more events for it, and no list. */
+export interface PresenceOverflow {
+  type: "presence";
+  event: "overflow";
+  group: string;
 }
 
 /** The answer to `presence()`: a count, never a list. */
@@ -91,10 +107,17 @@ export interface Whoami {
   groups: string[];
 }
 
+/**
+ * A send's ack. `group`, `epoch` and `offset`: where the message took its place in a group's
+ * stream (a send to exactly one group, also one that excluded the sender).
+ */
 export interface Ack {
   type: "ack";
   id: string;
   delivered: number;
+  group?: string;
+  epoch?: string;
+  offset?: number;
 }
 
 export type ErrorCode =
@@ -125,6 +148,7 @@ export type Frame =
   | Left
   | History
   | PresenceEvent
+  | PresenceOverflow
   | PresenceCount
   | Whoami
   | Ack

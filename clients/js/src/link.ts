@@ -1,10 +1,27 @@
-// One WebSocket connection: its requests, answered one at a time in the order they were made, and
-// its heartbeat. A client has one link, and two while it renews one (see client.ts).
+// One WebSocket connection: its requests, answered one at a time in the order they were made and
+// paced under the service's rate limit, its heartbeat, and the proof that it still works (when it
+// last received a frame; a probe). A client has one link, and two while it renews one (client.ts).
 
 import type { ErrorFrame, Frame } from "./frames.js";
+import { FrameBudget, type RateLimit } from "./pacing.js";
+import type { Timers } from "./timers.js";
 
-/** Why a request failed: an error frame's code, or what happened to the connection. */
-export type FailureCode = ErrorFrame["code"] | "connection_lost" | "timeout" | "closed";
+/**
+ * Why a request failed: an error frame's code, or what happened on this side: the connection
+ * dropped (`connection_lost`), no answer or no connection in time (`timeout`), `close()`
+ * (`closed`), the call's signal (`aborted`), too many calls waiting for a connection
+ * (`queue_full`), no connection for a while (`offline`: the client is `suspended`), or the client
+ * gave up until `reconnect()` (`stopped`).
+ */
+export type FailureCode =
+  | ErrorFrame["code"]
+  | "connection_lost"
+  | "timeout"
+  | "closed"
+  | "aborted"
+  | "queue_full"
+  | "offline"
+  | "stopped";
 
 export class RequestError extends Error {
   override name = "RequestError";
@@ -24,9 +41,19 @@ export interface SocketLike {
   addEventListener(type: "open", listener: () => void): void;
   addEventListener(type: "message", listener: (event: { data: unknown }) => void): void;
   addEventListener(type: "close", listener: (event: { code: number; reason: string }) => void): void;
+  addEventListener(type: "error", listener: (event: unknown) => void): void;
 }
 
 export type WebSocketConstructor = new (url: string) => SocketLike;
+
+export interface LinkOptions {
+  WebSocket: WebSocketConstructor;
+  requestTimeoutMs: number;
+  rateLimit: RateLimit;
+  timers: Timers;
+  /** A request went unanswered: the client probes the link. */
+  onTimeout: () => void;
+}
 
 interface Waiting {
   action: string;
@@ -43,63 +70,110 @@ export class Link {
   ended = false;
   /** Set once the client has dealt with the link's end. */
   gone = false;
-  private lastSent = Date.now();
+  /** What the socket's last `error` event said (Node's `ws` names the HTTP status of a refused handshake). */
+  lastError: string | null = null;
+  lastSent = Date.now();
+  /** When the last frame came in: a link that received nothing for long may be dead. */
+  lastReceived = Date.now();
+  private receivedCount = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private waiting: Waiting | null = null;
-  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private probing: Promise<boolean> | null = null;
+  private probeWaiter: (() => void) | null = null;
+  private readonly budget: FrameBudget;
+  /** Aborted when the link ends: every timer of the link observes it. */
+  private readonly life = new AbortController();
 
+  /** Throws what the WebSocket constructor throws (a bad URL, a blocked port). */
   constructor(
     url: string,
-    WebSocketImpl: WebSocketConstructor,
-    private readonly requestTimeoutMs: number,
+    private readonly options: LinkOptions,
   ) {
-    this.socket = new WebSocketImpl(url);
+    this.budget = new FrameBudget(options.rateLimit);
+    this.socket = new options.WebSocket(url);
+    this.socket.addEventListener("error", (event) => {
+      const e = event as { message?: unknown; error?: { message?: unknown } } | null;
+      const message = e?.message ?? e?.error?.message;
+      if (typeof message === "string" && message !== "") this.lastError = message;
+    });
   }
 
   get open(): boolean {
     return this.openedAt !== null && !this.ended;
   }
 
+  /** The link's own signal: aborted when it ends. */
+  get signal(): AbortSignal {
+    return this.life.signal;
+  }
+
+  /** A frame came in (call before handling it). */
+  received(): void {
+    this.lastReceived = Date.now();
+    this.receivedCount += 1;
+    const waiter = this.probeWaiter;
+    this.probeWaiter = null;
+    waiter?.();
+  }
+
   /** Sends a frame now (sends are not queued behind requests: they carry their own ids). */
   write(frame: unknown): void {
     if (!this.open) throw new RequestError("connection_lost", "the connection is not open");
     this.socket.send(JSON.stringify(frame));
-    this.lastSent = Date.now();
+    const now = Date.now();
+    this.lastSent = now;
+    this.budget.record(now);
   }
 
   /**
    * Sends a command and resolves with the first frame `matches` accepts, or rejects on an error
    * frame for the same action. One request is out at a time: errors name their action, not the
-   * request, so that is how an error finds its request.
+   * request, so that is how an error finds its request. Each waits for room under the rate limit.
+   * A request whose `signal` is aborted before it is written is not written.
    */
   request<T extends Frame>(
     command: { action: string } & Record<string, unknown>,
     matches: (frame: Frame) => frame is T,
+    signal?: AbortSignal,
   ): Promise<T> {
-    const run = () =>
-      new Promise<T>((resolve, reject) => {
-        if (!this.open) {
-          reject(new RequestError("connection_lost", "the connection closed", command.action));
-          return;
-        }
-        const timer = setTimeout(() => {
-          this.waiting = null;
-          reject(new RequestError("timeout", `no answer to ${command.action}`, command.action));
-        }, this.requestTimeoutMs);
-        this.waiting = {
+    const run = async (): Promise<T> => {
+      for (let wait = this.budget.wait(Date.now()); ; wait = this.budget.wait(Date.now())) {
+        if (signal?.aborted) throw new RequestError("aborted", `${command.action} was given up`, command.action);
+        if (!this.open) throw new RequestError("connection_lost", "the connection closed", command.action);
+        if (wait <= 0) break;
+        await this.options.timers.sleep(wait, this.life.signal, () => new RequestError("connection_lost", "the connection closed", command.action));
+      }
+      return new Promise<T>((resolve, reject) => {
+        const cancel = this.options.timers.after(
+          this.options.requestTimeoutMs,
+          () => {
+            if (this.waiting === waiting) this.waiting = null;
+            reject(new RequestError("timeout", `no answer to ${command.action} within ${this.options.requestTimeoutMs} ms`, command.action));
+            this.options.onTimeout();
+          },
+          this.life.signal,
+        );
+        const waiting: Waiting = {
           action: command.action,
           matches,
           resolve: (frame) => {
-            clearTimeout(timer);
+            cancel();
             resolve(frame as T);
           },
           reject: (error) => {
-            clearTimeout(timer);
+            cancel();
             reject(error);
           },
         };
-        this.write(command);
+        this.waiting = waiting;
+        try {
+          this.write(command);
+        } catch (error) {
+          this.waiting = null;
+          waiting.reject(error instanceof RequestError ? error : new RequestError("connection_lost", String(error), command.action));
+        }
       });
+    };
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
     return result;
@@ -131,32 +205,67 @@ export class Link {
   }
 
   /**
-   * Pings whenever nothing was sent for `everyMs` (API Gateway closes connections after 10
-   * minutes without traffic); a ping left unanswered ends the link with `onDead`.
+   * Whether the link still works: pings at once, outside the request queue and the pacing, and
+   * resolves `true` as soon as any frame comes in, `false` after `timeoutMs` without one (or when
+   * the link ends). Probes asked while one runs share it.
    */
-  startHeartbeat(everyMs: number, onDead: () => void): void {
-    this.heartbeat = setInterval(
-      () => {
-        if (this.ended || Date.now() - this.lastSent < everyMs) return;
-        this.request({ action: "ping" }, (f): f is Frame => f.type === "pong").catch(
-          (error: RequestError) => {
-            if (error.code === "timeout") onDead();
-          },
-        );
-      },
+  probe(timeoutMs: number): Promise<boolean> {
+    if (!this.open) return Promise.resolve(false);
+    if (this.probing !== null) return this.probing;
+    const before = this.receivedCount;
+    let done = false;
+    const probing = new Promise<boolean>((resolve) => {
+      const settle = (alive: boolean) => {
+        if (done) return;
+        done = true;
+        cancel();
+        this.life.signal.removeEventListener("abort", onEnd);
+        if (this.probeWaiter === onFrame) this.probeWaiter = null;
+        this.probing = null;
+        resolve(alive);
+      };
+      const onFrame = () => settle(true);
+      const onEnd = () => settle(false);
+      const cancel = this.options.timers.after(timeoutMs, () => settle(this.receivedCount > before), this.life.signal);
+      this.life.signal.addEventListener("abort", onEnd, { once: true });
+      this.probeWaiter = onFrame;
+      try {
+        this.write({ action: "ping" });
+      } catch {
+        settle(false);
+      }
+    });
+    // Set after the executor: `settle` may already have run (a write that throws).
+    if (!done) this.probing = probing;
+    return probing;
+  }
+
+  /**
+   * Ticks every quarter of `everyMs`: `onTick(stale)`, stale when nothing was sent, or nothing
+   * received, for `everyMs` (API Gateway closes connections after 10 minutes without traffic, and a
+   * link that receives nothing may be dead): the client then probes it.
+   */
+  startHeartbeat(everyMs: number, onTick: (stale: boolean) => void): void {
+    if (this.ended) return;
+    this.options.timers.every(
       Math.max(50, Math.floor(everyMs / 4)),
+      () => {
+        if (this.ended) return;
+        const now = Date.now();
+        onTick(now - this.lastSent >= everyMs || now - this.lastReceived >= everyMs);
+      },
+      this.life.signal,
     );
   }
 
-  /** Ends the link: fails what waits, stops the heartbeat, closes the socket. */
+  /** Ends the link: fails what waits, stops its timers, closes the socket. */
   end(code = 1000, reason = ""): void {
-    if (this.heartbeat !== null) clearInterval(this.heartbeat);
-    this.heartbeat = null;
     const waiting = this.waiting;
     this.waiting = null;
     waiting?.reject(new RequestError("connection_lost", "the connection closed", waiting.action));
     if (this.ended) return;
     this.ended = true;
+    this.life.abort();
     try {
       this.socket.close(code, reason);
     } catch {

@@ -87,3 +87,35 @@ test("skipping a gap across a new epoch delivers the old stream's waiting messag
   assert.deepEqual(stream.skipGap().map((m) => `${m.epoch}:${m.offset}`), ["OLD:3", "NEW:1"]);
   assert.deepEqual(stream.position, { epoch: "NEW", offset: 1 });
 });
+
+test("a skipped place is passed over, and neither history nor a live copy brings it back", () => {
+  const stream = new GroupStream();
+  stream.start({ epoch: "E", offset: 0 });
+  assert.deepEqual(offsets(stream.accept(message(1))), [1]);
+  // This client's own excludeSelf message took offset 3; offset 2 is on its way.
+  const skipped = stream.skip({ epoch: "E", offset: 3 });
+  assert.deepEqual(offsets(skipped), []);
+  assert.equal(skipped.gap, true);
+  assert.deepEqual(offsets(stream.applyHistory(page([message(2), message(3), message(4)], { offset: 4 }))), [2, 4]);
+  assert.deepEqual(offsets(stream.accept(message(3))), []);
+  assert.deepEqual(stream.position, { epoch: "E", offset: 4 });
+});
+
+test("a skip right after the position moves it on at once", () => {
+  const stream = new GroupStream();
+  stream.start({ epoch: "E", offset: 5 });
+  stream.accept(message(7));
+  assert.deepEqual(offsets(stream.skip({ epoch: "E", offset: 6 })), [7]);
+  assert.equal(stream.waiting, false);
+});
+
+test("many messages held behind a gap drain in linear time", () => {
+  const stream = new GroupStream();
+  stream.start({ epoch: "E", offset: 0 });
+  const count = 50_000;
+  const started = performance.now();
+  for (let n = count; n >= 2; n--) stream.accept(message(n));
+  assert.equal(stream.held, count - 1);
+  assert.equal(stream.accept(message(1)).deliver.length, count);
+  assert.ok(performance.now() - started < 2_000, `took ${performance.now() - started} ms`);
+});
