@@ -894,3 +894,58 @@ async fn a_broadcast_across_pages_reaches_every_live_member_when_members_are_pru
         assert!(inspector.items_of(id).await.is_empty(), "{id} was pruned");
     }
 }
+
+#[tokio::test]
+async fn a_group_message_that_could_not_be_kept_reaches_nobody_and_history_skips_its_offset() {
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
+    for id in ["A=", "B="] {
+        assert_eq!(stack.connect(id, &[]).await, 200);
+    }
+    stack
+        .send("B=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    stack.received("B=");
+    // The keep is refused; the mark that skips its offset is not.
+    proxy.conflict_once("PutItem");
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"group":"room"},"data":1,"id":"one"}"#,
+        )
+        .await;
+    assert_eq!(stack.received_json("A=")["code"], "internal");
+    assert!(
+        stack.received("B=").is_empty(),
+        "a message not kept is not sent"
+    );
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"group":"room"},"data":2,"id":"two"}"#,
+        )
+        .await;
+    let ack = stack.received_json("A=");
+    assert_eq!((&ack["offset"], &ack["delivered"]), (&json!(2), &json!(1)));
+    let epoch = ack["epoch"].clone();
+    stack.received("B=");
+    stack
+        .send(
+            "B=",
+            &json!({"action":"history","group":"room","since":{"epoch":epoch,"offset":0}})
+                .to_string(),
+        )
+        .await;
+    let history = stack.received_json("B=");
+    assert_eq!(
+        history["recovered"], true,
+        "offset 1 reached nobody: {history}"
+    );
+    assert_eq!(history["skipped"], json!([1]));
+    let offsets: Vec<_> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["offset"].clone())
+        .collect();
+    assert_eq!(offsets, [json!(2)]);
+}

@@ -155,7 +155,7 @@ async fn send_message<S: Store, P: Push>(
             let group = groups[0].as_str();
             let (position, frame) = sender
                 .gateway()
-                .append(group, |position| message(Some(group), Some(position)))
+                .take_place(group, |position| message(Some(group), Some(position)))
                 .await?;
             (Some((group, position)), frame)
         }
@@ -165,9 +165,16 @@ async fn send_message<S: Store, P: Push>(
     if send.exclude_self {
         exclude.insert(sender.connection_id());
     }
-    let report = sender
-        .gateway()
-        .send(sender.endpoint(), &send.target, &exclude, &frame)
+    // A kept message is pushed only once kept; its members are read meanwhile.
+    let gateway = sender.gateway();
+    let keep = async {
+        match &kept {
+            Some((group, position)) => gateway.keep_place(group, position, &frame).await,
+            None => Ok(()),
+        }
+    };
+    let report = gateway
+        .send_after(sender.endpoint(), &send.target, &exclude, &frame, keep)
         .await?;
     let mut replies = Vec::new();
     if let Some(id) = &send.id {

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::ready;
+use std::pin::Pin;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext;
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
@@ -165,11 +166,27 @@ impl<S: Store, P: Push> Gateway<S, P> {
         exclude: &HashSet<&str>,
         data: &str,
     ) -> Result<Report, Error> {
+        self.send_after(endpoint, target, exclude, data, ready(Ok(())))
+            .await
+    }
+
+    /// [`Gateway::send`], pushing only once `gate` has succeeded (a group message kept for
+    /// history), while the recipients' first page is read meanwhile: one round trip, not two.
+    pub async fn send_after(
+        &self,
+        endpoint: &str,
+        target: &Target,
+        exclude: &HashSet<&str>,
+        data: &str,
+        gate: impl std::future::Future<Output = Result<(), Error>>,
+    ) -> Result<Report, Error> {
         let sets = sets_of(target);
         let sets = &sets;
         let mut seen: HashSet<String> = HashSet::new();
-        let mut outcomes = self
-            .recipients(target, sets)
+        let mut recipients = self.recipients(target, sets).peekable();
+        let (gate, _) = futures_util::join!(gate, Pin::new(&mut recipients).peek());
+        gate?;
+        let mut outcomes = recipients
             .filter(|item| {
                 ready(match item {
                     Ok((id, _)) => !exclude.contains(id.as_str()) && seen.insert(id.clone()),

@@ -1,9 +1,9 @@
 //! Recovery of missed group messages (protocol: "Recovery of missed group messages").
 //!
 //! A `send` to one group takes the next offset of the group's stream (one atomic `ADD`, so that
-//! concurrent senders never share or skip one), keeps the frame it delivers under that offset,
-//! and only then pushes it: a client that joins and asks for history either was a member when the
-//! fan-out read the group, or finds the message kept. A client back from a reconnect asks for what
+//! concurrent senders never share or skip one), keeps the frame it delivers under that offset
+//! (while the group's members are read), and only then pushes it: a client that joins and asks for
+//! history either was a member when the fan-out read the group, or finds the message kept. A client back from a reconnect asks for what
 //! came after the last offset it saw; `recovered` tells it whether that is everything.
 //!
 //! The window is `HISTORY_SIZE` messages and `HISTORY_SECONDS`; every kept message carries a TTL
@@ -53,11 +53,9 @@ impl<S: Store, P: Push> Gateway<S, P> {
         self.config.history_size > 0
     }
 
-    /// Takes the next place in `group`'s stream and keeps the frame `frame_at` makes for it; the
-    /// place and the frame, to push. When keeping fails, the place is marked skipped (best
-    /// effort) before the error is returned: the message reaches nobody, and history must not
-    /// report it lost.
-    pub async fn append(
+    /// Takes the next place in `group`'s stream: the place and the frame `frame_at` makes for
+    /// it, to keep ([`Gateway::keep_place`]) before it is pushed.
+    pub async fn take_place(
         &self,
         group: &str,
         frame_at: impl FnOnce(&Position) -> String,
@@ -68,17 +66,25 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .advance(group, &fresh_epoch(), head_expiry)
             .await?;
         let frame = frame_at(&position);
+        Ok((position, frame))
+    }
+
+    /// Keeps `frame` at `position`. When that fails, the place is marked skipped (best effort)
+    /// before the error is returned: the message must then reach nobody, and history must not
+    /// report it lost.
+    pub async fn keep_place(
+        &self,
+        group: &str,
+        position: &Position,
+        frame: &str,
+    ) -> Result<(), Error> {
         let expiry = expiry_from_now(self.config.history_age);
-        if let Err(e) = self
-            .store
-            .keep(group, &position, Some(&frame), expiry)
-            .await
-        {
-            let marked = self.store.keep(group, &position, None, expiry).await;
+        if let Err(e) = self.store.keep(group, position, Some(frame), expiry).await {
+            let marked = self.store.keep(group, position, None, expiry).await;
             tracing::warn!(group, offset = position.offset, skipped = marked.is_ok(), error = %e, "a group message could not be kept, and is not sent");
             return Err(e.into());
         }
-        Ok((position, frame))
+        Ok(())
     }
 
     /// Where `group`'s stream is, when streams are on and it has one.

@@ -463,14 +463,15 @@ impl Store for DynamoStore {
     ) -> Result<Vec<Member>, StoreError> {
         let mut members = Vec::new();
         let mut after = None;
+        // Pages of `limit` items, not of what is still missing: expired items are filtered out
+        // after the limit applies, and asking for the few missing ones would take a round trip
+        // per expired item (they linger for days of TTL lag).
+        let page = i32::try_from(limit).unwrap_or(i32::MAX);
         while members.len() < limit {
-            // Expired items are read and filtered out after the limit applies: ask for what is
-            // still missing, page by page.
-            let wanted = i32::try_from(limit - members.len()).unwrap_or(i32::MAX);
-            let (page, next) = self
-                .query_page(group_partition(group), after, Some(wanted))
+            let (found, next) = self
+                .query_page(group_partition(group), after, Some(page))
                 .await?;
-            members.extend(page);
+            members.extend(found);
             match next {
                 Some(key) => after = Some(key),
                 None => break,
