@@ -57,6 +57,10 @@ impl<S: Store> Store for CountingStore<S> {
             .await
     }
 
+    async fn remove_ended(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        self.inner.remove_ended(record).await
+    }
+
     async fn join(
         &self,
         record: &ConnectionRecord,

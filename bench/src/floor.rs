@@ -5,9 +5,14 @@
 //! of [`CONCURRENCIES`], and keeps the fastest. The service does all of this and more, so
 //! "ours ÷ floor" is at least 1 by construction, and says how far it is from the limit.
 //!
+//! The floor pushes from a thread and a runtime of its own ([`FloorThread`]), as the service
+//! pushes from processes of its own: in the benchmark's runtime, beside the local gateway and a
+//! thousand WebSocket clients, it was slower than the service it is the floor of.
+//!
 //! (The floor used to be a reqwest client at 64 at once; the service, with its leaner client,
 //! then beat it, and the ratio measured the floor's client, not the service.)
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -20,6 +25,71 @@ pub const CONCURRENCIES: [usize; 4] = [16, 64, 128, 256];
 /// A push client like the one each function builds at init, signing with `sdk`'s credentials.
 pub fn client(sdk: &SdkConfig) -> ManagementApi {
     ManagementApi::new(sdk, PushLimits::new(Duration::from_secs(30)))
+}
+
+/// One delivery for the floor thread to make.
+struct Job {
+    endpoint: String,
+    ids: Arc<Vec<String>>,
+    data: String,
+    concurrency: usize,
+    done: tokio::sync::oneshot::Sender<Instant>,
+}
+
+/// The floor's pushes, on a thread with a runtime of its own (two workers, as a function's),
+/// its push client kept warm across deliveries.
+pub struct FloorThread {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl FloorThread {
+    pub fn start(sdk: &SdkConfig) -> FloorThread {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let sdk = sdk.clone();
+        std::thread::Builder::new()
+            .name("floor".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("the floor's runtime");
+                let client = client(&sdk);
+                for job in queue {
+                    let last = runtime.block_on(push_all(
+                        &client,
+                        &job.endpoint,
+                        &job.ids,
+                        &job.data,
+                        job.concurrency,
+                    ));
+                    let _ = job.done.send(last);
+                }
+            })
+            .expect("the floor's thread");
+        FloorThread { jobs }
+    }
+
+    /// [`push_all`] on the floor's thread; when the last push was answered.
+    pub async fn push_all(
+        &self,
+        endpoint: &str,
+        ids: &Arc<Vec<String>>,
+        data: &str,
+        concurrency: usize,
+    ) -> Instant {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job {
+                endpoint: endpoint.to_owned(),
+                ids: ids.clone(),
+                data: data.to_owned(),
+                concurrency,
+                done,
+            })
+            .expect("the floor's thread is running");
+        finished.await.expect("the floor's thread answers")
+    }
 }
 
 /// Pushes `data` to each of `ids` at `endpoint`, `concurrency` at once; when the last one was

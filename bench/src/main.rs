@@ -28,7 +28,6 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use shared::protocol::Target;
-use shared::push::ManagementApi;
 use shared::store::dynamodb::{new_connection_items, DynamoStore};
 use shared::store::{expiry_from_now, ConnectionRecord};
 use shared::Config;
@@ -305,7 +304,7 @@ async fn main() {
     ));
 
     // 1, 2, 6. Fan-out to N through the message bootstrap, against the floor.
-    let floor_client = floor::client(&bench.sdk);
+    let floor_client = floor::FloorThread::start(&bench.sdk);
     let gateway = {
         let mut config = Config::new("not-read");
         config.dynamodb_endpoint = Some(bench.dynamodb.clone());
@@ -353,7 +352,8 @@ async fn main() {
         let rss = function.peak_rss_kib();
         drop(function);
 
-        let floor_ids: Vec<String> = records.iter().map(|r| r.connection_id.clone()).collect();
+        let floor_ids: Arc<Vec<String>> =
+            Arc::new(records.iter().map(|r| r.connection_id.clone()).collect());
         let floor = sink_floor(&floor_client, &bench.sink, &floor_ids).await;
         let ratio = ours.as_secs_f64() / floor.time.as_secs_f64();
         rows.push((
@@ -581,14 +581,14 @@ fn print_report(rows: Vec<(String, String)>, mut report: serde_json::Map<String,
 /// best of three; no DynamoDB and no bootstraps, so that it can run under a profiler.
 async fn pushes_only(sdk: &aws_config::SdkConfig, n: usize) {
     let sink = Sink::start().await;
-    let floor_client = floor::client(sdk);
+    let floor_client = floor::FloorThread::start(sdk);
     let concurrency = Config::DEFAULT_PUSH_CONCURRENCY;
     let mut config = Config::new("not-read");
     config.management_endpoint = Some(sink.endpoint.clone());
     let gateway = shared::aws::gateway(config, sdk);
-    let names: Vec<String> = (0..n).map(|i| format!("c{i:06}=")).collect();
+    let names: Arc<Vec<String>> = Arc::new((0..n).map(|i| format!("c{i:06}=")).collect());
     let best_floor = sink_floor(&floor_client, &sink, &names).await;
-    let ids = Target::Connections(names);
+    let ids = Target::Connections(names.to_vec());
     let mut ours = Duration::MAX;
     for _ in 0..3 {
         sink.expect(n);
@@ -611,11 +611,18 @@ async fn pushes_only(sdk: &aws_config::SdkConfig, n: usize) {
 
 /// The floor of pushes to the sink: `ids` pushed as the service's client pushes, with nothing
 /// else to do, at the fastest concurrency (median of 3 at each).
-async fn sink_floor(client: &ManagementApi, sink: &Sink, ids: &[String]) -> floor::Floor {
+async fn sink_floor(
+    client: &floor::FloorThread,
+    sink: &Sink,
+    ids: &Arc<Vec<String>>,
+) -> floor::Floor {
     floor::Floor::measure(3, |concurrency| async move {
         sink.expect(ids.len());
         let started = Instant::now();
-        floor::push_all(client, &sink.endpoint, ids, "fan-out", concurrency).await - started
+        client
+            .push_all(&sink.endpoint, ids, "fan-out", concurrency)
+            .await
+            - started
     })
     .await
 }

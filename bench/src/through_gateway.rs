@@ -20,7 +20,6 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use local_gateway::routes::{FunctionNames, Routes};
 use local_gateway::sigv4::{Credentials as Signing, Expected};
 use local_gateway::{AwsBehaviour, Limits, Settings};
-use shared::push::ManagementApi;
 use shared::store::dynamodb::DynamoStore;
 use shared::store::{Members, Store};
 use support::local_stack::{connect, Ws};
@@ -29,7 +28,7 @@ use serde_json::{json, Value};
 use support::fault_proxy::FaultProxy;
 
 use crate::cost::Cost;
-use crate::floor::{self, Floor};
+use crate::floor::{self, Floor, FloorThread};
 use crate::runtime_api::RuntimeApi;
 use crate::{env_list, lambda_process, ms, root, Bench};
 
@@ -223,15 +222,15 @@ impl Stack {
     /// to the last client's receipt.
     pub async fn floor(
         &self,
-        client: &ManagementApi,
-        ids: &[String],
+        client: &FloorThread,
+        ids: &Arc<Vec<String>>,
         clients: &mut [Ws],
         data: &str,
         concurrency: usize,
     ) -> Duration {
         let endpoint = format!("http://{}/dev", self.gateway_address);
         let started = Instant::now();
-        let pushes = floor::push_all(client, &endpoint, ids, data, concurrency);
+        let pushes = client.push_all(&endpoint, ids, data, concurrency);
         let (_, last) = tokio::join!(pushes, last_receipt(clients, data));
         last - started
     }
@@ -379,7 +378,7 @@ pub async fn run(
     // costs of one broadcast of each size come from the counted stack; the timings from a stack
     // whose functions reach moto directly, as the floor does not pass the relay either.
     let direct = Stack::start(&bench.sdk, &bench.dynamodb, &bench.dynamodb, "direct").await;
-    let floor_client = floor::client(&signing_sdk().await);
+    let floor_client = FloorThread::start(&signing_sdk().await);
     let mut side_by_side = Vec::new();
     let (mut counted, mut clients) = (Vec::new(), Vec::new());
     for n in env_list("BENCH_GATEWAY_CLIENTS", "1,100,1000") {
@@ -425,7 +424,7 @@ pub async fn run(
         for round in 0..rounds {
             ours.push(broadcast(&mut clients, &format!("round {round}")).await.0);
         }
-        let ids = direct.connection_ids().await;
+        let ids = Arc::new(direct.connection_ids().await);
         assert_eq!(ids.len(), n, "every client is recorded");
         let mut floor = Floor::none();
         for concurrency in floor::CONCURRENCIES {

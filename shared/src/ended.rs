@@ -54,6 +54,11 @@ pub struct Closed {
     pub cause: Cause,
 }
 
+/// How long after an end its record may still stand before a call that meets it finishes the
+/// removal: the ending call removes its items within milliseconds, or at the latest within its
+/// function's timeout (29 s).
+const STALE_END_MS: i64 = 60_000;
+
 tokio::task_local! {
     /// The connections ended during this invocation, waiting for `on_close`.
     static ENDED: RefCell<Vec<Closed>>;
@@ -82,8 +87,14 @@ impl<S: Store, P: Push> Gateway<S, P> {
     /// followers of its groups (through `endpoint`, when there is one) and queues it for
     /// `on_close`. A 410 (`Cause::Gone`) spares a connection recorded within the connect grace:
     /// API Gateway answers 410 to pushes that reach a connection before its handshake completes.
-    /// Returns what came of it ([`Ending::Ended`] with the record when this call ended it).
-    pub async fn end(&self, endpoint: Option<&str>, connection_id: &str, cause: Cause) -> Ending {
+    /// Returns what came of it ([`Ending::Ended`] with the record when this call ended it), or
+    /// `None` when the store failed (logged; the TTL removes the records).
+    pub async fn end(
+        &self,
+        endpoint: Option<&str>,
+        connection_id: &str,
+        cause: Cause,
+    ) -> Option<Ending> {
         let recorded_before = (cause == Cause::Gone)
             .then(|| now_millis() - self.config.connect_grace.as_millis() as i64);
         let record = match self
@@ -97,7 +108,22 @@ impl<S: Store, P: Push> Gateway<S, P> {
                     gone = connection_id,
                     "410 for a connection whose $connect may still be running: its records stay"
                 );
-                return Ending::TooRecent;
+                return Some(Ending::TooRecent);
+            }
+            Ok(Ending::EndedElsewhere { left: Some(left) })
+                if now_millis() - left.ended_at > STALE_END_MS =>
+            {
+                // The call that ended it did not finish removing it (its store failed, or its
+                // function timed out): finish the removal, announcing nothing (it was announced).
+                tracing::info!(
+                    connection = connection_id,
+                    cause = cause.as_str(),
+                    "an end left unfinished: removing what its record names"
+                );
+                if let Err(e) = self.store.remove_ended(&left.record).await {
+                    tracing::warn!(connection = connection_id, error = %e, "the unfinished end could not be finished; the TTL will");
+                }
+                return Some(Ending::EndedElsewhere { left: Some(left) });
             }
             Ok(ending) => {
                 tracing::debug!(
@@ -105,20 +131,28 @@ impl<S: Store, P: Push> Gateway<S, P> {
                     cause = cause.as_str(),
                     "already ended by another call"
                 );
-                return ending;
+                return Some(ending);
             }
             Err(e) => {
-                tracing::warn!(connection = connection_id, cause = cause.as_str(), error = %e, "the connection could not be ended; the TTL will remove its records");
-                // As if ended elsewhere with its record left: nothing here removes or announces.
-                return Ending::EndedElsewhere { record_left: true };
+                tracing::error!(connection = connection_id, cause = cause.as_str(), error = %e, "the connection could not be ended; the TTL will remove its records");
+                return None;
             }
         };
-        tracing::info!(
-            connection = connection_id,
-            cause = cause.as_str(),
-            groups = record.groups.len(),
-            "connection ended: its records were removed"
-        );
+        // Won: whatever befalls the removal, the end is this call's to announce and to close.
+        match self.store.remove_ended(&record).await {
+            Ok(()) => tracing::info!(
+                connection = connection_id,
+                cause = cause.as_str(),
+                groups = record.groups.len(),
+                "connection ended: its records were removed"
+            ),
+            Err(e) => tracing::error!(
+                connection = connection_id,
+                cause = cause.as_str(),
+                error = %e,
+                "connection ended, but its records could not all be removed; a later prune or the TTL will"
+            ),
+        }
         if let Some(endpoint) = endpoint {
             Box::pin(self.announce_record(endpoint, &record, PresenceChange::Leave)).await;
         }
@@ -135,7 +169,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 "connection ended outside the functions: the application's on_close does not run for it"
             );
         }
-        Ending::Ended(record)
+        Some(Ending::Ended(record))
     }
 
     /// A push to `connection_id`, which the set `via` named, was answered 410: ends it, and
@@ -151,7 +185,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
         // Only with no record left at all can a member item be a stray: a record still there
         // (too recent, or its end under way elsewhere) accounts for its items itself, and an end
         // removes the member items before the record.
-        let (Ending::EndedElsewhere { record_left: false }, Some(set)) = (ending, via) else {
+        let (Some(Ending::EndedElsewhere { left: None }), Some(set)) = (ending, via) else {
             return;
         };
         match self.store.remove_stray(set, connection_id).await {

@@ -29,7 +29,11 @@ pub async fn connect(app: impl Events) -> Result<(), Error> {
 pub async fn message(app: impl Events) -> Result<(), Error> {
     tracing::init_default_subscriber();
     let gateway = aws::gateway_from_env().await?;
-    run(service_fn(|event| handlers::message(&gateway, &app, event))).await
+    // Boxed: the SDK's futures nest past the compiler's type-layout depth limit in `main`.
+    run(service_fn(|event| {
+        Box::pin(handlers::message(&gateway, &app, event))
+    }))
+    .await
 }
 
 /// The `$disconnect` function.
@@ -37,7 +41,7 @@ pub async fn disconnect(app: impl Events) -> Result<(), Error> {
     tracing::init_default_subscriber();
     let gateway = aws::gateway_from_env().await?;
     run(service_fn(|event| {
-        handlers::disconnect(&gateway, &app, event)
+        Box::pin(handlers::disconnect(&gateway, &app, event))
     }))
     .await
 }

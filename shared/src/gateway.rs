@@ -363,7 +363,10 @@ impl<S: Store, P: Push> Gateway<S, P> {
         if !self.store.join(&record, group, presence).await? {
             return Ok(false);
         }
-        if let (Some(endpoint), false) = (endpoint, record.groups.contains(group)) {
+        // Announced even when the record read above already named the group: that read may be
+        // stale (a `leave` landing in between), and the announcement reads the membership after
+        // its own version, so a repeated join tells followers nothing new but nothing wrong.
+        if let Some(endpoint) = endpoint {
             let subject = Subject {
                 connection_id,
                 uid: record.uid.as_deref(),

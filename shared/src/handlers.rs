@@ -13,6 +13,7 @@ use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse,
     ApiGatewayWebsocketProxyRequest,
 };
+use futures_util::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::Instrument;
@@ -229,7 +230,7 @@ pub async fn disconnect<S: Store, P: Push, A: Events>(
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
     let span = span("$disconnect", &ids, &event.context.request_id);
-    let (result, closed) = ended::closing(
+    let (result, closed) = ended::closing(Box::pin(
         async move {
             let started = Instant::now();
             let context = &event.payload.request_context;
@@ -240,16 +241,18 @@ pub async fn disconnect<S: Store, P: Push, A: Events>(
             let cause = Cause::Disconnect {
                 close_code: context.disconnect_status_code,
             };
-            let ending = gateway
-                .end(endpoint.as_deref().ok(), &ids.connection_id, cause)
-                .await;
+            let ending =
+                Box::pin(gateway.end(endpoint.as_deref().ok(), &ids.connection_id, cause)).await;
+            let outcome = match ending {
+                Some(Ending::Ended(_)) => "removed",
+                Some(Ending::TooRecent | Ending::EndedElsewhere { left: Some(_) }) => {
+                    "ended elsewhere"
+                }
+                Some(Ending::EndedElsewhere { left: None }) => "already gone",
+                None => "failed",
+            };
             tracing::info!(
-                outcome = match ending {
-                    Ending::Ended(_) => "removed",
-                    Ending::TooRecent | Ending::EndedElsewhere { record_left: true } =>
-                        "ended elsewhere",
-                    Ending::EndedElsewhere { record_left: false } => "already gone",
-                },
+                outcome,
                 close_code = context.disconnect_status_code,
                 reason = context.disconnect_reason.as_deref(),
                 duration_ms = millis(started.elapsed()),
@@ -258,9 +261,11 @@ pub async fn disconnect<S: Store, P: Push, A: Events>(
             Ok(response(200))
         }
         .instrument(span.clone()),
-    )
+    ))
     .await;
-    close_all(gateway, app, closed).instrument(span).await;
+    Box::pin(close_all(gateway, app, closed))
+        .instrument(span)
+        .await;
     result
 }
 
@@ -359,6 +364,10 @@ pub async fn message<S: Store, P: Push, A: Events>(
 /// (a kick, a push meeting a 410), whose `on_close` runs in the next round.
 const CLOSE_ROUNDS: usize = 8;
 
+/// `on_close`s run at once, when one event ended several connections (a fan-out that met many
+/// gone members).
+const CLOSE_CONCURRENCY: usize = 8;
+
 /// Runs the application's `on_close` for each connection this invocation ended, once each.
 async fn close_all<S: Store, P: Push, A: Events>(
     gateway: &Gateway<S, P>,
@@ -369,16 +378,20 @@ async fn close_all<S: Store, P: Push, A: Events>(
         if closed.is_empty() {
             return;
         }
-        let mut next = Vec::new();
-        for ended in closed {
-            let id = ended.record.connection_id.clone();
-            let closing = Closing::new(gateway, ended.record, ended.cause);
-            let (result, more) = ended::closing(Box::pin(app.on_close(&closing))).await;
-            if let Err(e) = result {
-                tracing::error!(outcome = "failed", closed = %id, error = %e, "the application's on_close failed");
-            }
-            next.extend(more);
-        }
+        let more: Vec<Vec<Closed>> = stream::iter(closed)
+            .map(|ended| async move {
+                let id = ended.record.connection_id.clone();
+                let closing = Closing::new(gateway, ended.record, ended.cause);
+                let (result, more) = ended::closing(Box::pin(app.on_close(&closing))).await;
+                if let Err(e) = result {
+                    tracing::error!(outcome = "failed", closed = %id, error = %e, "the application's on_close failed");
+                }
+                more
+            })
+            .buffer_unordered(CLOSE_CONCURRENCY)
+            .collect()
+            .await;
+        let next: Vec<Closed> = more.into_iter().flatten().collect();
         closed = next;
     }
     if !closed.is_empty() {

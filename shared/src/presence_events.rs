@@ -112,7 +112,12 @@ impl<S: Store, P: Push> Gateway<S, P> {
             return Ok(());
         }
         let expiry = expiry_from_now(self.config.connection_ttl);
-        let version = self.store.tick_presence(group, expiry).await?.version;
+        let clock = self.store.tick_presence(group, expiry).await?;
+        if clock.overflowed {
+            // Its followers were told it outgrew the limit: no events until a join lists it again.
+            return Ok(());
+        }
+        let version = clock.version;
         let present = self
             .store
             .group_member(group, subject.connection_id)

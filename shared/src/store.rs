@@ -65,7 +65,8 @@ pub enum Members<'a> {
 
 /// A place in a group's stream, as history reads it: the message kept there (the frame as it was
 /// delivered), or `None` for an offset whose send failed before keeping it — delivered to nobody,
-/// skipped by history.
+/// skipped by history. An expired message is read too (`expired`), to tell one that aged out
+/// (lost) from one not kept yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kept {
     pub offset: u64,
@@ -103,13 +104,21 @@ pub struct PresenceClock {
 /// What came of trying to end a connection ([`Store::end_connection`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ending {
-    /// This call ended it and removed its items: its record as it was, to announce and to close.
+    /// This call ended it: its record as it was, to remove, announce and close.
     Ended(ConnectionRecord),
     /// Recorded too recently to end: its `$connect` may still be running.
     TooRecent,
-    /// Another call ended it (or it was never recorded); `record_left` when its record is still
-    /// there, marked ended, while that call removes it.
-    EndedElsewhere { record_left: bool },
+    /// Another call ended it (or it was never recorded); `left` while its record is still there,
+    /// marked ended, as that call removes it (or failed to).
+    EndedElsewhere { left: Option<Left> },
+}
+
+/// A record another call ended and has not removed (yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Left {
+    pub record: ConnectionRecord,
+    /// When it was ended (epoch milliseconds).
+    pub ended_at: i64,
 }
 
 /// Why the store could not answer.
@@ -155,13 +164,20 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
 
     /// Ends the connection, once however many calls try at once: a conditional write on its
-    /// record decides which one ends it ([`Ending::Ended`], after its items are removed).
-    /// `recorded_before` (epoch milliseconds): end it only if it was recorded before then.
+    /// record decides which one ends it ([`Ending::Ended`]; the caller then removes its items
+    /// with [`Store::remove_ended`]). `recorded_before` (epoch milliseconds): end it only if it
+    /// was recorded before then.
     fn end_connection(
         &self,
         connection_id: &str,
         recorded_before: Option<i64>,
     ) -> impl Future<Output = Result<Ending, StoreError>> + Send;
+
+    /// Deletes the items of an ended record: its member items, then the record. Safe to repeat.
+    fn remove_ended(
+        &self,
+        record: &ConnectionRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Adds the connection to `group`, following its joins and leaves when `presence`; `false`
     /// when the connection no longer exists.

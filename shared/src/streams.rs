@@ -17,6 +17,9 @@ use crate::gateway::Gateway;
 use crate::push::Push;
 use crate::store::{expiry_from_now, now_millis, Head, Kept, Position, Store};
 
+/// Added to a send's longest possible time under way, for clock differences between environments.
+const IN_FLIGHT_MARGIN_MS: i64 = 5_000;
+
 /// What a history frame carries at most: a push holds 128 KiB, and the frame wraps them.
 const HISTORY_FRAME_BYTES: usize = 100 * 1024;
 
@@ -134,22 +137,30 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 self.in_flight(),
             ),
         };
-        let (messages, skipped) = places
+        // Skipped places, expired or not, reached nobody; expired messages are no longer had.
+        let skipped = places
+            .iter()
+            .filter(|p| p.frame.is_none())
+            .map(|p| p.offset)
+            .collect();
+        let messages = places
             .into_iter()
-            .partition::<Vec<_>, _>(|p| p.frame.is_some());
+            .filter(|p| p.frame.is_some() && !p.expired)
+            .collect();
         Ok(Recovery {
             top: head.position,
             recovered,
             messages,
-            skipped: skipped.into_iter().map(|p| p.offset).collect(),
+            skipped,
             more,
         })
     }
 
-    /// How long after taking its offset a send may still keep its message: its two writes (the
-    /// keep, or the mark that skips it) each within the DynamoDB budget, and a margin.
+    /// How long after taking its offset a send may still keep its message: its writes (the
+    /// offset, the keep, the mark that skips it) each within the DynamoDB budget, and a margin
+    /// for the clocks of two Lambda environments.
     fn in_flight(&self) -> i64 {
-        3 * self.config.dynamodb_timeout.as_millis() as i64
+        3 * self.config.dynamodb_timeout.as_millis() as i64 + IN_FLIGHT_MARGIN_MS
     }
 }
 
@@ -177,7 +188,8 @@ pub fn verdict(
     for offset in since + 1..=end {
         while places.next_if(|p| p.offset < offset).is_some() {}
         if let Some(place) = places.next_if(|p| p.offset == offset) {
-            if place.expired {
+            // A message that aged out is lost; a skipped offset, expired or not, reached nobody.
+            if place.expired && place.frame.is_some() {
                 return false;
             }
             continue;
@@ -227,7 +239,6 @@ mod tests {
 
     fn expired(offset: u64, kept_at: i64) -> Kept {
         Kept {
-            frame: None,
             expired: true,
             ..kept(offset, kept_at)
         }
@@ -290,6 +301,19 @@ mod tests {
             &[expired(5, JUST_NOW)],
             false
         ));
+    }
+
+    #[test]
+    fn a_skipped_offset_past_its_ttl_is_still_not_a_loss() {
+        let places = [
+            kept(5, LONG_AGO),
+            Kept {
+                expired: true,
+                ..skipped(6, LONG_AGO)
+            },
+            kept(7, LONG_AGO),
+        ];
+        assert!(recovered(4, head(7, LONG_AGO), &places, false));
     }
 
     #[test]

@@ -237,6 +237,10 @@ impl Store for DynamoStore {
         self.end(connection_id, recorded_before).await
     }
 
+    async fn remove_ended(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        self.remove_ended(record).await
+    }
+
     /// One transaction: the record names the group and the member item exists, or neither. Two
     /// plain writes in any order would let a `join` and a `leave` of the same group that run at
     /// once (API Gateway runs one connection's frames at once; a server's `ungroup`) end with a
@@ -286,8 +290,11 @@ impl Store for DynamoStore {
             .update_expression("DELETE #groups :group")
             // Only a member leaves: a leave of a group one is not in changes nothing, and its
             // followers are not told of it.
-            .condition_expression("attribute_exists(pk) AND contains(#groups, :name)")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(#ended) AND contains(#groups, :name)",
+            )
             .expression_attribute_names("#groups", "groups")
+            .expression_attribute_names("#ended", ending::ENDED_AT)
             .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
             .expression_attribute_values(":name", AttributeValue::S(group.to_owned()))
             .build()
@@ -318,7 +325,7 @@ impl Store for DynamoStore {
         self.write_session(
             connection_id,
             session,
-            "attribute_exists(pk)",
+            "attribute_exists(pk) AND attribute_not_exists(endedAt)",
             HashMap::new(),
         )
         .await
@@ -334,9 +341,9 @@ impl Store for DynamoStore {
         let condition = match expected {
             Some(old) => {
                 values.insert(":expected".to_owned(), AttributeValue::S(old.to_owned()));
-                "attribute_exists(pk) AND #session = :expected"
+                "attribute_exists(pk) AND attribute_not_exists(endedAt) AND #session = :expected"
             }
-            None => "attribute_exists(pk) AND attribute_not_exists(#session)",
+            None => "attribute_exists(pk) AND attribute_not_exists(endedAt) AND attribute_not_exists(#session)",
         };
         self.write_session(connection_id, session, condition, values)
             .await
@@ -355,7 +362,7 @@ impl Store for DynamoStore {
                 &self.table,
                 &Key::connection(id),
                 "SET uid = :uid",
-                "attribute_exists(pk) AND attribute_not_exists(uid)",
+                "attribute_exists(pk) AND attribute_not_exists(endedAt) AND attribute_not_exists(uid)",
                 value.clone(),
             )?,
             put(&self.table, member_item(Key::uid_member(uid, id), &bound))?,
