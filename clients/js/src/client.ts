@@ -14,7 +14,6 @@ import {
   parseFrame,
   type Ack,
   type Frame,
-  type GroupMessage,
   type Joined,
   type Peer,
   type PresenceCount,
@@ -37,6 +36,7 @@ import {
   type StateReason,
 } from "./options.js";
 import { CopyPairing } from "./pairing.js";
+import { Sends } from "./sends.js";
 import { Timers } from "./timers.js";
 import { ConnectFailure, fetchToken, tokenExpiry } from "./token.js";
 import { defaultEventTarget, listenToPage, pageHidden, type PageEvent } from "./wake.js";
@@ -45,17 +45,6 @@ export type { CallOptions, ClientEvents, ClientOptions, ConnectionState, JoinOpt
 
 /** How long a replaced connection stays open, so that what was pushed to it still arrives. */
 const DRAIN_MS = 1_000;
-/** How many `excludeSelf` sends are remembered until their ack. */
-const SELF_EXCLUDED_KEPT = 1_000;
-
-interface PendingSend {
-  frame: Record<string, unknown>;
-  /** The connection it was written on; `null` while it waits for one. */
-  link: Link | null;
-  pending: Pending<Ack>;
-  excludeSelf: boolean;
-  cancelAck: (() => void) | null;
-}
 
 interface LinkWaiter {
   go: (link: Link) => void;
@@ -67,13 +56,11 @@ export class Client extends Emitter<ClientEvents> {
   /** Every timer of the client: `close()` aborts them all. */
   private readonly timers = new Timers();
   private readonly groups: Groups;
-  private readonly sends = new Map<string, PendingSend>();
-  /** Ids of sends waiting for a connection, in order. */
-  private readonly outbox = new Set<string>();
-  /** Other calls waiting for a connection. */
+  private readonly sends: Sends;
+  /** Calls other than sends, joins and leaves, until they settle: each rejects itself with `closed`. */
+  private readonly calls = new Set<() => void>();
+  /** Those of them waiting for a connection. */
   private readonly waitingForLink = new Set<LinkWaiter>();
-  /** Ids of `excludeSelf` sends whose ack has not come yet. */
-  private readonly selfExcluded = new Set<string>();
   private primary: Link | null = null;
   private next: Link | null = null;
   /** Replaced connections, open a moment longer. */
@@ -93,8 +80,6 @@ export class Client extends Emitter<ClientEvents> {
   private opening = false;
   /** Bumped to forget a token being fetched. */
   private attemptId = 0;
-  private sequence = 0;
-  private readonly idPrefix = Math.random().toString(36).slice(2, 10);
   private currentState: ConnectionState = "connecting";
   private readonly unlisten: () => void;
 
@@ -108,6 +93,13 @@ export class Client extends Emitter<ClientEvents> {
       emit: (type, event) => this.emit(type, event),
       primary: () => (this.primary?.open ? this.primary : null),
       closed: () => this.closed,
+    });
+    this.sends = new Sends({
+      options: this.options,
+      timers: this.timers,
+      groups: this.groups,
+      primary: () => (this.primary?.open ? this.primary : null),
+      probe: (link) => this.probe(link),
     });
     const target = config.networkEventTarget === undefined ? defaultEventTarget() : config.networkEventTarget;
     this.unlisten = listenToPage(target, (type) => this.onPageEvent(type));
@@ -128,32 +120,39 @@ export class Client extends Emitter<ClientEvents> {
   /**
    * Joins a group, now and after every reconnect, and resolves with the first answer. Group
    * messages then arrive once each and in order, whatever happens to the connection. Joins and
-   * leaves of a group go out in the order they were called, so the last call wins. A join whose
-   * promise times out stays in effect (the group is joined once a connection opens): `leave()`
-   * gives it up.
+   * leaves of a group go out in the order they were called, so the last call wins. A join that
+   * fails for now (no answer, `rate_limited`, `internal`) is tried again while the group is wanted
+   * and the connection open. A join whose promise times out, or fails at once (`stopped`,
+   * `offline`), stays in effect (the group is joined once a connection opens): `leave()` gives it up.
    */
   join(group: string, options: JoinOptions = {}): Promise<Joined> {
     if (this.closed) return Promise.reject(closedError("join"));
     const pending = this.groups.want(group, options.presence ?? false);
-    bound(pending, this.timers, "join", options.timeoutMs ?? this.options.callTimeoutMs, options.signal, (ms) =>
-      this.primary?.open
-        ? `no answer to join within ${ms} ms`
-        : `no connection within ${ms} ms (the group is joined once one opens; leave() gives it up)`,
-    );
-    if (this.stopped) pending.reject(this.stoppedError("join"));
-    for (const link of this.openLinks()) void this.groups.joinOn(link, group);
+    bound(pending, this.timers, "join", options.timeoutMs ?? this.options.callTimeoutMs, options.signal, (ms) => {
+      if (!this.primary?.open) return `no connection within ${ms} ms (the group is joined once one opens; leave() gives it up)`;
+      const failure = this.groups.lastFailure(group);
+      return `no answer to join within ${ms} ms${failure === null ? "" : ` (the last attempt: ${failure.code}: ${failure.message}; still trying)`}`;
+    });
+    // Stopped or suspended: fails at once, and the group is joined once a connection opens.
+    const refused = this.refusal("join");
+    if (refused !== null) pending.reject(refused);
+    for (const link of this.openLinks()) void this.groups.keepJoining(link, group);
     return pending.promise;
   }
 
   /**
-   * Leaves a group: no more messages, no rejoin. Sent at once on the open connection, so it goes
-   * out before any later `join`; without a connection it resolves at once (the next one will not
-   * join the group). A join not answered yet rejects with `closed`.
+   * Leaves a group: no more messages, no rejoin. Sent at once on the open connection (and on a
+   * replaced one still open a moment), so it goes out before any later `join`; without a
+   * connection it resolves at once (the next one will not join the group). A join not answered yet
+   * rejects with `closed`.
    */
   leave(group: string, options: CallOptions = {}): Promise<void> {
     this.groups.forget(group);
+    if (this.closed) return Promise.resolve();
+    // A replaced connection still open a moment is in the group too: nothing more of it, there either.
+    for (const link of this.retiring) if (link.open) void this.groups.leaveOn(link, group);
     const links = this.openLinks();
-    if (this.closed || links.length === 0) return Promise.resolve();
+    if (links.length === 0) return Promise.resolve();
     const pending = new Pending<void>();
     bound(pending, this.timers, "leave", options.timeoutMs ?? this.options.callTimeoutMs, options.signal, (ms) => `no answer to leave within ${ms} ms`);
     void Promise.all(links.map((link) => this.groups.leaveOn(link, group))).then((failures) => {
@@ -176,36 +175,9 @@ export class Client extends Emitter<ClientEvents> {
   send(to: Target, data: unknown, options: SendOptions = {}): Promise<Ack> {
     const refused = this.refusal("send");
     if (refused !== null) return Promise.reject(refused);
-    const id = `${this.idPrefix}-${++this.sequence}`;
-    const frame: Record<string, unknown> = { action: "send", to, data, id };
-    if (options.exclude !== undefined) frame.exclude = options.exclude;
-    if (options.excludeSelf) frame.excludeSelf = true;
-    const bytes = new TextEncoder().encode(JSON.stringify(frame)).length;
-    if (bytes > this.options.maxMessageBytes) {
-      return Promise.reject(
-        new RequestError("too_large", `the message is ${bytes} bytes; at most ${this.options.maxMessageBytes} go in one frame`, "send"),
-      );
-    }
-    const primary = this.primary?.open ? this.primary : null;
-    if (primary === null && this.queued >= this.options.maxQueuedCalls) return Promise.reject(queueFull("send", this.options.maxQueuedCalls));
-    const pending = new Pending<Ack>();
-    const record: PendingSend = { frame, link: null, pending, excludeSelf: options.excludeSelf === true, cancelAck: null };
-    this.sends.set(id, record);
-    pending.onSettle(() => {
-      this.sends.delete(id);
-      this.outbox.delete(id);
-      record.cancelAck?.();
-    });
-    bound(pending, this.timers, "send", options.timeoutMs ?? this.options.callTimeoutMs, options.signal, (ms) =>
-      record.link === null
-        ? `no connection within ${ms} ms: the message was not sent`
-        : `no ack within ${ms} ms: the message may or may not have been sent`,
+    return this.sends.send(to, data, options, () =>
+      this.queued >= this.options.maxQueuedCalls ? queueFull("send", this.options.maxQueuedCalls) : null,
     );
-    if (!pending.settled) {
-      if (primary !== null) this.writeSend(primary, id);
-      else this.outbox.add(id);
-    }
-    return pending.promise;
   }
 
   /** Who this connection is now (its id changes with every reconnect). */
@@ -248,13 +220,18 @@ export class Client extends Emitter<ClientEvents> {
     this.openLink();
   }
 
-  /** Closes for good: no reconnect, no timer left; what waits is rejected with `closed`. */
+  /** Closes for good: no reconnect, no timer left; what waits, or awaits its answer, is rejected with `closed`. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.attemptId += 1;
     this.unlisten();
     this.timers.abort();
+    // Before the connections end, so that what they would reject with rejects with `closed`.
+    this.waitingForLink.clear();
+    for (const close of [...this.calls]) close();
+    this.sends.failAll(closedError("send"));
+    this.groups.failJoins(closedError("join"));
     for (const link of [this.primary, this.next, ...this.retiring]) {
       if (link === null) continue;
       link.gone = true;
@@ -263,9 +240,6 @@ export class Client extends Emitter<ClientEvents> {
     this.primary = this.next = null;
     this.retiring.clear();
     this.pairing.clear();
-    this.failWaiting(closedError("send"), closedError("request"));
-    for (const record of this.sends.values()) record.pending.reject(closedError("send"));
-    this.groups.failJoins(closedError("join"));
     this.setState("closed");
   }
 
@@ -273,7 +247,7 @@ export class Client extends Emitter<ClientEvents> {
 
   /** How many calls wait for a connection. */
   private get queued(): number {
-    return this.outbox.size + this.waitingForLink.size;
+    return this.sends.queued + this.waitingForLink.size;
   }
 
   /** Why a call cannot be made now, or `null`. */
@@ -294,7 +268,12 @@ export class Client extends Emitter<ClientEvents> {
     if (primary === null && this.queued >= this.options.maxQueuedCalls) return Promise.reject(queueFull(action, this.options.maxQueuedCalls));
     const pending = new Pending<T>();
     const abort = new AbortController();
-    pending.onSettle(() => abort.abort());
+    const close = () => pending.reject(closedError(action));
+    this.calls.add(close);
+    pending.onSettle(() => {
+      this.calls.delete(close);
+      abort.abort();
+    });
     bound(pending, this.timers, action, options.timeoutMs ?? this.options.callTimeoutMs, options.signal, (ms) =>
       this.primary?.open ? `no answer to ${action} within ${ms} ms` : `no connection within ${ms} ms`,
     );
@@ -317,30 +296,9 @@ export class Client extends Emitter<ClientEvents> {
 
   /** Rejects what waits for a connection. */
   private failWaiting(sendError: RequestError, requestError: RequestError): void {
-    for (const id of [...this.outbox]) this.sends.get(id)?.pending.reject(sendError);
-    this.outbox.clear();
+    this.sends.failQueued(sendError);
     for (const waiter of [...this.waitingForLink]) waiter.fail(new RequestError(requestError.code, requestError.message, requestError.action));
     this.waitingForLink.clear();
-  }
-
-  private writeSend(link: Link, id: string): void {
-    const record = this.sends.get(id);
-    if (record === undefined) return;
-    try {
-      link.write(record.frame);
-    } catch {
-      this.outbox.add(id);
-      return;
-    }
-    record.link = link;
-    if (record.excludeSelf) {
-      this.selfExcluded.add(id);
-      if (this.selfExcluded.size > SELF_EXCLUDED_KEPT) this.selfExcluded.delete(this.selfExcluded.values().next().value!);
-    }
-    record.cancelAck = this.timers.after(this.options.requestTimeoutMs, () => {
-      record.pending.reject(new RequestError("timeout", "no ack in time: the message may or may not have been sent", "send"));
-      this.probe(link);
-    });
   }
 
   private stoppedError(action: string): RequestError {
@@ -473,10 +431,8 @@ export class Client extends Emitter<ClientEvents> {
       this.waitingForLink.delete(waiter);
       waiter.go(link);
     }
-    for (const id of [...this.outbox]) {
-      this.outbox.delete(id);
-      this.writeSend(link, id);
-    }
+    // After the rejoin's frames: what fits under the rate limit now, the rest as room comes.
+    this.sends.flush(link);
     this.setState("open");
   }
 
@@ -496,7 +452,7 @@ export class Client extends Emitter<ClientEvents> {
     const deadline = Date.now() + this.options.requestTimeoutMs;
     const check = () => {
       const now = Date.now();
-      const waiting = [...this.sends.values()].some((s) => s.link === link);
+      const waiting = this.sends.out(link) > 0;
       if (link.open && now < deadline && (waiting || now < drained)) {
         this.timers.after(50, check, link.signal);
         return;
@@ -530,11 +486,7 @@ export class Client extends Emitter<ClientEvents> {
     link.end(4000, "given up");
     this.retiring.delete(link);
     this.pairing.forget(link);
-    for (const record of [...this.sends.values()]) {
-      if (record.link === link) {
-        record.pending.reject(new RequestError("connection_lost", `the connection was lost before the ack (${detail}): the message may or may not have been sent`, "send"));
-      }
-    }
+    this.sends.lost(link, detail);
     if (this.closed) return;
     if (link === this.primary) {
       this.primary = null;
@@ -565,6 +517,8 @@ export class Client extends Emitter<ClientEvents> {
       if (this.currentState !== "suspended") {
         const error = new RequestError("offline", `no connection: ${this.handshakeFailures} attempts in a row failed (${detail})`);
         this.failWaiting(error, error);
+        // The groups stay: they are joined once a connection opens.
+        this.groups.failJoins(new RequestError("offline", error.message, "join"));
       }
       this.setState("suspended", { attempt: this.attempt, delayMs, reason: "handshake_failed", detail: `${reason}: ${detail}` });
     } else {
@@ -636,52 +590,38 @@ export class Client extends Emitter<ClientEvents> {
       return;
     }
     if (frame.type === "message") {
-      if (isGroupMessage(frame) && this.groups.accept(frame as GroupMessage)) return;
-      if (this.firstCopy(link, text)) this.emit("message", frame);
+      // A group message of a group this client left (on its way as it left) is not for the app.
+      if (isGroupMessage(frame)) this.groups.accept(frame);
+      else if (this.firstCopy(link, text)) this.emit("message", frame);
       return;
     }
     if (frame.type === "ack") {
-      if (this.selfExcluded.delete(frame.id)) this.groups.skipOwn(frame);
-      this.sends.get(frame.id)?.pending.resolve(frame);
+      this.sends.onAck(frame);
       return;
     }
-    let sendsOut = 0;
-    for (const record of this.sends.values()) if (record.link === link) sendsOut += 1;
-    if (link.answer(frame, sendsOut)) return;
+    if (link.answer(frame, this.sends.out(link))) return;
     if (frame.type === "presence" && "event" in frame) {
       this.groups.onPresence(frame as PresenceEvent | PresenceOverflow);
       return;
     }
-    if (frame.type === "error") this.onError(link, frame);
+    // A join's answer that came after the join timed out.
+    if (frame.type === "joined") this.groups.lateJoined(link, frame);
+    else if (frame.type === "error") this.onError(link, frame);
   }
 
   private onError(link: Link, frame: Extract<Frame, { type: "error" }>): void {
     // Errors no request took come to the connection that caused them: only the one in use reports them.
     const inUse = link === this.primary || (this.primary === null && link === this.next);
-    if (frame.id !== undefined) {
-      // A send refused or failed in part names its id: settle that one (a partial failure after
-      // its ack is reported as an event).
-      this.selfExcluded.delete(frame.id);
-      const record = this.sends.get(frame.id);
-      if (record !== undefined) record.pending.reject(new RequestError(frame.code, frame.message, "send"));
-      else if (inUse) this.emit("error", frame);
-      return;
-    }
-    // Without an id, errors name their action (or none: too_large, rate_limited). One send alone
-    // waiting on this link is the one refused; `internal` can follow an ack (some recipients
-    // failed), so it is reported, never pinned on another send.
-    const waiting = [...this.sends.values()].filter((s) => s.link === link);
-    const forSend = frame.action === "send" || (frame.action === undefined && !link.busy);
-    if (forSend && frame.code !== "internal" && waiting.length === 1) {
-      waiting[0]!.pending.reject(new RequestError(frame.code, frame.message, "send"));
-    } else if (inUse) {
-      this.emit("error", frame);
-    }
+    if (!this.sends.onError(link, frame) && inUse) this.emit("error", frame);
   }
 
-  /** Whether a frame without an offset is the first copy (the other connection of a renewal may have handed it on). */
+  /**
+   * Whether a frame without an offset is the first copy (the other connection of a renewal may have
+   * handed it on). Copies are recorded while another connection exists, open or still opening: a
+   * frame can reach the new one as soon as it opens.
+   */
   private firstCopy(link: Link, text: string): boolean {
-    const others = [this.primary, this.next, ...this.retiring].filter((l): l is Link => l !== null && l !== link && l.open);
+    const others = [this.primary, this.next, ...this.retiring].filter((l): l is Link => l !== null && l !== link && !l.ended);
     return this.pairing.first(link, others, text, Date.now());
   }
 }

@@ -1,14 +1,15 @@
-// The groups a client is in: what the app asked for (joined or left: the last call wins), each
-// group's stream (ordering, gaps, recovery from history) and, for groups followed with
-// `presence: true`, its members. The client hands it frames and connections; it never opens one.
+// The groups a client is in: what the app asked for (joined or left: the last call wins), the
+// joins and leaves on each connection, and, for groups followed with `presence: true`, their
+// members. Each group's stream (ordering, gaps, recovery from history) is a `GroupRecovery`
+// (recovery.ts). The client hands this frames and connections; it never opens one.
 
 import { backoffDelay } from "./backoff.js";
 import { asRequestError, Pending } from "./calls.js";
-import type { Ack, Frame, GroupMessage, History, Joined, Left, Peer, Position, PresenceEvent, PresenceOverflow } from "./frames.js";
+import type { Ack, Frame, Joined, GroupMessage, Left, Peer, Position, PresenceEvent, PresenceOverflow } from "./frames.js";
 import { RequestError, type FailureCode, type Link } from "./link.js";
 import type { ClientEvents, ResolvedOptions } from "./options.js";
 import { Roster } from "./presence.js";
-import { GroupStream } from "./stream.js";
+import { GroupRecovery } from "./recovery.js";
 import type { Timers } from "./timers.js";
 
 export interface GroupsContext {
@@ -23,30 +24,25 @@ export interface GroupsContext {
 interface GroupState {
   presence: boolean;
   roster: Roster | null;
-  stream: GroupStream;
-  recovering: boolean;
-  /** A recovery was asked for while one ran: run one more after it. */
-  again: "reconnect" | "gap" | null;
-  /** Recoveries cut short in a row (for their backoff). */
-  failures: number;
-  /** The service refused history for good: gaps are passed over without asking. */
-  historyOff: boolean;
-  cancelGap: (() => void) | null;
+  recovery: GroupRecovery;
   /** The app's join calls waiting for an answer. */
   joined: Set<Pending<Joined>>;
+  /** The connections a join of the group was answered on (a join retried there stops). */
+  answeredOn: WeakSet<Link>;
+  /** Why the last join failed for now: named when the app's join times out. */
+  lastFailure: RequestError | null;
 }
 
-/** Failures that say the request will never succeed as it is. */
-const FOR_GOOD: ReadonlySet<FailureCode> = new Set(["forbidden", "bad_request", "unknown_action", "too_large"]);
 /** Failures of the connection, not of the request. */
 const OF_THE_LINK: ReadonlySet<FailureCode> = new Set(["connection_lost", "timeout", "closed", "aborted"]);
 
 const isJoined = (group: string) => (f: Frame): f is Joined => f.type === "joined" && f.group === group;
 const isLeft = (group: string) => (f: Frame): f is Left => f.type === "left" && f.group === group;
-const isHistory = (group: string) => (f: Frame): f is History => f.type === "history" && f.group === group;
 
 export class Groups {
   private readonly groups = new Map<string, GroupState>();
+  /** This client's `excludeSelf` sends to each group awaiting their ack: settle when it comes (or they fail). */
+  private readonly ownSends = new Map<string, Set<Promise<void>>>();
 
   constructor(private readonly context: GroupsContext) {}
 
@@ -62,13 +58,10 @@ export class Groups {
       state = {
         presence,
         roster: null,
-        stream: new GroupStream(),
-        recovering: false,
-        again: null,
-        failures: 0,
-        historyOff: false,
-        cancelGap: null,
+        recovery: new GroupRecovery(group, { ...this.context, ownSends: (g) => this.ownSendsSettled(g) }),
         joined: new Set(),
+        answeredOn: new WeakSet(),
+        lastFailure: null,
       };
       this.groups.set(group, state);
     }
@@ -97,24 +90,58 @@ export class Groups {
     }
   }
 
+  /** Why the last join of `group` failed for now, if it did. */
+  lastFailure(group: string): RequestError | null {
+    return this.groups.get(group)?.lastFailure ?? null;
+  }
+
   members(group: string): Peer[] | null {
     const roster = this.groups.get(group)?.roster;
     return roster?.hasList ? roster.members : null;
   }
 
   /**
-   * Joins `group` on `link`; resolves with the failure, or `null` (joined, or no longer wanted):
-   * never rejects. A join the service refuses for good (`forbidden`, `bad_request`) forgets the
-   * group (with a `left` event when it had been joined before); one refused for now
-   * (`rate_limited`, `internal`) is tried again after a pause; a dropped link leaves it to the next
-   * connection.
+   * Joins `group` on `link` (a rejoin: the client ends the attempt on a failure for now);
+   * resolves with the failure, or `null` (joined, or no longer wanted): never rejects. A join the
+   * service refuses for good (`forbidden`, `bad_request`) forgets the group (with a `left` event
+   * when it had been joined before); one refused for now (`rate_limited`, `internal`) is tried
+   * again after a pause, 5 times in all; a dropped link leaves it to the next connection.
    */
   async joinOn(link: Link, group: string): Promise<RequestError | null> {
     try {
-      return await this.joinOnce(link, group);
+      return await this.joinOnce(link, group, false);
     } catch (error) {
       return asRequestError(error, "join");
     }
+  }
+
+  /**
+   * Joins `group` on `link`, which works (the app's `join()`): like `joinOn`, but a join that fails
+   * for now (no answer, `rate_limited`, `internal`) is tried again with backoff for as long as the
+   * group is wanted and the link open, or until a late answer comes.
+   */
+  async keepJoining(link: Link, group: string): Promise<RequestError | null> {
+    try {
+      return await this.joinOnce(link, group, true);
+    } catch (error) {
+      return asRequestError(error, "join");
+    }
+  }
+
+  /**
+   * A `joined` frame no request waited for (its join had timed out, or was answered twice): its
+   * list is taken (the roster keeps the newest), and, when the group's stream has not started,
+   * its position and the app's waiting joins too.
+   */
+  lateJoined(link: Link, joined: Joined): void {
+    const state = this.groups.get(joined.group);
+    if (state === undefined) return;
+    const withPresence = joined.members !== undefined || joined.presenceLimit !== undefined;
+    if (state.recovery.started) {
+      if (withPresence && state.presence) this.listed(joined.group, state, joined);
+      return;
+    }
+    this.joinedOn(link, joined.group, state, joined, withPresence);
   }
 
   /** Leaves `group` on `link`; resolves with the failure, or `null`: never rejects. */
@@ -143,28 +170,35 @@ export class Groups {
   accept(message: GroupMessage): boolean {
     const state = this.groups.get(message.group);
     if (state === undefined) return false;
-    const outcome = state.stream.accept(message);
-    this.deliver(outcome.deliver);
-    if (state.stream.held <= this.context.options.maxHeldMessages) {
-      if (outcome.gap) this.awaitGap(message.group, state);
-    } else if (state.stream.started) {
-      this.giveUpGap(message.group, state, "gap");
-    } else {
-      // No join has answered yet: where the stream starts is unknown, so what came early is
-      // forgotten; history has what follows the join's position.
-      state.stream.forgetEarly();
-    }
+    state.recovery.accept(message);
     return true;
   }
 
   /** The ack of this client's own `excludeSelf` send: its place in the stream is passed over. */
   skipOwn(ack: Ack): void {
     if (typeof ack.group !== "string" || typeof ack.epoch !== "string" || typeof ack.offset !== "number") return;
-    const state = this.groups.get(ack.group);
-    if (state === undefined) return;
-    const outcome = state.stream.skip({ epoch: ack.epoch, offset: ack.offset });
-    this.deliver(outcome.deliver);
-    if (outcome.gap) this.awaitGap(ack.group, state);
+    this.groups.get(ack.group)?.recovery.skipOwn({ epoch: ack.epoch, offset: ack.offset });
+  }
+
+  /**
+   * An `excludeSelf` send to `group` was written: until the returned function is called (its ack
+   * came, after `skipOwn`, or it failed), the group's history answers wait.
+   */
+  ownSend(group: string): () => void {
+    let done!: () => void;
+    const settled = new Promise<void>((resolve) => (done = resolve));
+    let sends = this.ownSends.get(group);
+    if (sends === undefined) {
+      sends = new Set();
+      this.ownSends.set(group, sends);
+    }
+    sends.add(settled);
+    const set = sends;
+    return () => {
+      done();
+      set.delete(settled);
+      if (set.size === 0 && this.ownSends.get(group) === set) this.ownSends.delete(group);
+    };
   }
 
   /** A presence event or overflow: applied to the group's roster, reported when it changed it. */
@@ -183,73 +217,87 @@ export class Groups {
 
   // --- joining ---
 
-  private async joinOnce(link: Link, group: string): Promise<RequestError | null> {
+  /** Settles once the `excludeSelf` sends to `group` awaiting their ack now have it (or failed); `null` when none. */
+  private ownSendsSettled(group: string): Promise<void> | null {
+    const sends = this.ownSends.get(group);
+    return sends === undefined || sends.size === 0 ? null : Promise.all([...sends]).then(() => undefined);
+  }
+
+  private async joinOnce(link: Link, group: string, persist: boolean): Promise<RequestError | null> {
     const state = this.groups.get(group);
     if (state === undefined) return null;
-    let joined: Joined | undefined;
-    for (let attempt = 0; joined === undefined; attempt++) {
+    const stillWanted = () => this.groups.get(group) === state && !state.answeredOn.has(link);
+    for (let attempt = 0; ; attempt++) {
+      const presence = state.presence;
       const command: Record<string, unknown> & { action: string } = { action: "join", group };
-      if (state.presence) command.presence = true;
+      if (presence) command.presence = true;
+      let joined: Joined;
       try {
-        joined = await link.request(command, isJoined(group));
+        // A presence join begins a generation of the roster as it is written (presence.ts).
+        joined = await link.request(command, isJoined(group), undefined, () => {
+          if (presence) state.roster?.begin();
+        });
       } catch (error) {
         const failure = asRequestError(error, "join");
         if (this.groups.get(group) !== state) return null;
         const passing = failure.code === "rate_limited" || failure.code === "internal";
-        if (passing && attempt < 4 && link.open) {
-          await this.context.timers.sleep(this.retryDelay(failure, attempt), link.signal, () => failure);
-          if (this.groups.get(group) !== state) return null;
-          continue;
+        if (!passing && !OF_THE_LINK.has(failure.code)) {
+          this.refused(group, state, failure);
+          return failure;
         }
-        if (!passing && !OF_THE_LINK.has(failure.code)) this.refused(group, state, failure);
-        return failure;
+        // A late answer came on this link meanwhile: joined.
+        if (state.answeredOn.has(link)) return null;
+        state.lastFailure = failure;
+        const again = passing ? persist || attempt < 4 : persist && failure.code === "timeout";
+        if (!again || !link.open) return failure;
+        try {
+          await this.context.timers.sleep(this.retryDelay(failure, attempt), link.signal);
+        } catch {
+          return failure;
+        }
+        if (!stillWanted()) return null;
+        continue;
       }
+      if (this.groups.get(group) !== state) return null;
+      this.joinedOn(link, group, state, joined, presence);
+      return null;
     }
-    if (this.groups.get(group) !== state) return null;
-    this.joinedOn(link, group, state, joined);
-    return null;
   }
 
-  private joinedOn(link: Link, group: string, state: GroupState, joined: Joined): void {
-    if (state.presence) {
-      const roster = (state.roster ??= new Roster());
-      roster.reset(joined);
-      const members = roster.members;
-      this.context.emit(
-        "members",
-        joined.presenceLimit === undefined ? { group, members } : { group, members, presenceLimit: joined.presenceLimit },
-      );
-    }
+  /** A join of `group` was answered on `link` (`withPresence`: the join asked for presence). */
+  private joinedOn(link: Link, group: string, state: GroupState, joined: Joined, withPresence: boolean): void {
+    state.answeredOn.add(link);
+    state.lastFailure = null;
+    // The answer to a join without presence says nothing of the members, even if presence is wanted now.
+    if (withPresence && state.presence) this.listed(group, state, joined);
     const asked = state.joined.size > 0;
     for (const pending of [...state.joined]) pending.resolve(joined);
     const at: Position = joined.epoch === undefined ? { epoch: "", offset: 0 } : { epoch: joined.epoch, offset: joined.offset ?? 0 };
-    if (!state.stream.started) {
-      const outcome = state.stream.start(at);
-      this.deliver(outcome.deliver);
-      if (outcome.gap) this.awaitGap(group, state);
-      return;
-    }
-    // Messages after the join's position come live on this link; before it, were they delivered?
-    const position = state.stream.position!;
-    if (position.epoch === at.epoch && position.offset >= at.offset && !state.stream.waiting) {
-      // A join() of a group already joined is not a reconnect: nothing to report.
-      if (!asked) this.context.emit("recovery", { group, recovered: true, reason: "reconnect" });
-      return;
-    }
-    void this.recover(link, group, state, "reconnect", at);
+    state.recovery.joined(link, at, asked);
+  }
+
+  /** A presence join's answer: its list goes to the roster, and the members as they stand are reported. */
+  private listed(group: string, state: GroupState, joined: Joined): void {
+    const roster = (state.roster ??= new Roster());
+    roster.reset(joined);
+    const members = roster.members;
+    const event: ClientEvents["members"] = { group, members };
+    if (joined.presenceLimit !== undefined) event.presenceLimit = joined.presenceLimit;
+    // A list, but an overflow came while the join was under way: the group is over the limit.
+    else if (members === null) event.overflow = true;
+    this.context.emit("members", event);
   }
 
   /** The service refused to join `group` for good: forget it. */
   private refused(group: string, state: GroupState, failure: RequestError): void {
     if (this.groups.get(group) === state) this.groups.delete(group);
-    const wasIn = state.stream.started;
+    const wasIn = state.recovery.started;
     this.drop(state, failure);
     if (wasIn) this.context.emit("left", { group, reason: "refused", error: failure });
   }
 
   private drop(state: GroupState, error: RequestError): void {
-    state.cancelGap?.();
-    state.cancelGap = null;
+    state.recovery.end();
     for (const pending of [...state.joined]) pending.reject(error);
   }
 
@@ -257,126 +305,5 @@ export class Groups {
     const { backoff, rateLimit } = this.context.options;
     // Refused for its rate: the window must turn first.
     return Math.max(backoffDelay(attempt + 1, backoff), failure.code === "rate_limited" ? rateLimit.windowMs / 4 : 0);
-  }
-
-  // --- gaps and recovery ---
-
-  /** A message waits behind a missing one: give the missing one a moment, then ask history. */
-  private awaitGap(group: string, state: GroupState): void {
-    if (this.context.closed() || state.recovering || state.cancelGap !== null) return;
-    state.cancelGap = this.context.timers.after(this.context.options.gapWaitMs, () => {
-      state.cancelGap = null;
-      if (!state.stream.waiting || this.groups.get(group) !== state) return;
-      if (state.historyOff) {
-        this.giveUpGap(group, state, "gap");
-        return;
-      }
-      const link = this.context.primary();
-      if (link !== null) void this.recover(link, group, state, "gap");
-      else this.awaitGap(group, state);
-    });
-  }
-
-  /** What is missing will not come: deliver what waits, in order, and say so. */
-  private giveUpGap(group: string, state: GroupState, reason: "reconnect" | "gap", at?: Position): void {
-    if (at !== undefined) state.stream.skipTo(at);
-    this.deliver(state.stream.skipGap());
-    this.context.emit("recovery", { group, recovered: false, reason });
-  }
-
-  /**
-   * Asks the group's history after what was delivered, page by page. A message still missing
-   * after that (not kept yet, or gone) gets one more wait and one more ask; then what waits
-   * behind it is delivered and the recovery says `recovered: false`. A recovery asked for while
-   * one runs (a renewal's rejoin) runs again after it, on the connection then in use. History
-   * refused for good (`forbidden`, `bad_request`, `unknown_action`) is final for the group: it is
-   * reported (`final: true`) and not asked again. Never rejects.
-   */
-  private async recover(link: Link, group: string, state: GroupState, reason: "reconnect" | "gap", at?: Position): Promise<void> {
-    if (state.recovering) {
-      state.again = reason;
-      return;
-    }
-    if (state.historyOff) {
-      this.giveUpGap(group, state, reason, at);
-      return;
-    }
-    state.recovering = true;
-    let recovered = true;
-    // The service said something after the position is no longer had: no use waiting for it.
-    let lost = false;
-    let finished = false;
-    let refused: RequestError | null = null;
-    try {
-      for (let attempt = 0; ; attempt++) {
-        let top: History | null = null;
-        let since = state.stream.since(at?.epoch || undefined);
-        while (since !== null) {
-          const page = await link.request({ action: "history", group, since }, isHistory(group));
-          if (this.groups.get(group) !== state) return;
-          if (!page.recovered) lost = true;
-          // Offsets whose sends failed before keeping them reached nobody: not a gap.
-          for (const offset of page.skipped ?? []) {
-            this.deliver(state.stream.skip({ epoch: page.epoch, offset }).deliver);
-          }
-          const outcome = state.stream.applyHistory(page);
-          if (outcome.reset) recovered = false;
-          this.deliver(outcome.deliver);
-          top = page;
-          // The next page follows this one, whether or not it joined up with what was delivered.
-          const last = page.messages.at(-1);
-          since = page.more && last !== undefined ? { epoch: page.epoch, offset: last.offset } : null;
-        }
-        const position = state.stream.position;
-        const behind = top !== null && position !== null && top.epoch === position.epoch && top.offset > position.offset;
-        if (!state.stream.waiting && !behind) break;
-        if (attempt >= 1 || lost) {
-          recovered = false;
-          this.deliver(state.stream.skipGap());
-          if (top !== null && behind) state.stream.skipTo({ epoch: top.epoch, offset: top.offset });
-          break;
-        }
-        await this.context.timers.sleep(this.context.options.gapWaitMs, link.signal);
-        if (!link.open || this.groups.get(group) !== state) return;
-      }
-      finished = true;
-    } catch (error) {
-      // The link dropped or did not answer: tried again below, on the connection in use.
-      const failure = asRequestError(error, "history");
-      if (FOR_GOOD.has(failure.code)) refused = failure;
-    } finally {
-      state.recovering = false;
-    }
-    if (this.context.closed() || this.groups.get(group) !== state) return;
-    if (refused !== null) {
-      state.historyOff = true;
-      state.again = null;
-      state.failures = 0;
-      if (at !== undefined) state.stream.skipTo(at);
-      this.deliver(state.stream.skipGap());
-      this.context.emit("recovery", { group, recovered: false, reason, final: true, error: refused });
-      return;
-    }
-    if (finished) this.context.emit("recovery", { group, recovered, reason });
-    state.failures = finished ? 0 : state.failures + 1;
-    const again = state.again ?? (finished ? null : reason);
-    state.again = null;
-    if (again !== null) {
-      // After a failure (no answer, rate_limited), not at once: backoff, as for connections.
-      const delay = finished ? 0 : backoffDelay(state.failures, this.context.options.backoff);
-      this.context.timers.after(delay, () => {
-        if (this.groups.get(group) !== state) return;
-        const current = this.context.primary();
-        if (current !== null) void this.recover(current, group, state, again, at);
-        else if (again === "gap") this.awaitGap(group, state);
-        // A reconnect's recovery without a connection happens when the next one rejoins.
-      });
-    } else if (state.stream.waiting) {
-      this.awaitGap(group, state);
-    }
-  }
-
-  private deliver(messages: GroupMessage[]): void {
-    for (const message of messages) this.context.emit("message", message);
   }
 }

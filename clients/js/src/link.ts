@@ -2,6 +2,7 @@
 // paced under the service's rate limit, its heartbeat, and the proof that it still works (when it
 // last received a frame; a probe). A client has one link, and two while it renews one (client.ts).
 
+import { monotonicNow } from "./clock.js";
 import type { ErrorFrame, Frame } from "./frames.js";
 import { FrameBudget, type RateLimit } from "./pacing.js";
 import type { Timers } from "./timers.js";
@@ -116,30 +117,43 @@ export class Link {
     waiter?.();
   }
 
-  /** Sends a frame now (sends are not queued behind requests: they carry their own ids). */
-  write(frame: unknown): void {
+  /**
+   * Sends a frame now (sends are not queued behind requests: they carry their own ids); `request`:
+   * it is one of the link's requests (paced, see `pacing.ts`).
+   */
+  write(frame: unknown, request = false): void {
     if (!this.open) throw new RequestError("connection_lost", "the connection is not open");
     this.socket.send(JSON.stringify(frame));
-    const now = Date.now();
-    this.lastSent = now;
-    this.budget.record(now);
+    this.lastSent = Date.now();
+    this.budget.record(monotonicNow(), request);
+  }
+
+  /** How long a send taken from a queue should wait for room under the rate limit (0: now). */
+  sendWait(): number {
+    return this.budget.sendWait(monotonicNow());
   }
 
   /**
    * Sends a command and resolves with the first frame `matches` accepts, or rejects on an error
    * frame for the same action. One request is out at a time: errors name their action, not the
-   * request, so that is how an error finds its request. Each waits for room under the rate limit.
-   * A request whose `signal` is aborted before it is written is not written.
+   * request, so that is how an error finds its request. Each waits for room under the rate limit,
+   * one window at most. A request whose `signal` is aborted before it is written is not written;
+   * `onWrite` runs once it is written.
    */
   request<T extends Frame>(
     command: { action: string } & Record<string, unknown>,
     matches: (frame: Frame) => frame is T,
     signal?: AbortSignal,
+    onWrite?: () => void,
   ): Promise<T> {
     const run = async (): Promise<T> => {
-      for (let wait = this.budget.wait(Date.now()); ; wait = this.budget.wait(Date.now())) {
+      const windowMs = this.options.rateLimit.windowMs;
+      const started = monotonicNow();
+      for (;;) {
         if (signal?.aborted) throw new RequestError("aborted", `${command.action} was given up`, command.action);
         if (!this.open) throw new RequestError("connection_lost", "the connection closed", command.action);
+        const now = monotonicNow();
+        const wait = Math.min(this.budget.requestWait(now), started + windowMs - now);
         if (wait <= 0) break;
         await this.options.timers.sleep(wait, this.life.signal, () => new RequestError("connection_lost", "the connection closed", command.action));
       }
@@ -167,11 +181,13 @@ export class Link {
         };
         this.waiting = waiting;
         try {
-          this.write(command);
+          this.write(command, true);
         } catch (error) {
           this.waiting = null;
           waiting.reject(error instanceof RequestError ? error : new RequestError("connection_lost", String(error), command.action));
+          return;
         }
+        onWrite?.();
       });
     };
     const result = this.queue.then(run, run);

@@ -31,6 +31,14 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** How long a group message may wait for one sent before it, before history is asked. Default 1 s. */
   gapWaitMs?: number;
+  /**
+   * How long a missing group message is waited for while the group's history says it is not lost
+   * (`recovered: true` without it: a send still under way, which the service allows about 35 s,
+   * 3 × its DynamoDB timeout plus a margin). History is asked again after `gapWaitMs`, then twice
+   * as long each time; once this has passed since the stream last moved, the message is given up
+   * (`recovery` with `recovered: false`). Default 40 s.
+   */
+  inFlightWindowMs?: number;
   /** The largest frame to send, in UTF-8 bytes: API Gateway closes the connection on a frame over 32 KiB. Default 32 768. */
   maxMessageBytes?: number;
   /** How long a call (`send`, `join`, `leave`, `whoami`, `presence`, `opened`) may take in all, waiting for a connection included. Default 30 s; `Infinity` for none. */
@@ -45,7 +53,11 @@ export interface ClientOptions {
   maxHandshakeFailures?: number;
   /** While `suspended`, an attempt every half of this to all of it. Default: twice `backoff.maxMs` (60 s). */
   suspendedRetryMs?: number;
-  /** The service's rate limit per connection (`RATE_LIMIT` per `RATE_WINDOW_SECONDS`): joins, leaves and history requests keep under 90 % of it. Default 100 frames per 10 s. */
+  /**
+   * The service's rate limit per connection (`RATE_LIMIT` per `RATE_WINDOW_SECONDS`): joins, leaves
+   * and history requests keep under 90 % of it, and always have 10 % to themselves (none waits more
+   * than a window). Default 100 frames per 10 s.
+   */
   rateLimit?: Partial<RateLimit>;
   /** The most messages one group may hold back while one before them is missing; past it, the gap is given up. Default 1 000. */
   maxHeldMessages?: number;
@@ -119,7 +131,8 @@ export interface ClientEvents {
   /**
    * A group's members, each time a join with `presence: true` is answered (also after reconnects).
    * `members: null`: the group is over the presence limit (`presenceLimit` at join time, or
-   * `overflow: true` when it grew past it): no list and no events until the next join.
+   * `overflow: true` when it grew past it, also while the join was under way): no list and no
+   * events until the next join.
    */
   members: { group: string; members: Peer[] | null; presenceLimit?: number; overflow?: true };
   /**
@@ -148,6 +161,7 @@ export interface ResolvedOptions {
   backoff: BackoffOptions;
   requestTimeoutMs: number;
   gapWaitMs: number;
+  inFlightWindowMs: number;
   maxMessageBytes: number;
   callTimeoutMs: number;
   maxQueuedCalls: number;
@@ -179,6 +193,7 @@ export function resolveOptions(config: ClientOptions): ResolvedOptions {
     backoff,
     requestTimeoutMs,
     gapWaitMs: config.gapWaitMs ?? 1_000,
+    inFlightWindowMs: config.inFlightWindowMs ?? 40_000,
     maxMessageBytes: config.maxMessageBytes ?? 32 * 1024,
     callTimeoutMs: config.callTimeoutMs ?? 30_000,
     maxQueuedCalls: config.maxQueuedCalls ?? 100,

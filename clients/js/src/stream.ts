@@ -130,6 +130,12 @@ export class GroupStream {
     }
   }
 
+  /** Goes on from `at` when it is ahead (what lies between is gone), and delivers what follows it. */
+  passTo(at: Position): Outcome {
+    this.skipTo(at);
+    return this.drain();
+  }
+
   /** The next place: the next offset of the same epoch, or the first of a new stream. */
   private next(): Early | undefined {
     const at = this.position!;

@@ -138,14 +138,98 @@ test("an excludeSelf send's offset is not recovered back to the sender", async (
   await advance(5_000);
   assert.deepEqual(delivered, ["theirs"]);
   assert.equal(service.last.commands("history").length, 0, "no gap was seen, no history asked");
-  // After a reconnect, history from before the own message does not bring it back either.
-  const client2Delivered = [];
-  client.on("message", (m) => client2Delivered.push(m.data));
+  client.close();
+});
+
+test("an excludeSelf send's place held inside a gap is passed over when a rejoin recovers from before it", async () => {
+  const service = new FakeService();
+  // The gap is not asked about before the connection drops.
+  const client = new Client(options(service, { gapWaitMs: 60_000 }));
+  const delivered = [];
+  const recoveries = [];
+  client.on("message", (m) => delivered.push(m.data));
+  client.on("recovery", (r) => recoveries.push(r));
+  await client.join("room");
+  // Offset 1 does not reach this client.
+  service.publish("room", "theirs, missed", { exclude: [service.last] });
+  const ack = await client.send({ group: "room" }, "mine", { excludeSelf: true });
+  assert.equal(ack.offset, 2);
+  assert.deepEqual(delivered, [], "the own place waits behind the missing offset 1");
   service.last.drop();
   service.publish("room", "while away");
   await until(() => client.state === "open" && service.sockets.length === 2);
   await advance(1_000);
-  assert.deepEqual(client2Delivered, ["while away"]);
+  // History from offset 0 answered 1, 2 (the own message) and 3.
+  assert.equal(service.last.commands("history").length, 1);
+  assert.deepEqual(service.last.commands("history")[0].since, { epoch: "E1", offset: 0 });
+  assert.deepEqual(delivered, ["theirs, missed", "while away"]);
+  assert.deepEqual(recoveries, [{ group: "room", recovered: true, reason: "reconnect" }]);
+  client.close();
+});
+
+test("an excludeSelf send whose ack is slower than the gap wait is not recovered back to the sender", async () => {
+  let heldAck = null;
+  const service = new FakeService({
+    answer: (socket, frame, svc) => {
+      if (frame.action !== "send") return undefined;
+      // Pushed to the others and kept; its ack (sent after the pushes) is slow.
+      heldAck = svc.defaultAnswer(socket, frame);
+      return null;
+    },
+  });
+  const client = new Client(options(service, { gapWaitMs: 500 }));
+  const delivered = [];
+  client.on("message", (m) => delivered.push(m.data));
+  await client.join("room");
+  const sent = client.send({ group: "room" }, "mine", { excludeSelf: true });
+  await advance(10);
+  // Another member's next message reaches the sender first.
+  service.publish("room", "theirs");
+  await advance(3_000);
+  assert.deepEqual(delivered, [], "offset 2 waits for the ack of offset 1");
+  service.last.push(heldAck);
+  assert.equal((await sent).offset, 1);
+  await advance(2_000);
+  assert.deepEqual(delivered, ["theirs"]);
+  assert.equal(service.last.commands("history").length, 0, "history was not asked while the ack was out");
+  client.close();
+});
+
+test("a history answer that holds the sender's own excludeSelf message waits for its ack", async () => {
+  let answerHistory = null;
+  let heldAck = null;
+  const service = new FakeService({
+    answer: (socket, frame, svc) => {
+      if (frame.action === "history") {
+        // Answered later, as the store then stands.
+        answerHistory = () => socket.push(svc.defaultAnswer(socket, frame));
+        return null;
+      }
+      if (frame.action === "send") {
+        heldAck = svc.defaultAnswer(socket, frame);
+        return null;
+      }
+      return undefined;
+    },
+  });
+  const client = new Client(options(service, { gapWaitMs: 500 }));
+  const delivered = [];
+  client.on("message", (m) => delivered.push(m.data));
+  await client.join("room");
+  service.publish("room", "theirs, missed", { exclude: [service.last] });
+  service.publish("room", "theirs");
+  await advance(600);
+  assert.notEqual(answerHistory, null, "the gap asked history");
+  // Sent while the history request is out: the answer holds it.
+  const sent = client.send({ group: "room" }, "mine", { excludeSelf: true });
+  await advance(10);
+  answerHistory();
+  await advance(1_000);
+  assert.deepEqual(delivered, [], "the answer waits for the ack");
+  service.last.push(heldAck);
+  assert.equal((await sent).offset, 3);
+  await advance(10);
+  assert.deepEqual(delivered, ["theirs, missed", "theirs"]);
   client.close();
 });
 
@@ -173,4 +257,17 @@ test("an excludeSelf send whose ack comes after the next message closes the gap 
   assert.deepEqual(delivered, ["theirs"]);
   assert.equal(service.last.commands("history").length, 0);
   client.close();
+});
+
+test("close() rejects the requests in flight with closed", async () => {
+  const service = new FakeService({ answer: (_socket, frame) => (frame.action === "whoami" ? null : undefined) });
+  const client = new Client(options(service));
+  await client.opened();
+  const whoami = client.whoami();
+  // Behind the whoami on the connection's queue.
+  const presence = client.presence("room");
+  await advance(10);
+  client.close();
+  await assert.rejects(whoami, { code: "closed", action: "whoami" });
+  await assert.rejects(presence, { code: "closed", action: "presence" });
 });

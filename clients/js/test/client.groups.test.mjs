@@ -1,12 +1,15 @@
 // The client's groups against a fake service: the order of joins and leaves, rejoining under the
 // rate limit, recoveries that cannot succeed, and frames that reach both connections of a renewal.
-import { test, beforeEach, afterEach } from "node:test";
+import { test, beforeEach, afterEach, mock } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../dist/index.js";
 import { advance, FakeService, flush, restoreClock, until, useFakeClock } from "./support/fake-service.mjs";
 
 beforeEach(useFakeClock);
-afterEach(restoreClock);
+afterEach(() => {
+  restoreClock();
+  mock.restoreAll();
+});
 
 const options = (service, more = {}) => ({
   url: "ws://fake.test/",
@@ -258,5 +261,148 @@ test("a history the service says is not whole ends the recovery at once, not aft
   await advance(2_000);
   assert.deepEqual(recoveries.map((r) => r.recovered), [false]);
   assert.equal(service.last.commands("history").length, 1, "no second ask for what is gone");
+  client.close();
+});
+
+/** The promise's outcome once it settles: its value, or its error. */
+function outcome(promise) {
+  const seen = { settled: false, value: undefined, error: undefined };
+  promise.then(
+    (value) => Object.assign(seen, { settled: true, value }),
+    (error) => Object.assign(seen, { settled: true, error }),
+  );
+  return seen;
+}
+
+test("a join unanswered on a working connection is tried again, and the group then works", async () => {
+  let joins = 0;
+  const service = new FakeService({ answer: (_socket, frame) => (frame.action === "join" && joins++ === 0 ? null : undefined) });
+  const client = new Client(options(service, { requestTimeoutMs: 2_000 }));
+  const delivered = [];
+  client.on("message", (m) => delivered.push(m.data));
+  await client.opened();
+  const joined = outcome(client.join("room"));
+  await until(() => joined.settled, 5_000);
+  assert.equal(joined.value?.group, "room", `${joined.error}`);
+  assert.equal(service.last.commands("join").length, 2);
+  assert.equal(service.sockets.length, 1, "the connection answered a ping: it was kept");
+  service.publish("room", "hello");
+  await flush();
+  assert.deepEqual(delivered, ["hello"]);
+  client.close();
+});
+
+test("a join refused for now past its retries keeps being tried while the group is wanted", async () => {
+  let refusing = true;
+  const service = new FakeService({
+    answer: (_socket, frame) =>
+      refusing && frame.action === "join" ? { type: "error", code: "internal", message: "the store is down", action: "join" } : undefined,
+  });
+  const client = new Client(options(service));
+  const delivered = [];
+  client.on("message", (m) => delivered.push(m.data));
+  await client.opened();
+  // The app's promise says why, when its time runs out.
+  const joined = outcome(client.join("room", { timeoutMs: 1_000 }));
+  await until(() => joined.settled, 1_100);
+  assert.equal(joined.error?.code, "timeout");
+  assert.match(joined.error.message, /internal: the store is down; still trying/);
+  assert.ok(service.last.commands("join").length > 5, `${service.last.commands("join").length} attempts`);
+  refusing = false;
+  await until(() => service.isMember(service.last, "room"), 5_000);
+  service.publish("room", "hello");
+  await flush();
+  assert.deepEqual(delivered, ["hello"]);
+  client.close();
+});
+
+test("a joined frame that comes after its join timed out is taken", async () => {
+  mock.method(Math, "random", () => 0.99);
+  let answerLate = null;
+  const service = new FakeService({
+    answer: (socket, frame, svc) => {
+      if (frame.action !== "join" || answerLate !== null) return undefined;
+      answerLate = () => socket.push(svc.defaultAnswer(socket, frame));
+      return null;
+    },
+  });
+  const client = new Client(options(service, { requestTimeoutMs: 2_000, backoff: { baseMs: 5_000, maxMs: 5_000 } }));
+  const delivered = [];
+  client.on("message", (m) => delivered.push(m.data));
+  await client.opened();
+  const joined = outcome(client.join("room"));
+  // Timed out at 2 s; the next attempt waits its backoff (about 5 s).
+  await advance(3_000);
+  assert.equal(joined.settled, false);
+  answerLate();
+  await until(() => joined.settled, 100);
+  assert.equal(joined.value?.group, "room", `${joined.error}`);
+  await advance(10_000, 100);
+  assert.equal(service.last.commands("join").length, 1, "not joined again once the answer came");
+  service.publish("room", "hello");
+  await flush();
+  assert.deepEqual(delivered, ["hello"]);
+  client.close();
+});
+
+test("join() while suspended fails at once with offline, and the group is joined once a connection opens", async () => {
+  let refusing = true;
+  const service = new FakeService({ handshake: (socket) => queueMicrotask(() => (refusing ? socket.drop(1006) : socket.open())) });
+  const client = new Client(options(service, { maxHandshakeFailures: 2, suspendedRetryMs: 60_000 }));
+  const early = outcome(client.join("early"));
+  await until(() => client.state === "suspended", 5_000);
+  await flush();
+  assert.equal(early.error?.code, "offline", "what waited is rejected with offline");
+  const now = outcome(client.join("room"));
+  await flush();
+  assert.equal(now.error?.code, "offline");
+  refusing = false;
+  client.reconnect();
+  await until(() => client.state === "open");
+  assert.deepEqual(service.last.commands("join").map((f) => f.group).sort(), ["early", "room"]);
+  client.close();
+});
+
+test("group messages after leave() reach the app from neither connection of a renewal", async () => {
+  const service = new FakeService();
+  const client = new Client(options(service, { maxConnectionMs: 40_000, renewBeforeMs: 10_000 }));
+  const seen = [];
+  client.on("message", (m) => seen.push(m.data));
+  await client.join("room");
+  await until(() => service.sockets.length === 2 && service.isMember(service.sockets[1], "room"), 40_000, 100);
+  await advance(10);
+  const [old, renewed] = service.sockets;
+  assert.equal(old.readyState, 1, "the old connection drains a moment");
+  await client.leave("room");
+  assert.equal(old.commands("leave").length, 1, "left on the old connection too");
+  assert.equal(renewed.commands("leave").length, 1);
+  // Pushed to the old connection before its leave landed.
+  old.push({ type: "message", from: { connectionId: "x", uid: "x" }, to: { group: "room" }, data: "late", group: "room", epoch: "E1", offset: 1 });
+  await flush();
+  assert.deepEqual(seen, []);
+  client.close();
+});
+
+test("a frame that reaches the next connection as it opens is paired with its copy on the old one", async () => {
+  let openNext = null;
+  const service = new FakeService({
+    handshake: (socket, index) => {
+      if (index === 1) openNext = () => socket.open();
+      else queueMicrotask(() => socket.open());
+    },
+  });
+  const client = new Client(options(service, { maxConnectionMs: 40_000, renewBeforeMs: 10_000 }));
+  const seen = [];
+  client.on("message", (m) => seen.push(m.data));
+  await client.opened();
+  await until(() => openNext !== null, 40_000, 100);
+  const [old, renewed] = service.sockets;
+  const toMe = (data) => ({ type: "message", from: { connectionId: "x", uid: "x" }, to: { uid: "me" }, data });
+  // The next connection exists but is not open yet.
+  old.push(toMe("a"));
+  openNext();
+  renewed.push(toMe("a"));
+  await advance(10);
+  assert.deepEqual(seen, ["a"]);
   client.close();
 });

@@ -3,7 +3,7 @@ import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../dist/index.js";
 import { Roster } from "../dist/presence.js";
-import { advance, FakeService, restoreClock, until, useFakeClock } from "./support/fake-service.mjs";
+import { advance, FakeService, flush, restoreClock, until, useFakeClock } from "./support/fake-service.mjs";
 
 const event = (kind, connectionId, version) => ({ type: "presence", event: kind, group: "g", connectionId, uid: connectionId.toUpperCase(), version });
 const joined = (ids, version) => ({ type: "joined", group: "g", members: ids.map((id) => ({ connectionId: id, uid: id.toUpperCase() })), version });
@@ -77,6 +77,62 @@ test("events without a version are applied as they come", () => {
   assert.deepEqual(ids(roster), ["b"]);
 });
 
+test("a list after the group's presence clock restarted drops the members from before it", () => {
+  const roster = new Roster();
+  roster.begin();
+  roster.reset(joined(["a", "gone"], 500));
+  roster.apply(event("join", "also-gone", 501));
+  assert.deepEqual(ids(roster), ["a", "also-gone", "gone"]);
+  // Hours later, on another connection: the group's counter started again from 1.
+  roster.begin();
+  roster.reset(joined(["a", "b"], 3));
+  assert.deepEqual(ids(roster), ["a", "b"]);
+  assert.equal(roster.apply(event("join", "c", 4)), true);
+  assert.deepEqual(ids(roster), ["a", "b", "c"]);
+});
+
+test("events since the presence join was written are kept at its list, even from a restarted clock", () => {
+  const roster = new Roster();
+  roster.begin();
+  roster.reset(joined(["a"], 500));
+  roster.begin();
+  // Newer than the list to come, though older than anything the roster held: not reported yet.
+  assert.equal(roster.apply(event("join", "c", 4)), false);
+  assert.equal(roster.apply(event("leave", "b", 5)), false);
+  roster.reset(joined(["a", "b"], 3));
+  assert.deepEqual(ids(roster), ["a", "c"]);
+});
+
+test("a list older than the one taken in the same generation is ignored", () => {
+  const roster = new Roster();
+  // A renewal: the join goes out on both connections; the newer list is answered first.
+  roster.begin();
+  roster.begin();
+  assert.equal(roster.reset(joined(["a", "b"], 10)), true);
+  roster.apply(event("join", "c", 11));
+  assert.equal(roster.reset(joined(["a"], 8)), false);
+  assert.deepEqual(ids(roster), ["a", "b", "c"]);
+  // A newer one is taken, with what came after it.
+  roster.apply(event("join", "d", 13));
+  assert.equal(roster.reset(joined(["a", "b", "c"], 12)), true);
+  assert.deepEqual(ids(roster), ["a", "b", "c", "d"]);
+});
+
+test("an overflow that comes while the presence join is under way is not undone by its list", () => {
+  const roster = new Roster();
+  roster.begin();
+  roster.reset(joined(["a"], 1));
+  roster.begin();
+  assert.equal(roster.overflow(), true);
+  roster.reset(joined(["a", "b"], 5));
+  assert.equal(roster.isOverflowed, true);
+  assert.equal(roster.members, null);
+  // The next join's list is taken.
+  roster.begin();
+  roster.reset(joined(["a", "b"], 7));
+  assert.deepEqual(ids(roster), ["a", "b"]);
+});
+
 test.describe("through the client", () => {
   beforeEach(useFakeClock);
   afterEach(restoreClock);
@@ -122,6 +178,54 @@ test.describe("through the client", () => {
     socket.drop();
     await until(() => client.state === "open" && service.sockets.length === 2);
     assert.deepEqual(seen.members.at(-1), { group: "g", members: [{ connectionId: "conn-1", uid: null }] });
+    client.close();
+  });
+
+  /** A client whose joins are answered when the test says. */
+  const holdingJoins = async () => {
+    const held = [];
+    const service = new FakeService({
+      answer: (socket, frame, svc) => {
+        if (frame.action !== "join") return undefined;
+        held.push(() => socket.push(svc.defaultAnswer(socket, frame)));
+        return null;
+      },
+    });
+    const client = new Client({ url: "ws://fake.test/", WebSocket: service.WebSocket, networkEventTarget: null });
+    const seen = { members: [] };
+    client.on("members", (m) => seen.members.push(m));
+    await client.opened();
+    return { service, client, seen, held };
+  };
+
+  test("an overflow while a presence join is under way is not undone by its joined frame", async () => {
+    const { service, client, seen, held } = await holdingJoins();
+    const joining = client.join("g", { presence: true });
+    await flush();
+    service.last.push({ type: "presence", event: "overflow", group: "g" });
+    held.shift()();
+    await joining;
+    assert.deepEqual(seen.members, [{ group: "g", members: null, overflow: true }, { group: "g", members: null, overflow: true }]);
+    assert.equal(client.members("g"), null);
+    client.close();
+  });
+
+  test("the answer to a join without presence reports no members, though presence is wanted since", async () => {
+    const { client, seen, held } = await holdingJoins();
+    const plain = client.join("g");
+    await flush();
+    const following = client.join("g", { presence: true });
+    await flush();
+    held.shift()();
+    await plain;
+    await flush();
+    assert.deepEqual(seen.members, [], "no members: null from an answer without a list");
+    assert.equal(client.members("g"), null, "no list yet");
+    // The first answer settled both calls; the list comes with the second.
+    await following;
+    held.shift()();
+    await flush();
+    assert.deepEqual(seen.members, [{ group: "g", members: [{ connectionId: "conn-0", uid: null }] }]);
     client.close();
   });
 });

@@ -3,13 +3,36 @@
 // says (joins, leaves, group streams and history, acks, presence). Time is node:test's mock clock.
 import { mock } from "node:test";
 
-/** Mocks setTimeout, setInterval and Date (setImmediate stays real, to let promises run). */
+const START = 1_000_000;
+let clockNow = null;
+let monotonicMock = null;
+let wallClockMock = null;
+
+/**
+ * Mocks setTimeout, setInterval and Date (setImmediate stays real, to let promises run), and
+ * `performance.now()`, the client's monotonic clock, which moves with the mock clock's ticks.
+ */
 export function useFakeClock() {
-  mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_000_000 });
+  mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: START });
+  clockNow = Date.now.bind(Date);
+  monotonicMock = mock.method(performance, "now", () => clockNow() - START);
 }
 
 export function restoreClock() {
+  wallClockMock?.mock.restore();
+  monotonicMock?.mock.restore();
+  wallClockMock = monotonicMock = clockNow = null;
   mock.timers.reset();
+}
+
+/**
+ * Sets the wall clock (`Date.now()`) to `ms`, from then on moving with the mock clock's ticks,
+ * without moving timers or `performance.now()`: the system clock was changed.
+ */
+export function setWallClock(ms) {
+  const shift = ms - clockNow();
+  wallClockMock?.mock.restore();
+  wallClockMock = mock.method(Date, "now", () => clockNow() + shift);
 }
 
 /** Lets every pending promise continuation run. */
@@ -152,6 +175,28 @@ export class FakeService {
     g.log.push(message);
     for (const member of g.members) if (!exclude.includes(member)) member.push(message);
     return message;
+  }
+
+  /**
+   * A send by another connection still under way: it took the group's next offset (history's top
+   * and a join's position count it) but has kept nothing (history omits it, `recovered: true`) and
+   * pushed nothing yet. `keep()` keeps it (history has it from then on), `push()` pushes it to the
+   * members then.
+   */
+  inFlight(group, data, { from = { connectionId: "other", uid: "other" } } = {}) {
+    const g = this.group(group);
+    g.offset += 1;
+    const message = { type: "message", from, to: { group }, data, group, epoch: g.epoch, offset: g.offset };
+    return {
+      message,
+      keep: () => {
+        g.log.push(message);
+        g.log.sort((a, b) => a.offset - b.offset);
+      },
+      push: () => {
+        for (const member of g.members) member.push(message);
+      },
+    };
   }
 
   onCommand(socket, frame) {
