@@ -232,6 +232,18 @@ async fn followed_member(stack: &Stack<Warden>) {
     }
 }
 
+/// [`followed_member`] behind the fault proxy, `X=` vanished (its pushes answered 410, no connect
+/// grace).
+async fn vanished_member() -> (support::fault_proxy::FaultProxy, Stack<Warden>) {
+    let (proxy, stack) = Stack::app_behind_proxy(Warden::default(), |c| {
+        c.connect_grace = std::time::Duration::ZERO;
+    })
+    .await;
+    followed_member(&stack).await;
+    stack.sink.mark_gone("X=");
+    (proxy, stack)
+}
+
 /// The leave events `F=` was sent about `X=`.
 fn leaves_of_x(stack: &Stack<Warden>) -> Vec<Value> {
     stack
@@ -281,12 +293,7 @@ async fn a_kick_from_a_hook_closes_once_and_its_disconnect_finds_it_ended() {
 
 #[tokio::test]
 async fn two_sends_meeting_one_vanished_member_end_it_once() {
-    let (proxy, stack) = Stack::app_behind_proxy(Warden::default(), |c| {
-        c.connect_grace = std::time::Duration::ZERO;
-    })
-    .await;
-    followed_member(&stack).await;
-    stack.sink.mark_gone("X=");
+    let (proxy, stack) = vanished_member().await;
     let send = r#"{"action":"send","to":{"group":"room"},"data":"anyone?"}"#;
     both_ends_at_once(&proxy, stack.send("A=", send), stack.send("B=", send)).await;
     assert_eq!(
@@ -301,12 +308,7 @@ async fn two_sends_meeting_one_vanished_member_end_it_once() {
 
 #[tokio::test]
 async fn a_disconnect_racing_a_prune_closes_once() {
-    let (proxy, stack) = Stack::app_behind_proxy(Warden::default(), |c| {
-        c.connect_grace = std::time::Duration::ZERO;
-    })
-    .await;
-    followed_member(&stack).await;
-    stack.sink.mark_gone("X=");
+    let (proxy, stack) = vanished_member().await;
     let send = r#"{"action":"send","to":{"group":"room"},"data":"anyone?"}"#;
     both_ends_at_once(&proxy, stack.send("A=", send), async {
         assert_eq!(stack.disconnect("X=").await, 200);

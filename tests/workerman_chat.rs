@@ -218,7 +218,9 @@ async fn two_users_logging_in_at_once_each_learn_of_the_other() {
             let frame = json!({"type": "login", "client_name": name, "room_id": room});
             page.send(&frame.to_string()).await;
         }
-        let mut seen = Vec::new();
+        // Each page's answer first: once both are answered, every notice is on its way (a login
+        // tells the room before it answers), so a probe after them comes after every notice.
+        let mut answers = Vec::new();
         for page in &mut pages {
             let mut frames = Vec::new();
             let login = loop {
@@ -228,6 +230,10 @@ async fn two_users_logging_in_at_once_each_learn_of_the_other() {
                 }
                 frames.push(frame);
             };
+            answers.push((login, frames));
+        }
+        let mut seen = Vec::new();
+        for (page, (login, mut frames)) in pages.iter_mut().zip(answers) {
             frames.extend(frames_until(page, "probe", |a| a["code"] == "bad_request").await);
             let me = login["client_id"].as_str().expect("a client id").to_owned();
             let mut known: Vec<String> = login["client_list"]

@@ -3,18 +3,10 @@
 import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../dist/index.js";
-import { advance, FakeService, flush, restoreClock, until, useFakeClock, watchUnhandled } from "./support/fake-service.mjs";
+import { advance, FakeService, clientOptions as options, flush, restoreClock, until, useFakeClock, watchUnhandled } from "./support/fake-service.mjs";
 
 beforeEach(useFakeClock);
 afterEach(restoreClock);
-
-const options = (service, more = {}) => ({
-  url: "ws://fake.test/",
-  WebSocket: service.WebSocket,
-  networkEventTarget: null,
-  backoff: { baseMs: 100, maxMs: 100 },
-  ...more,
-});
 
 test("an invalid url is refused by the constructor", () => {
   const service = new FakeService();

@@ -5,20 +5,12 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Client, UnauthorizedError } from "../dist/index.js";
-import { advance, FakeService, flush, jwt, restoreClock, until, useFakeClock } from "./support/fake-service.mjs";
+import { advance, FakeService, clientOptions as options, flush, jwt, restoreClock, until, useFakeClock } from "./support/fake-service.mjs";
 
 beforeEach(useFakeClock);
 afterEach(() => {
   restoreClock();
   mock.restoreAll();
-});
-
-const options = (service, more = {}) => ({
-  url: "ws://fake.test/",
-  WebSocket: service.WebSocket,
-  networkEventTarget: null,
-  backoff: { baseMs: 100, maxMs: 100 },
-  ...more,
 });
 
 const refuse = (socket) => queueMicrotask(() => socket.drop(1006));

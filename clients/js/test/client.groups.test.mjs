@@ -3,20 +3,12 @@
 import { test, beforeEach, afterEach, mock } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../dist/index.js";
-import { advance, FakeService, flush, restoreClock, until, useFakeClock } from "./support/fake-service.mjs";
+import { advance, FakeService, clientOptions as options, flush, restoreClock, until, useFakeClock } from "./support/fake-service.mjs";
 
 beforeEach(useFakeClock);
 afterEach(() => {
   restoreClock();
   mock.restoreAll();
-});
-
-const options = (service, more = {}) => ({
-  url: "ws://fake.test/",
-  WebSocket: service.WebSocket,
-  networkEventTarget: null,
-  backoff: { baseMs: 100, maxMs: 100 },
-  ...more,
 });
 
 const groupCommands = (socket, group) =>

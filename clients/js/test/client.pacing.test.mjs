@@ -5,18 +5,10 @@ import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../dist/index.js";
 import { FrameBudget } from "../dist/pacing.js";
-import { advance, FakeService, flush, restoreClock, setWallClock, until, useFakeClock } from "./support/fake-service.mjs";
+import { advance, FakeService, clientOptions as options, flush, restoreClock, setWallClock, until, useFakeClock } from "./support/fake-service.mjs";
 
 beforeEach(useFakeClock);
 afterEach(restoreClock);
-
-const options = (service, more = {}) => ({
-  url: "ws://fake.test/",
-  WebSocket: service.WebSocket,
-  networkEventTarget: null,
-  backoff: { baseMs: 100, maxMs: 100 },
-  ...more,
-});
 
 /** The most frames `socket` received in any span of 10 s. */
 function busiestWindow(socket) {

@@ -3,19 +3,12 @@
 import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../dist/index.js";
-import { advance, FakeService, restoreClock, until, useFakeClock } from "./support/fake-service.mjs";
+import { advance, clientOptions, FakeService, restoreClock, until, useFakeClock } from "./support/fake-service.mjs";
 
 beforeEach(useFakeClock);
 afterEach(restoreClock);
 
-const options = (service, more = {}) => ({
-  url: "ws://fake.test/",
-  WebSocket: service.WebSocket,
-  networkEventTarget: null,
-  backoff: { baseMs: 100, maxMs: 100 },
-  gapWaitMs: 500,
-  ...more,
-});
+const options = (service, more = {}) => clientOptions(service, { gapWaitMs: 500, ...more });
 
 async function member(service, more) {
   const client = new Client(options(service, more));

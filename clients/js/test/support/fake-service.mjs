@@ -36,6 +36,15 @@ export function setWallClock(ms) {
 }
 
 /** Lets every pending promise continuation run. */
+/** A client's options against `service`: its fake sockets, no page events, quick fixed backoff. */
+export const clientOptions = (service, more = {}) => ({
+  url: "ws://fake.test/",
+  WebSocket: service.WebSocket,
+  networkEventTarget: null,
+  backoff: { baseMs: 100, maxMs: 100 },
+  ...more,
+});
+
 export const flush = () => new Promise((resolve) => setImmediate(resolve));
 
 /** Moves the mock clock `ms` forward in steps of `step`, letting promises run between steps. */

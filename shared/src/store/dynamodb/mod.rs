@@ -144,6 +144,15 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// A transaction's delete of the connection's member item of `group`.
+    fn delete_member(&self, group: &str, connection_id: &str) -> Result<Delete, StoreError> {
+        Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::group_member(group, connection_id).item()))
+            .build()
+            .map_err(malformed)
+    }
+
     /// Deletes the connection's member item of `group` if its record does not name the group
     /// (or is gone), in one transaction. A `join` that commits first keeps its item.
     async fn remove_unnamed_member(
@@ -159,11 +168,7 @@ impl DynamoStore {
             .expression_attribute_values(":name", AttributeValue::S(group.to_owned()))
             .build()
             .map_err(malformed)?;
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Key::group_member(group, connection_id).item()))
-            .build()
-            .map_err(malformed)?;
+        let delete = self.delete_member(group, connection_id)?;
         let items = vec![
             TransactWriteItem::builder().condition_check(check).build(),
             TransactWriteItem::builder().delete(delete).build(),
@@ -299,11 +304,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":name", AttributeValue::S(group.to_owned()))
             .build()
             .map_err(malformed)?;
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Key::group_member(group, connection_id).item()))
-            .build()
-            .map_err(malformed)?;
+        let delete = self.delete_member(group, connection_id)?;
         let items = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().delete(delete).build(),
