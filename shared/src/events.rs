@@ -54,10 +54,12 @@ pub trait Events: Send + Sync {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// A connection ended (`onClose`), after its items are deleted, with its uid, groups and
-    /// session as they were: once per connection, whichever of its `$disconnect`, a push that
-    /// found it gone (410) or a kick from a function ended it ([`Closing::cause`]; see
-    /// [`crate::ended`]). A connection ended by a backend outside the functions, or only by its
-    /// TTL (its `$disconnect` lost and nothing pushed to it), is not seen here.
+    /// session as they were: at most once per connection, whichever of its `$disconnect`, a push
+    /// that found it gone (410) or a kick from a function ended it ([`Closing::cause`]; see
+    /// [`crate::ended`]). It runs after the event that found the end is handled; if that
+    /// invocation dies first (its timeout), it does not run. A connection ended by a backend
+    /// outside the functions, or only by its TTL (its `$disconnect` lost and nothing pushed to
+    /// it), is not seen here.
     fn on_close<S: Store, P: Push>(
         &self,
         client: &Closing<'_, S, P>,
