@@ -15,6 +15,7 @@ mod ending;
 mod group_stream;
 mod items;
 mod keys;
+mod membership;
 mod presence;
 mod rate_limit;
 mod read;
@@ -23,8 +24,8 @@ mod write;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
-    KeyType, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -36,9 +37,9 @@ use super::{
     Admission, ConnectionRecord, Ending, Head, Kept, Member, Members, Position, PresenceClock,
     Store, StoreError, ALL_SHARDS,
 };
-use items::{following_group_item, member_item};
+use items::member_item;
 use keys::{all_partition, group_partition, uid_partition};
-use write::{condition_failed, malformed, put, request_error, update};
+use write::{malformed, put, request_error, update};
 
 /// The connection store over one DynamoDB table.
 #[derive(Clone, Debug)]
@@ -144,43 +145,6 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// A transaction's delete of the connection's member item of `group`.
-    fn delete_member(&self, group: &str, connection_id: &str) -> Result<Delete, StoreError> {
-        Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Key::group_member(group, connection_id).item()))
-            .build()
-            .map_err(malformed)
-    }
-
-    /// Deletes the connection's member item of `group` if its record does not name the group
-    /// (or is gone), in one transaction. A `join` that commits first keeps its item.
-    async fn remove_unnamed_member(
-        &self,
-        connection_id: &str,
-        group: &str,
-    ) -> Result<(), StoreError> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(Key::connection(connection_id).item()))
-            .condition_expression("attribute_not_exists(pk) OR NOT contains(#groups, :name)")
-            .expression_attribute_names("#groups", "groups")
-            .expression_attribute_values(":name", AttributeValue::S(group.to_owned()))
-            .build()
-            .map_err(malformed)?;
-        let delete = self.delete_member(group, connection_id)?;
-        let items = vec![
-            TransactWriteItem::builder().condition_check(check).build(),
-            TransactWriteItem::builder().delete(delete).build(),
-        ];
-        match self.transact(items).await {
-            // Deleted, or the record names the group again: a join won, and its item stays.
-            Ok(()) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(request_error("TransactWriteItems", e)),
-        }
-    }
-
     /// Sets the connection's session when `condition` holds (it names the session `#session`;
     /// `values` are its other placeholders); `false` when it did not.
     async fn write_session(
@@ -246,80 +210,17 @@ impl Store for DynamoStore {
         self.remove_ended(record).await
     }
 
-    /// One transaction: the record names the group and the member item exists, or neither. Two
-    /// plain writes in any order would let a `join` and a `leave` of the same group that run at
-    /// once (API Gateway runs one connection's frames at once; a server's `ungroup`) end with a
-    /// member item that no record names: the connection would go on receiving the group's
-    /// messages after it left, and its `$disconnect` would not delete the item.
     async fn join(
         &self,
         record: &ConnectionRecord,
         group: &str,
         presence: bool,
     ) -> Result<bool, StoreError> {
-        let connection = Key::connection(&record.connection_id);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(connection.item()))
-            .update_expression("ADD #groups :group")
-            // Not onto a connection whose end is under way: its items are being removed.
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(#ended)")
-            .expression_attribute_names("#groups", "groups")
-            .expression_attribute_names("#ended", ending::ENDED_AT)
-            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
-            .build()
-            .map_err(malformed)?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            put(
-                &self.table,
-                if presence {
-                    following_group_item(group, record)
-                } else {
-                    group_item(group, record)
-                },
-            )?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(request_error("TransactWriteItems", e)),
-        }
+        self.join_group(record, group, presence).await
     }
 
-    /// One transaction, for the same reason as [`DynamoStore::join`].
     async fn leave(&self, connection_id: &str, group: &str) -> Result<bool, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(Key::connection(connection_id).item()))
-            .update_expression("DELETE #groups :group")
-            // Only a member leaves: a leave of a group one is not in changes nothing, and its
-            // followers are not told of it.
-            .condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(#ended) AND contains(#groups, :name)",
-            )
-            .expression_attribute_names("#groups", "groups")
-            .expression_attribute_names("#ended", ending::ENDED_AT)
-            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
-            .expression_attribute_values(":name", AttributeValue::S(group.to_owned()))
-            .build()
-            .map_err(malformed)?;
-        let delete = self.delete_member(group, connection_id)?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            TransactWriteItem::builder().delete(delete).build(),
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            // Not a member, or the connection is gone: only a stray member item can be left, and
-            // it goes too — but only while the record still does not name the group, checked in
-            // the same transaction, or a `join` landing meanwhile would lose its member item.
-            Err(e) if condition_failed(&e) => {
-                self.remove_unnamed_member(connection_id, group).await?;
-                Ok(false)
-            }
-            Err(e) => Err(request_error("TransactWriteItems", e)),
-        }
+        self.leave_group(connection_id, group).await
     }
 
     async fn set_session(&self, connection_id: &str, session: &str) -> Result<bool, StoreError> {

@@ -13,7 +13,7 @@ use super::items::{self, Item, TTL_ATTRIBUTE};
 use super::keys::{stream_partition, Key};
 use super::write::{conditional_update, request_error};
 use super::DynamoStore;
-use crate::store::{now_secs, Member, PresenceClock, StoreError};
+use crate::store::{Member, PresenceClock, StoreError};
 
 fn clock_key(group: &str) -> Item {
     Item::from([
@@ -94,19 +94,9 @@ impl DynamoStore {
         group: &str,
         connection_id: &str,
     ) -> Result<Option<Member>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Key::group_member(group, connection_id).item()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| request_error("GetItem", e))?;
-        let now = now_secs();
-        output
-            .item()
-            .filter(|item| items::number(item, TTL_ATTRIBUTE).is_ok_and(|at| at > now))
+        self.live_item(&Key::group_member(group, connection_id))
+            .await?
+            .as_ref()
             .map(items::member)
             .transpose()
     }

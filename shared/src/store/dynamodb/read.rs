@@ -18,28 +18,36 @@ use crate::store::{now_secs, ConnectionRecord, Member, StoreError};
 const PAGE_AHEAD: usize = 1024;
 
 impl DynamoStore {
+    /// The item at `key`, read consistently, unless it has expired (DynamoDB deletes it days
+    /// late).
+    pub(super) async fn live_item(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.item()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| request_error("GetItem", e))?;
+        let now = now_secs();
+        Ok(output
+            .item
+            .filter(|item| items::number(item, TTL_ATTRIBUTE).is_ok_and(|at| at > now)))
+    }
+
     /// The connection's record, unless it has expired or ended (an end under way: its items are
     /// being removed).
     pub(super) async fn live_record(
         &self,
         connection_id: &str,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Key::connection(connection_id).item()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| request_error("GetItem", e))?;
-        let now = now_secs();
-        output
-            .item()
+        self.live_item(&Key::connection(connection_id))
+            .await?
             .filter(|item| !item.contains_key(ENDED_AT))
+            .as_ref()
             .map(items::record)
             .transpose()
-            .map(|record| record.filter(|record| record.expires_at > now))
     }
 
     pub(super) async fn query_page(
