@@ -2,7 +2,7 @@
 //! that records what it receives: the wire protocol, what the table holds, and what is pruned.
 
 use serde_json::json;
-use shared::store::{now_millis, now_secs, Admission, ConnectionRecord, Store};
+use shared::store::{now_millis, now_secs, ConnectionRecord, Store};
 use support::stack::{s, Stack};
 
 /// A record as `$connect` writes it, for a test to place in the table itself.
@@ -56,13 +56,21 @@ async fn every_item_carries_a_ttl_between_two_and_twenty_four_hours_ahead() {
     stack
         .send("A=", r#"{"action":"join","group":"room-1"}"#)
         .await;
-    let items = stack.items().await;
+    let items = stack.items_but_counts().await;
     assert_eq!(
         items.len(),
         4,
         "connection, all, uid and group items: {items:?}"
     );
     let now = now_secs();
+    let window = shared::Config::DEFAULT_RATE_WINDOW.as_secs() as i64;
+    for count in rate_items(&stack, "A=").await {
+        let ttl: i64 = count["expiresAt"].as_n().unwrap().parse().unwrap();
+        assert!(
+            ttl > now && ttl <= now + window + 60,
+            "a rate count outlives its window by a minute: {count:?}"
+        );
+    }
     for item in items {
         let ttl: i64 = item["expiresAt"]
             .as_n()
@@ -169,7 +177,7 @@ async fn an_unknown_action_gets_an_error_frame_and_the_connection_stays() {
 #[tokio::test]
 async fn a_malformed_command_gets_bad_request_and_writes_nothing() {
     let stack = stack_with(&["A="]).await;
-    let before = stack.items().await.len();
+    let before = stack.items_but_counts().await.len();
     for body in [
         r#"{"action":"join","group":"has space"}"#,
         r#"{"action":"join"}"#,
@@ -183,7 +191,7 @@ async fn a_malformed_command_gets_bad_request_and_writes_nothing() {
         assert_eq!(frame["code"], "bad_request", "{body}");
         assert!(frame["action"].is_string(), "{body}");
     }
-    assert_eq!(stack.items().await.len(), before);
+    assert_eq!(stack.items_but_counts().await.len(), before);
 }
 
 #[tokio::test]
@@ -288,7 +296,11 @@ async fn three_connect_chat_and_leave_with_an_empty_table_at_the_end() {
     );
     assert_eq!(stack.received("B="), vec!["from C".to_owned()]);
     assert_eq!(stack.received("C="), vec!["from C".to_owned()]);
-    assert_eq!(stack.items().await.len(), 6);
+    assert_eq!(
+        stack.items().await.len(),
+        8,
+        "each connection and its place in 'all', and the rate counts of A and C"
+    );
     for id in ["A=", "B=", "C="] {
         stack.disconnect(id).await;
     }
@@ -351,25 +363,36 @@ fn limit_of_three(c: &mut shared::Config) {
 }
 
 #[tokio::test]
-async fn the_frame_counted_over_the_limit_is_answered_and_the_next_is_rate_limited() {
+async fn frames_over_the_limit_fan_out_to_no_one_and_only_the_first_is_told() {
     let stack = Stack::with_config(limit_of_three).await;
     for id in ["A=", "B="] {
         stack.connect(id, &[]).await;
     }
-    // Frames are counted once answered, so the fourth is answered and its count goes over.
-    for _ in 0..4 {
-        stack.send("A=", r#"{"action":"ping"}"#).await;
-        assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
+    for _ in 0..3 {
+        stack
+            .send("A=", r#"{"action":"sendmessage","data":"hi"}"#)
+            .await;
     }
+    assert_eq!(stack.received("B=").len(), 3);
+    stack.received("A=");
     stack
         .send("A=", r#"{"action":"sendmessage","data":"spam"}"#)
         .await;
-    let frame = stack.received_json("A=");
-    assert_eq!(frame["code"], "rate_limited");
+    assert_eq!(stack.received_json("A=")["code"], "rate_limited");
     assert!(
         stack.received("B=").is_empty(),
-        "a limited frame fans out to no one"
+        "a frame over the limit fans out to no one"
     );
+    // Another Lambda environment has not seen the count: it counts the frame, which is over.
+    let other = Stack::another_environment(&stack, limit_of_three).await;
+    other
+        .send("A=", r#"{"action":"sendmessage","data":"spam"}"#)
+        .await;
+    assert!(
+        other.received("A=").is_empty(),
+        "the window's refusal was told once already"
+    );
+    assert!(other.received("B=").is_empty());
     stack.send("B=", r#"{"action":"ping"}"#).await;
     assert_eq!(
         stack.received_json("B="),
@@ -379,35 +402,140 @@ async fn the_frame_counted_over_the_limit_is_answered_and_the_next_is_rate_limit
 }
 
 #[tokio::test]
-async fn a_refused_frame_costs_no_write_and_another_environment_lets_at_most_one_past() {
+async fn an_environment_that_saw_the_limit_drops_the_next_frames_without_a_write() {
     let stack = Stack::with_config(limit_of_three).await;
     stack.connect("A=", &[]).await;
     for _ in 0..4 {
         stack.send("A=", "hi").await;
     }
-    let count = |items: Vec<support::stack::Item>| {
-        items
-            .iter()
-            .find_map(|i| i.get("rateCount").and_then(|v| v.as_n().ok()).cloned())
-    };
-    assert_eq!(count(stack.items_of("A=").await).as_deref(), Some("4"));
+    assert_eq!(frame_count(&stack, "A=").await, Some(4));
     stack.received("A=");
     for _ in 0..3 {
         stack.send("A=", "hi").await;
-        assert_eq!(stack.received_json("A=")["code"], "rate_limited");
     }
+    assert!(stack.received("A=").is_empty(), "dropped, not answered");
     assert_eq!(
-        count(stack.items_of("A=").await).as_deref(),
-        Some("4"),
-        "frames refused by this environment are not counted again"
+        frame_count(&stack, "A=").await,
+        Some(4),
+        "frames this environment knows to be over are not counted again"
     );
-    // Another Lambda environment has not seen the count: it answers one frame, counts it over
-    // the limit, and refuses from then on.
-    let other = Stack::another_environment(&stack, limit_of_three).await;
-    other.send("A=", "hi").await;
-    assert_eq!(other.received("A="), vec!["Hello, you sent: hi".to_owned()]);
-    other.send("A=", "hi").await;
-    assert_eq!(other.received_json("A=")["code"], "rate_limited");
+}
+
+#[tokio::test]
+async fn a_connection_far_over_its_limit_is_closed_and_its_groups_told() {
+    let stack = Stack::with_config(|c| {
+        limit_of_three(c);
+        c.rate_close_multiple = 2;
+    })
+    .await;
+    stack.connect("A=", &[]).await;
+    stack.connect("B=", &[]).await;
+    for id in ["A=", "B="] {
+        stack
+            .send(id, r#"{"action":"join","group":"g","presence":true}"#)
+            .await;
+    }
+    stack.received("A=");
+    stack.received("B=");
+    // A's join was its first frame; frames 2 to 7 run in fresh environments, as a burst's do.
+    let mut told = Vec::new();
+    for frame in 2..=7 {
+        let other = Stack::another_environment(&stack, |c| {
+            limit_of_three(c);
+            c.rate_close_multiple = 2;
+        })
+        .await;
+        other.send("A=", r#"{"action":"ping"}"#).await;
+        assert_eq!(
+            other.sink.take_methods().contains("DELETE"),
+            frame == 7,
+            "only the frame counted past twice the limit closes (frame {frame})"
+        );
+        told.extend(other.received("B="));
+    }
+    assert!(
+        stack.items_of("A=").await.is_empty(),
+        "A's records are gone"
+    );
+    assert!(
+        told.iter().any(|f| f.contains(r#""event":"leave""#)),
+        "B, following the group, is told A left: {told:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_count_is_a_small_item_of_its_own_whatever_the_connection_holds() {
+    let stack = Stack::with_config(limit_of_three).await;
+    stack.connect("A=", &[]).await;
+    stack.send("A=", r#"{"action":"join","group":"g"}"#).await;
+    let items = stack.items_of("A=").await;
+    assert!(
+        items.iter().all(|i| !i.contains_key("frames")),
+        "the connection's own items carry no count: {items:?}"
+    );
+    let counts = rate_items(&stack, "A=").await;
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert!(
+        counts[0].contains_key("expiresAt"),
+        "a count expires by itself"
+    );
+}
+
+#[tokio::test]
+async fn a_join_past_the_group_cap_is_a_bad_request_and_writes_nothing() {
+    let stack = Stack::with_config(|c| c.max_groups = 2).await;
+    stack.connect("A=", &[]).await;
+    for group in ["g1", "g2", "g2"] {
+        stack
+            .send("A=", &json!({"action":"join","group":group}).to_string())
+            .await;
+        assert_eq!(stack.received_json("A=")["type"], "joined");
+    }
+    stack.send("A=", r#"{"action":"join","group":"g3"}"#).await;
+    let refusal = stack.received_json("A=");
+    assert_eq!(refusal["code"], "bad_request", "{refusal}");
+    assert_eq!(refusal["action"], "join");
+    assert!(
+        stack.items().await.iter().all(|i| i
+            .get("pk")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            != Some("group#g3")),
+        "no member item for the group refused"
+    );
+    stack.send("A=", r#"{"action":"leave","group":"g1"}"#).await;
+    stack.received("A=");
+    stack.send("A=", r#"{"action":"join","group":"g3"}"#).await;
+    assert_eq!(
+        stack.received_json("A=")["type"],
+        "joined",
+        "room again once it left one"
+    );
+}
+
+/// The connection's rate-count items.
+async fn rate_items(stack: &Stack, connection_id: &str) -> Vec<support::stack::Item> {
+    let pk = format!("conn#{connection_id}");
+    stack
+        .items()
+        .await
+        .into_iter()
+        .filter(|i| {
+            i.get("pk").and_then(|v| v.as_s().ok()) == Some(&pk)
+                && i.get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|sk| sk.starts_with("rate#"))
+        })
+        .collect()
+}
+
+/// The frames counted in the connection's current window.
+async fn frame_count(stack: &Stack, connection_id: &str) -> Option<u64> {
+    let items = rate_items(stack, connection_id).await;
+    items
+        .iter()
+        .find_map(|i| i.get("frames").and_then(|v| v.as_n().ok()))
+        .map(|n| n.parse().expect("a count is a number"))
 }
 
 #[tokio::test]
@@ -431,11 +559,7 @@ async fn with_the_rate_limit_off_no_count_is_written() {
     stack.connect("A=", &[]).await;
     stack.send("A=", r#"{"action":"ping"}"#).await;
     assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
-    let items = stack.items_of("A=").await;
-    assert!(
-        items.iter().all(|i| !i.contains_key("rateCount")),
-        "{items:?}"
-    );
+    assert!(rate_items(&stack, "A=").await.is_empty());
 }
 
 #[tokio::test]
@@ -614,19 +738,6 @@ async fn the_connect_function_answers_both_its_authorizer_request_and_its_connec
 }
 
 #[tokio::test]
-async fn a_rate_limit_count_refused_for_a_conflict_is_tried_again_and_the_frame_is_answered() {
-    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
-    stack.connect("A=", &[]).await;
-    stack.send("A=", r#"{"action":"ping"}"#).await;
-    assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
-    // The window has started: the next frame's count is one UpdateItem, refused once.
-    proxy.conflict_once("UpdateItem");
-    stack.send("A=", r#"{"action":"ping"}"#).await;
-    assert_eq!(stack.received_json("A="), json!({"type":"pong"}));
-    assert_eq!(proxy.conflicts(), 1, "the count met a conflict once");
-}
-
-#[tokio::test]
 async fn a_410_for_a_connection_whose_connect_may_still_be_running_removes_nothing() {
     let stack = Stack::start().await;
     stack.connect("A=", &[]).await;
@@ -657,22 +768,17 @@ async fn a_410_for_a_connection_whose_connect_may_still_be_running_removes_nothi
 }
 
 #[tokio::test]
-async fn a_frame_of_a_window_gone_by_is_let_through_not_refused() {
+async fn each_window_counts_on_its_own() {
     let stack = Stack::start().await;
-    stack.connect("A=", &[]).await;
     let store = &stack.gateway.store;
-    // A frame of window 200 has been counted; one of window 100 comes in late.
-    assert_eq!(store.admit("A=", 200, 3).await.unwrap(), Admission::Allowed);
-    assert_eq!(store.admit("A=", 100, 3).await.unwrap(), Admission::Allowed);
-    // Within a window the limit holds, and a new window starts the count again.
-    for _ in 0..2 {
-        assert_eq!(store.admit("A=", 200, 3).await.unwrap(), Admission::Allowed);
+    for expected in 1..=3 {
+        assert_eq!(store.count_frame("A=", 200, 300).await.unwrap(), expected);
     }
-    assert_eq!(store.admit("A=", 200, 3).await.unwrap(), Admission::Limited);
-    assert_eq!(store.admit("A=", 210, 3).await.unwrap(), Admission::Allowed);
+    assert_eq!(store.count_frame("A=", 210, 310).await.unwrap(), 1);
     assert_eq!(
-        store.admit("gone=", 210, 3).await.unwrap(),
-        Admission::Unknown
+        store.count_frame("A=", 200, 300).await.unwrap(),
+        4,
+        "a late frame counts in its own window"
     );
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use futures_util::stream::{BoxStream, StreamExt};
 use shared::store::{
-    Admission, ConnectionRecord, Ending, Head, Kept, Member, Members, Position, PresenceClock,
-    Store, StoreError,
+    ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position, PresenceClock, Store,
+    StoreError,
 };
 
 pub struct CountingStore<S> {
@@ -66,8 +66,9 @@ impl<S: Store> Store for CountingStore<S> {
         record: &ConnectionRecord,
         group: &str,
         presence: bool,
-    ) -> Result<bool, StoreError> {
-        self.inner.join(record, group, presence).await
+        max_groups: usize,
+    ) -> Result<Joining, StoreError> {
+        self.inner.join(record, group, presence, max_groups).await
     }
 
     async fn advance(
@@ -162,13 +163,15 @@ impl<S: Store> Store for CountingStore<S> {
         self.inner.unbind_uid(record).await
     }
 
-    async fn admit(
+    async fn count_frame(
         &self,
         connection_id: &str,
         window: i64,
-        limit: u32,
-    ) -> Result<Admission, StoreError> {
-        self.inner.admit(connection_id, window, limit).await
+        expires_at: i64,
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .count_frame(connection_id, window, expires_at)
+            .await
     }
 
     async fn group_members_up_to(

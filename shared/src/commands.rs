@@ -72,6 +72,7 @@ pub async fn run<S: Store, P: Push>(
         }
         Command::Presence { group } => {
             let of = group.as_deref().map_or(Members::All, Members::Group);
+            crate::rate_limit::admitted().await?;
             let presence = gateway.presence(of).await?;
             Ok(vec![Outgoing::Presence {
                 group: group.as_deref(),
@@ -153,11 +154,20 @@ async fn send_message<S: Store, P: Push>(
             if groups.len() == 1 && sender.gateway().keeps_history() && !excludes_others =>
         {
             let group = groups[0].as_str();
-            let (position, frame) = sender
+            match sender
                 .gateway()
                 .take_place(group, |position| message(Some(group), Some(position)))
-                .await?;
-            (Some((group, position)), frame)
+                .await
+            {
+                Ok((position, frame)) => (Some((group, position)), frame),
+                // A stream head too hot to update still lets the message through, without a
+                // place in the stream: delivered now, not recoverable later.
+                Err(Error::Store(e @ StoreError::Throttled { .. })) => {
+                    tracing::warn!(group, error = %e, "the group's stream is throttled: the message is sent without an offset");
+                    (None, message(None, None))
+                }
+                Err(e) => return Err(e),
+            }
         }
         _ => (None, message(None, None)),
     };

@@ -62,6 +62,12 @@ pub struct Config {
     pub rate_limit: u32,
     /// `RATE_WINDOW_SECONDS`: the length of the rate limit's fixed window.
     pub rate_window: Duration,
+    /// `RATE_CLOSE_MULTIPLE`: a connection that sends this many times its limit in one window is
+    /// closed; 0 never closes one.
+    pub rate_close_multiple: u32,
+    /// `MAX_GROUPS`: the groups one connection may be in at once (its item holds the set, and
+    /// `$disconnect` deletes one member item per group).
+    pub max_groups: usize,
     /// `DYNAMODB_READ_CONCURRENCY`: Queries a broadcast runs at once (its "all" shards), and a
     /// send to a list of uids or groups (one partition each).
     pub read_concurrency: usize,
@@ -89,6 +95,11 @@ impl Config {
     pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
     pub const DEFAULT_RATE_LIMIT: u32 = 100;
     pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
+    pub const DEFAULT_RATE_CLOSE_MULTIPLE: u32 = 3;
+    pub const DEFAULT_MAX_GROUPS: usize = 100;
+    /// A connection item holding this many names of 128 characters stays far under DynamoDB's
+    /// 400 KB, and `$disconnect` deletes them in a few batches.
+    pub const MAX_GROUPS_LIMIT: usize = 1000;
     /// Every shard of "all" at once: a broadcast's reads in one round trip.
     pub const DEFAULT_READ_CONCURRENCY: usize = crate::store::ALL_SHARDS as usize;
     pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(10);
@@ -118,6 +129,8 @@ impl Config {
             push_timeout: Self::DEFAULT_PUSH_TIMEOUT,
             rate_limit: Self::DEFAULT_RATE_LIMIT,
             rate_window: Self::DEFAULT_RATE_WINDOW,
+            rate_close_multiple: Self::DEFAULT_RATE_CLOSE_MULTIPLE,
+            max_groups: Self::DEFAULT_MAX_GROUPS,
             read_concurrency: Self::DEFAULT_READ_CONCURRENCY,
             dynamodb_timeout: Self::DEFAULT_DYNAMODB_TIMEOUT,
             connect_grace: Self::DEFAULT_CONNECT_GRACE,
@@ -220,6 +233,21 @@ impl Config {
         }
         if let Some(v) = get("RATE_WINDOW_SECONDS") {
             config.rate_window = Duration::from_secs(positive("RATE_WINDOW_SECONDS", &v)?);
+        }
+        if let Some(v) = get("RATE_CLOSE_MULTIPLE") {
+            config.rate_close_multiple = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "RATE_CLOSE_MULTIPLE",
+                expected: "a whole number (0 never closes a connection for its rate)",
+                value: v.clone(),
+            })?;
+        }
+        if let Some(v) = get("MAX_GROUPS") {
+            config.max_groups = at_most(
+                "MAX_GROUPS",
+                &v,
+                Self::MAX_GROUPS_LIMIT,
+                "a whole number of groups from 1 to 1000",
+            )?;
         }
         if let Some(v) = get("HISTORY_SIZE") {
             config.history_size = v.trim().parse().map_err(|_| ConfigError::Invalid {

@@ -29,6 +29,11 @@ pub enum Error {
     /// with exactly `Unauthorized` turns the handshake into a 401 (any other failure is a 500).
     #[error("Unauthorized")]
     Unauthorized,
+    /// A join past `MAX_GROUPS`: a client's error (`bad_request`), not the service's.
+    #[error(
+        "the connection is in {0} groups, the most it may be in; leave one before joining another"
+    )]
+    TooManyGroups(usize),
     #[error("the event is neither an authorizer request nor a $connect event: {0}")]
     UnexpectedEvent(String),
     /// A frame the application will not carry out: the client gets this rejection's error frame
@@ -49,6 +54,9 @@ impl Error {
     pub fn rejection(&self, action: Option<&str>, request_id: &str) -> Rejection {
         let what = match self {
             Error::Rejected(rejection) => return rejection.clone(),
+            Error::TooManyGroups(_) => {
+                return Rejection::new(ErrorCode::BadRequest, self.to_string(), action)
+            }
             Error::Undelivered { failed, attempted } => {
                 format!("the message could not be pushed to {failed} of {attempted} recipients")
             }
@@ -77,6 +85,7 @@ impl From<Error> for lambda_runtime::Diagnostic {
             Error::UnknownConnection(_) => "UnknownConnection",
             Error::NoEndpoint => "NoEndpoint",
             Error::InvalidName(_) => "InvalidName",
+            Error::TooManyGroups(_) => "TooManyGroups",
             Error::Unauthorized => "Unauthorized",
             Error::UnexpectedEvent(_) => "UnexpectedEvent",
             Error::Rejected(_) => "Rejected",

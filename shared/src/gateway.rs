@@ -19,9 +19,9 @@ use crate::error::Error;
 use crate::presence_events::Subject;
 use crate::protocol::{PresenceChange, Target};
 use crate::push::{Delivery, Push, PushError};
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{self, RateLimiter};
 use crate::session::{self, Session};
-use crate::store::{Members, Store, StoreError};
+use crate::store::{Joining, Members, Store, StoreError};
 
 /// The store, the push client and the settings, built once per process.
 pub struct Gateway<S, P> {
@@ -184,7 +184,13 @@ impl<S: Store, P: Push> Gateway<S, P> {
         let sets = &sets;
         let mut seen: HashSet<String> = HashSet::new();
         let mut recipients = self.recipients(target, sets).peekable();
-        let (gate, _) = futures_util::join!(gate, Pin::new(&mut recipients).peek());
+        // The frame's rate-limit count, the kept message and the first page, at once.
+        let (admitted, gate, _) = futures_util::join!(
+            rate_limit::admitted(),
+            gate,
+            Pin::new(&mut recipients).peek()
+        );
+        admitted?;
         gate?;
         let mut outcomes = recipients
             .filter(|item| {
@@ -326,6 +332,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
     /// `false` when the connection is gone or already bound.
     pub async fn bind_uid(&self, connection_id: &str, uid: &str) -> Result<bool, Error> {
         check_name(uid, false)?;
+        rate_limit::admitted().await?;
         match self.store.connection(connection_id).await? {
             Some(record) if record.uid.is_none() => Ok(self.store.bind_uid(&record, uid).await?),
             _ => Ok(false),
@@ -357,11 +364,21 @@ impl<S: Store, P: Push> Gateway<S, P> {
         presence: bool,
     ) -> Result<bool, Error> {
         check_name(group, false)?;
-        let Some(record) = self.store.connection(connection_id).await? else {
+        let (admitted, record) =
+            futures_util::join!(rate_limit::admitted(), self.store.connection(connection_id));
+        admitted?;
+        let Some(record) = record? else {
             return Ok(false);
         };
-        if !self.store.join(&record, group, presence).await? {
-            return Ok(false);
+        let max_groups = self.config.max_groups;
+        match self
+            .store
+            .join(&record, group, presence, max_groups)
+            .await?
+        {
+            Joining::Joined => {}
+            Joining::Gone => return Ok(false),
+            Joining::Full => return Err(Error::TooManyGroups(max_groups)),
         }
         // Announced even when the record read above already named the group: that read may be
         // stale (a `leave` landing in between), and the announcement reads the membership after
@@ -427,11 +444,13 @@ impl<S: Store, P: Push> Gateway<S, P> {
     /// getUidListByGroup and getClientCountByGroup in one read.
     pub async fn group_presence(&self, group: &str) -> Result<Presence, Error> {
         check_name(group, false)?;
+        rate_limit::admitted().await?;
         Ok(self.presence(Members::Group(group)).await?)
     }
 
     /// getAllClientCount and getAllUidList in one read (the shards of "all", paged).
     pub async fn all_presence(&self) -> Result<Presence, Error> {
+        rate_limit::admitted().await?;
         Ok(self.presence(Members::All).await?)
     }
 
@@ -481,6 +500,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
         connection_id: &str,
         change: &session::Change,
     ) -> Result<bool, Error> {
+        rate_limit::admitted().await?;
         for attempt in 1..=SESSION_ATTEMPTS {
             let Some(record) = self.store.connection(connection_id).await? else {
                 return Ok(false);

@@ -27,7 +27,7 @@ use crate::gateway::Gateway;
 use crate::permissions::Permissions;
 use crate::protocol::{ErrorCode, PresenceChange, Rejection};
 use crate::push::Push;
-use crate::rate_limit::{self, RateLimiter};
+use crate::rate_limit::{self, RateLimiter, Standing};
 use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Ending, Store};
 
 type Event = LambdaEvent<ApiGatewayWebsocketProxyRequest>;
@@ -269,10 +269,10 @@ pub async fn disconnect<S: Store, P: Push, A: Events>(
     result
 }
 
-/// Every message route: refuses a frame over the size or rate limit, hands the rest to the
-/// application ([`Events::on_message`]), saves the session it changed, answers a failure with an
-/// error frame, and then counts the frame against the sender's rate limit
-/// ([`crate::rate_limit`]).
+/// Every message route: drops a frame this environment knows to be over the rate limit, refuses
+/// one over the size limit, hands the rest to the application ([`Events::on_message`]) while the
+/// frame is counted against the sender's rate limit ([`crate::rate_limit`]: costly work waits
+/// for the count), saves the session it changed, and answers a failure with an error frame.
 pub async fn message<S: Store, P: Push, A: Events>(
     gateway: &Gateway<S, P>,
     app: &A,
@@ -284,6 +284,13 @@ pub async fn message<S: Store, P: Push, A: Events>(
     async move {
         let started = Instant::now();
         let context = &event.payload.request_context;
+        let body = event.payload.body.as_deref().unwrap_or("");
+        let window = RateLimiter::window(&gateway.config);
+        if window.is_some_and(|w| gateway.limiter.is_limited(&ids.connection_id, w)) {
+            // Told once already (by whichever invocation counted it over): nothing is pushed.
+            tracing::info!(outcome = "rate_limited", bytes = body.len(), counted = "known over the limit here: dropped", duration_ms = millis(started.elapsed()), "message");
+            return Ok(response(200));
+        }
         let endpoint = match gateway.endpoint(context) {
             Ok(endpoint) => endpoint,
             Err(e) => {
@@ -301,28 +308,31 @@ pub async fn message<S: Store, P: Push, A: Events>(
                 context.authorizer.fields.get(key)
             }),
         );
-        let body = event.payload.body.as_deref().unwrap_or("");
-        let window = RateLimiter::window(&gateway.config);
-        let limited = window.is_some_and(|w| gateway.limiter.is_limited(&ids.connection_id, w));
         let limit = gateway.config.max_message_bytes;
-        let result = if limited {
-            Err(Error::Rejected(rate_limit::refusal(&gateway.config)))
-        } else if body.len() > limit {
-            Err(Error::Rejected(Rejection::new(
-                ErrorCode::TooLarge,
-                format!("the message is {} bytes; the limit is {limit}", body.len()),
-                None,
-            )))
-        } else {
+        let answer = async {
+            if body.len() > limit {
+                return Err(Error::Rejected(Rejection::new(
+                    ErrorCode::TooLarge,
+                    format!("the message is {} bytes; the limit is {limit}", body.len()),
+                    None,
+                )));
+            }
             match Box::pin(app.on_message(&mut client, body)).await {
                 Ok(()) => client.save_session().await,
                 Err(e) => Err(e),
             }
         };
+        let (standing, result) = match window {
+            Some(window) => Box::pin(rate_limit::counted(gateway, &ids.connection_id, window, answer)).await,
+            None => (Standing::Uncounted, answer.await),
+        };
         let (outcome, refused_action) = match result {
             Ok(()) => ("ok", None),
             Err(Error::Rejected(rejection)) => {
-                client.send_to_current_client(&rejection.frame()).await;
+                // A frame refused by the count is told so only by the window's first.
+                if rejection.code != ErrorCode::RateLimited || standing == Standing::Crossed {
+                    client.send_to_current_client(&rejection.frame()).await;
+                }
                 // The action a refused frame named, as the client wrote it: bounded, for the log.
                 let named = rejection.action.as_deref().map(|a| a.chars().take(64).collect::<String>());
                 (rejection_outcome(rejection.code), named)
@@ -334,12 +344,14 @@ pub async fn message<S: Store, P: Push, A: Events>(
                 ("internal", None)
             }
         };
-        // Counted once answered: no reply waits on the write. A frame refused from this
-        // environment's memo is not counted again.
-        let counted = match window {
-            Some(window) if !limited => Box::pin(rate_limit::count(gateway, &ids.connection_id, window)).await,
-            _ => "not counted",
-        };
+        let refused_by_count = outcome == "rate_limited";
+        if standing == Standing::Crossed && !refused_by_count {
+            // A cheap answer went out before the count was back: the window's one refusal still does.
+            client.send_to_current_client(&rate_limit::refusal(&gateway.config).frame()).await;
+        }
+        if standing == Standing::Close {
+            close_for_rate(gateway, &endpoint, &ids.connection_id).await;
+        }
         let (replies, undelivered) = client.replies();
         tracing::info!(
             action = client.action().or(refused_action.as_deref()).unwrap_or("-"),
@@ -347,7 +359,7 @@ pub async fn message<S: Store, P: Push, A: Events>(
             bytes = body.len(),
             replies,
             undelivered,
-            counted,
+            counted = standing.as_str(),
             duration_ms = millis(started.elapsed()),
             "message"
         );
@@ -358,6 +370,26 @@ pub async fn message<S: Store, P: Push, A: Events>(
     .await;
     close_all(gateway, app, closed).instrument(span).await;
     result
+}
+
+/// Closes a connection that went on far past its rate limit, and ends it here (its groups told,
+/// `on_close` run) rather than waiting for the `$disconnect` API Gateway sends best-effort.
+async fn close_for_rate<S: Store, P: Push>(
+    gateway: &Gateway<S, P>,
+    endpoint: &str,
+    connection_id: &str,
+) {
+    tracing::warn!(closed = %connection_id, "the connection sent more than {} times its rate limit in one window: closing it", gateway.config.rate_close_multiple);
+    match gateway.push.close(endpoint, connection_id).await {
+        Ok(_) => {
+            gateway
+                .end(Some(endpoint), connection_id, Cause::Kicked)
+                .await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "closing the connection failed; its frames are still dropped until the window ends")
+        }
+    }
 }
 
 /// Most rounds of `on_close` one invocation runs: an `on_close` may end connections in turn

@@ -1,26 +1,90 @@
-//! The per-connection rate limit, kept off the path of the frame it counts.
+//! The per-connection rate limit, which holds however many frames arrive at once.
 //!
-//! Every frame is counted in DynamoDB ([`Store::admit`]: exact, and shared by every Lambda
-//! environment), but only after the frame has been answered, so no reply and no fan-out waits on
-//! that write. A count over the limit is remembered by the environment that made it, which from
-//! then on refuses the connection's frames until the window ends, without a request to DynamoDB.
+//! API Gateway invokes one connection's frames concurrently, each possibly in a fresh Lambda
+//! environment, so no memory of one environment can bound a burst. Every frame is therefore
+//! counted in DynamoDB ([`Store::count_frame`]: one write of a small item per frame), and the
+//! count that write returns decides:
 //!
-//! How exact it stays: Lambda gives an environment one event at a time, so each environment that
-//! serves a connection lets through at most one frame past the limit per window (the frame whose
-//! count found it over). A connection gets at most `limit` + (environments serving it) frames
-//! answered per window; one sending from a single burst is usually served by a few. A count that
-//! fails (DynamoDB unreachable) is logged and lets the frame through.
+//! - within the limit, the frame is carried out;
+//! - the first frame over it (the count `limit + 1`, which exactly one invocation sees) pushes the
+//!   window's one `rate_limited` error frame; later ones are dropped without a word;
+//! - the frame counted `RATE_CLOSE_MULTIPLE × limit + 1` closes the connection.
 //!
-//! [`Store::admit`]: crate::store::Store::admit
+//! The count runs beside the frame's own work rather than before it, so no reply waits on it,
+//! but everything that costs (fan-outs, joins, presence, history, a stream's offset, session
+//! writes) waits for the count ([`admitted`]): at most `limit` frames per window do that work, and
+//! a burst straddling two windows at most twice that. Cheap answers (`ping`, `whoami`, an echo)
+//! may go out before the count is back. A count that fails (DynamoDB unreachable) is logged and
+//! lets the frame through: the work it gates needs DynamoDB too.
+//!
+//! An environment that saw a connection over its limit remembers it until the window ends and
+//! drops its frames without counting them ([`RateLimiter`]): a refused frame then costs one
+//! invocation and nothing else.
+//!
+//! [`Store::count_frame`]: crate::store::Store::count_frame
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 
+use tokio::sync::watch;
+
 use crate::config::Config;
+use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::protocol::{ErrorCode, Rejection};
 use crate::push::Push;
-use crate::store::{now_secs, Admission, Store};
+use crate::store::{now_secs, Store};
+
+/// How long a window's count outlives the window (it is never read after).
+const COUNT_KEPT_SECONDS: i64 = 60;
+
+/// What a frame's count says of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Within the limit: carried out.
+    Within,
+    /// The window's first frame over the limit: refused, and the one that says so.
+    Crossed,
+    /// Over the limit, already said: refused quietly.
+    Over,
+    /// Over `RATE_CLOSE_MULTIPLE` times the limit: refused, and the connection is closed.
+    Close,
+    /// Not counted (the limit is off, or the count failed): carried out.
+    Uncounted,
+}
+
+impl Standing {
+    /// The standing of the `frames`-th frame of a window.
+    pub fn of(frames: u64, limit: u32, close_multiple: u32) -> Standing {
+        let limit = u64::from(limit);
+        if frames <= limit {
+            Standing::Within
+        } else if close_multiple > 0 && frames == limit * u64::from(close_multiple) + 1 {
+            Standing::Close
+        } else if frames == limit + 1 {
+            Standing::Crossed
+        } else {
+            Standing::Over
+        }
+    }
+
+    /// Whether the frame's work may be done.
+    pub fn admits(self) -> bool {
+        matches!(self, Standing::Within | Standing::Uncounted)
+    }
+
+    /// What happened, for the log line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Within => "within the limit",
+            Standing::Crossed => "over the limit: refused, and told so",
+            Standing::Over => "over the limit: refused quietly",
+            Standing::Close => "far over the limit: the connection is closed",
+            Standing::Uncounted => "not counted",
+        }
+    }
+}
 
 /// The connections this environment has seen over their limit, and the window in which it did.
 #[derive(Debug, Default)]
@@ -61,10 +125,17 @@ impl RateLimiter {
 
 /// The error frame for a frame refused by the limit.
 pub fn refusal(config: &Config) -> Rejection {
+    let closing = match config.rate_close_multiple {
+        0 => String::new(),
+        n => format!(
+            "; a connection sending more than {} frames in a window is closed",
+            u64::from(config.rate_limit) * u64::from(n)
+        ),
+    };
     Rejection::new(
         ErrorCode::RateLimited,
         format!(
-            "more than {} frames in {} s; slow down",
+            "more than {} frames in {} s: frames are dropped until the window ends; slow down{closing}",
             config.rate_limit,
             config.rate_window.as_secs()
         ),
@@ -72,26 +143,84 @@ pub fn refusal(config: &Config) -> Rejection {
     )
 }
 
-/// Counts an answered frame in `window`; over the limit, this environment refuses the
-/// connection's next frames until the window ends. What happened, for the log line.
-pub async fn count<S: Store, P: Push>(
+/// Where the frame's count stands, for the work that waits on it.
+#[derive(Clone, Debug)]
+enum Gate {
+    Counting,
+    Open,
+    Shut(Rejection),
+}
+
+tokio::task_local! {
+    static GATE: watch::Receiver<Gate>;
+}
+
+/// Waits until the frame being handled is known to be within its connection's limit; its
+/// `rate_limited` rejection when it is not. Immediate outside a counted frame (`$connect`,
+/// `on_close`, a backend).
+pub async fn admitted() -> Result<(), Error> {
+    let Ok(mut gate) = GATE.try_with(Clone::clone) else {
+        return Ok(());
+    };
+    let shut = match gate.wait_for(|g| !matches!(g, Gate::Counting)).await {
+        Ok(state) => match &*state {
+            Gate::Shut(rejection) => Some(rejection.clone()),
+            _ => None,
+        },
+        // The count was dropped unfinished: nothing to wait for.
+        Err(_) => None,
+    };
+    match shut {
+        Some(rejection) => Err(Error::Rejected(rejection)),
+        None => Ok(()),
+    }
+}
+
+/// Runs `work` (the frame's handling) while its frame is counted in `window`; the work's
+/// [`admitted`] waits for the count. Over the limit, this environment remembers the connection
+/// for the rest of the window.
+pub async fn counted<S: Store, P: Push, F: Future>(
     gateway: &Gateway<S, P>,
     connection_id: &str,
     window: i64,
-) -> &'static str {
+    work: F,
+) -> (Standing, F::Output) {
+    let (open, gate) = watch::channel(Gate::Counting);
+    let count = async {
+        let standing = count(gateway, connection_id, window).await;
+        let state = match standing.admits() {
+            true => Gate::Open,
+            false => Gate::Shut(refusal(&gateway.config)),
+        };
+        // Nobody listens once the work is done: nothing to tell.
+        let _ = open.send(state);
+        standing
+    };
+    futures_util::join!(count, GATE.scope(gate, work))
+}
+
+async fn count<S: Store, P: Push>(
+    gateway: &Gateway<S, P>,
+    connection_id: &str,
+    window: i64,
+) -> Standing {
+    let config = &gateway.config;
+    let expires_at = window + config.rate_window.as_secs() as i64 + COUNT_KEPT_SECONDS;
     match gateway
         .store
-        .admit(connection_id, window, gateway.config.rate_limit)
+        .count_frame(connection_id, window, expires_at)
         .await
     {
-        Ok(Admission::Allowed | Admission::Unknown) => "within the limit",
-        Ok(Admission::Limited) => {
-            gateway.limiter.remember(connection_id, window);
-            "over the limit: refused until the window ends"
+        Ok(frames) => {
+            let standing = Standing::of(frames, config.rate_limit, config.rate_close_multiple);
+            if !standing.admits() {
+                gateway.limiter.remember(connection_id, window);
+            }
+            standing
         }
         Err(e) => {
-            tracing::warn!(error = %e, "the frame could not be counted against the rate limit; it was answered");
-            "count failed"
+            tracing::warn!(error = %e, "the frame could not be counted against the rate limit; it is let through");
+            Standing::Uncounted
         }
     }
 }
@@ -99,6 +228,40 @@ pub async fn count<S: Store, P: Push>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_up_to_the_limit_are_within_it() {
+        assert_eq!(Standing::of(1, 10, 3), Standing::Within);
+        assert_eq!(Standing::of(10, 10, 3), Standing::Within);
+    }
+
+    #[test]
+    fn only_the_first_frame_over_the_limit_says_so() {
+        assert_eq!(Standing::of(11, 10, 3), Standing::Crossed);
+        assert_eq!(Standing::of(12, 10, 3), Standing::Over);
+        assert_eq!(Standing::of(30, 10, 3), Standing::Over);
+    }
+
+    #[test]
+    fn only_the_frame_past_the_close_multiple_closes() {
+        assert_eq!(Standing::of(31, 10, 3), Standing::Close);
+        assert_eq!(Standing::of(32, 10, 3), Standing::Over);
+        assert_eq!(Standing::of(1000, 10, 0), Standing::Over, "0 never closes");
+        assert_eq!(
+            Standing::of(11, 10, 1),
+            Standing::Close,
+            "a multiple of 1 closes at the first frame over"
+        );
+    }
+
+    #[test]
+    fn only_frames_within_or_uncounted_are_carried_out() {
+        assert!(Standing::Within.admits());
+        assert!(Standing::Uncounted.admits());
+        for refused in [Standing::Crossed, Standing::Over, Standing::Close] {
+            assert!(!refused.admits());
+        }
+    }
 
     #[test]
     fn a_connection_is_limited_only_in_the_window_it_went_over_in() {
@@ -132,5 +295,26 @@ mod tests {
         let window = RateLimiter::window(&config).unwrap();
         assert_eq!(window % 10, 0);
         assert!((now_secs() - 10..=now_secs()).contains(&window));
+    }
+
+    #[tokio::test]
+    async fn work_outside_a_counted_frame_is_admitted_at_once() {
+        assert!(admitted().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn work_waits_for_the_count_and_is_refused_when_it_is_over() {
+        let (open, gate) = watch::channel(Gate::Counting);
+        let config = Config::new("t");
+        let work = GATE.scope(gate, admitted());
+        let tell = async {
+            tokio::task::yield_now().await;
+            let _ = open.send(Gate::Shut(refusal(&config)));
+        };
+        let (result, ()) = futures_util::join!(work, tell);
+        match result {
+            Err(Error::Rejected(r)) => assert_eq!(r.code, ErrorCode::RateLimited),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 }

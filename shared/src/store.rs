@@ -84,13 +84,14 @@ pub struct Head {
     pub taken_at: i64,
 }
 
-/// Whether a frame is within its connection's rate limit.
+/// What came of a join.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    Allowed,
-    Limited,
-    /// The connection has no record (it is leaving); the frame is let through to find that out.
-    Unknown,
+pub enum Joining {
+    Joined,
+    /// The connection is in as many groups as it may be.
+    Full,
+    /// The connection no longer exists, or its end is under way.
+    Gone,
 }
 
 /// A group's presence clock, as a tick left it.
@@ -126,6 +127,12 @@ pub struct Left {
 pub enum StoreError {
     #[error("DynamoDB {operation} failed: {message}")]
     Request {
+        operation: &'static str,
+        message: String,
+    },
+    /// DynamoDB refused for throughput after the SDK's retries: a hot key or the table's cap.
+    #[error("DynamoDB {operation} was throttled after retries: {message}")]
+    Throttled {
         operation: &'static str,
         message: String,
     },
@@ -179,14 +186,15 @@ pub trait Store: Send + Sync {
         record: &ConnectionRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Adds the connection to `group`, following its joins and leaves when `presence`; `false`
-    /// when the connection no longer exists.
+    /// Adds the connection to `group`, following its joins and leaves when `presence`, unless it
+    /// is already in `max_groups` others.
     fn join(
         &self,
         record: &ConnectionRecord,
         group: &str,
         presence: bool,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        max_groups: usize,
+    ) -> impl Future<Output = Result<Joining, StoreError>> + Send;
 
     /// Takes the connection out of `group`; whether it was in it (leaving a group one is not in
     /// is not an error, but nobody is told of it).
@@ -227,14 +235,15 @@ pub trait Store: Send + Sync {
         record: &ConnectionRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Counts one frame against the connection's rate limit: `limit` frames per fixed window
-    /// starting at `window` (epoch seconds). One conditional write per frame.
-    fn admit(
+    /// Counts one frame of the connection in the rate-limit window starting at `window` (epoch
+    /// seconds): the window's count with this frame. One unconditional write of a small item
+    /// that expires at `expires_at`.
+    fn count_frame(
         &self,
         connection_id: &str,
         window: i64,
-        limit: u32,
-    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+        expires_at: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Takes the next offset of `group`'s stream, starting the stream with `epoch` when it has
     /// none: one atomic write, so that concurrent senders never share or skip an offset.

@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::push::Push;
+use crate::rate_limit;
 use crate::store::{expiry_from_now, now_millis, Head, Kept, Position, Store};
 
 /// Added to a send's longest possible time under way, for clock differences between environments.
@@ -64,10 +65,21 @@ impl<S: Store, P: Push> Gateway<S, P> {
         frame_at: impl FnOnce(&Position) -> String,
     ) -> Result<(Position, String), Error> {
         let head_expiry = expiry_from_now(self.config.connection_ttl);
-        let position = self
-            .store
-            .advance(group, &fresh_epoch(), head_expiry)
-            .await?;
+        // Beside the frame's rate-limit count: an offset taken for a refused frame is marked
+        // skipped, so that history does not report it lost.
+        let epoch = fresh_epoch();
+        let (admitted, position) = futures_util::join!(
+            rate_limit::admitted(),
+            self.store.advance(group, &epoch, head_expiry)
+        );
+        let position = position?;
+        if let Err(refused) = admitted {
+            let expiry = expiry_from_now(self.config.history_age);
+            if let Err(e) = self.store.keep(group, &position, None, expiry).await {
+                tracing::warn!(group, offset = position.offset, error = %e, "an offset taken by a frame over the rate limit could not be marked skipped");
+            }
+            return Err(refused);
+        }
         let frame = frame_at(&position);
         Ok((position, frame))
     }
@@ -104,6 +116,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
 
     /// The messages of `group` after `since` (all those kept, without it).
     pub async fn recover(&self, group: &str, since: Option<&Position>) -> Result<Recovery, Error> {
+        rate_limit::admitted().await?;
         let Some(head) = self.stream_head(group).await? else {
             return Ok(Recovery {
                 top: Position {

@@ -283,6 +283,20 @@ impl<A: Events> Stack<A> {
     }
 
     /// The items of one connection's partition and every set partition naming it.
+    /// Every item but the rate limit's counts (`sk` `rate#…`), which every frame writes.
+    pub async fn items_but_counts(&self) -> Vec<Item> {
+        self.items()
+            .await
+            .into_iter()
+            .filter(|item| {
+                !item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|sk| sk.starts_with("rate#"))
+            })
+            .collect()
+    }
+
     pub async fn items_of(&self, connection_id: &str) -> Vec<Item> {
         self.items()
             .await

@@ -21,6 +21,15 @@ impl Key {
         }
     }
 
+    /// A connection's frame count in one rate-limit window (epoch seconds of its start): a small
+    /// item of its own, so that counting costs one write unit whatever the connection holds.
+    pub fn rate(connection_id: &str, window: i64) -> Key {
+        Key {
+            pk: format!("conn#{connection_id}"),
+            sk: format!("rate#{window}"),
+        }
+    }
+
     pub fn uid_member(uid: &str, connection_id: &str) -> Key {
         Key {
             pk: uid_partition(uid),

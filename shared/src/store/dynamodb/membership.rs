@@ -2,14 +2,21 @@
 //! item exists (docs/table-design.md, "Writes, all or nothing"), also when a `join` and a `leave`
 //! of one group run at once.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem, Update};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 
 use super::ending::ENDED_AT;
 use super::items::{following_group_item, group_item};
 use super::keys::Key;
 use super::write::{condition_failed, malformed, put, request_error};
 use super::DynamoStore;
-use crate::store::{ConnectionRecord, StoreError};
+use crate::store::{ConnectionRecord, Joining, StoreError};
 
 impl DynamoStore {
     /// One transaction: the record names the group and the member item exists, or neither. Two
@@ -17,22 +24,35 @@ impl DynamoStore {
     /// once (API Gateway runs one connection's frames at once; a server's `ungroup`) end with a
     /// member item that no record names: the connection would go on receiving the group's
     /// messages after it left, and its `$disconnect` would not delete the item.
+    ///
+    /// The record's own condition caps its groups at `max_groups` (a group it is already in
+    /// joins again): the write decides, so concurrent joins cannot pass the cap together.
     pub(super) async fn join_group(
         &self,
         record: &ConnectionRecord,
         group: &str,
         presence: bool,
-    ) -> Result<bool, StoreError> {
+        max_groups: usize,
+    ) -> Result<Joining, StoreError> {
         let connection = Key::connection(&record.connection_id);
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(connection.item()))
             .update_expression("ADD #groups :group")
             // Not onto a connection whose end is under way: its items are being removed.
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(#ended)")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(#ended) \
+                 AND (attribute_not_exists(#groups) OR size(#groups) < :max OR contains(#groups, :name))",
+            )
             .expression_attribute_names("#groups", "groups")
             .expression_attribute_names("#ended", ENDED_AT)
             .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+            .expression_attribute_values(":name", AttributeValue::S(group.to_owned()))
+            .expression_attribute_values(":max", AttributeValue::N(max_groups.to_string()))
+            // Which part of the condition failed: the item as it was, from the refusal itself.
+            .return_values_on_condition_check_failure(
+                ReturnValuesOnConditionCheckFailure::AllOld,
+            )
             .build()
             .map_err(malformed)?;
         let items = vec![
@@ -47,8 +67,11 @@ impl DynamoStore {
             )?,
         ];
         match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
+            Ok(()) => Ok(Joining::Joined),
+            Err(e) if condition_failed(&e) => Ok(match refused_item(&e, 0) {
+                Some(item) if live_and_not_ending(item) => Joining::Full,
+                _ => Joining::Gone,
+            }),
             Err(e) => Err(request_error("TransactWriteItems", e)),
         }
     }
@@ -128,4 +151,23 @@ impl DynamoStore {
             Err(e) => Err(request_error("TransactWriteItems", e)),
         }
     }
+}
+
+/// The item the `index`-th write of a cancelled transaction found, when it asked for it.
+fn refused_item(
+    error: &SdkError<TransactWriteItemsError>,
+    index: usize,
+) -> Option<&HashMap<String, AttributeValue>> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            e.cancellation_reasons().get(index)?.item()
+        }
+        _ => None,
+    }
+}
+
+/// A connection item that exists and whose end is not under way: a join it refused was refused
+/// for the group cap.
+fn live_and_not_ending(item: &HashMap<String, AttributeValue>) -> bool {
+    item.contains_key("pk") && !item.contains_key(ENDED_AT)
 }

@@ -34,8 +34,8 @@ pub use items::{group_item, new_connection_items, Item, TTL_ATTRIBUTE};
 pub use keys::Key;
 
 use super::{
-    Admission, ConnectionRecord, Ending, Head, Kept, Member, Members, Position, PresenceClock,
-    Store, StoreError, ALL_SHARDS,
+    ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position, PresenceClock, Store,
+    StoreError, ALL_SHARDS,
 };
 use items::member_item;
 use keys::{all_partition, group_partition, uid_partition};
@@ -49,6 +49,9 @@ pub struct DynamoStore {
     shards_at_once: usize,
     /// The most members one Query page of a fan-out reads (`None`: DynamoDB's 1 MB pages).
     page_items: Option<i32>,
+    /// The rate limit's window in seconds (0: no counts), so that an ended connection's counts
+    /// go with it.
+    rate_window: i64,
 }
 
 impl DynamoStore {
@@ -59,7 +62,15 @@ impl DynamoStore {
             // All of them, so that a broadcast's reads take one round trip.
             shards_at_once: ALL_SHARDS as usize,
             page_items: None,
+            rate_window: 0,
         }
+    }
+
+    /// Counts frames in windows of `seconds` (0: not at all): an ended connection's items then
+    /// include its counts of the current and the previous window (older ones have expired).
+    pub fn with_rate_window(mut self, seconds: u64) -> Self {
+        self.rate_window = i64::try_from(seconds).unwrap_or(i64::MAX);
+        self
     }
 
     /// Reads the members of a set at most `items` per Query page, not DynamoDB's 1 MB: smaller
@@ -215,8 +226,9 @@ impl Store for DynamoStore {
         record: &ConnectionRecord,
         group: &str,
         presence: bool,
-    ) -> Result<bool, StoreError> {
-        self.join_group(record, group, presence).await
+        max_groups: usize,
+    ) -> Result<Joining, StoreError> {
+        self.join_group(record, group, presence, max_groups).await
     }
 
     async fn leave(&self, connection_id: &str, group: &str) -> Result<bool, StoreError> {
@@ -299,13 +311,13 @@ impl Store for DynamoStore {
         self.change_uid(record, own, "REMOVE uid", None).await
     }
 
-    async fn admit(
+    async fn count_frame(
         &self,
         connection_id: &str,
         window: i64,
-        limit: u32,
-    ) -> Result<Admission, StoreError> {
-        self.admit_frame(connection_id, window, limit).await
+        expires_at: i64,
+    ) -> Result<u64, StoreError> {
+        self.count_frame_in(connection_id, window, expires_at).await
     }
 
     async fn advance(

@@ -2,7 +2,7 @@
 //! another one to the same item was under way.
 //!
 //! API Gateway invokes the message function for one connection's frames at once, so a `join`,
-//! a `leave` and the next frame's rate-limit count can meet on the connection's item. DynamoDB
+//! a `leave` and a session write can meet on the connection's item. DynamoDB
 //! then cancels the transaction (`TransactionCanceledException`, reason `TransactionConflict`)
 //! or refuses the single write (`TransactionConflictException`). Neither is retried by the SDK
 //! (aws-runtime's classifier retries only `TransactionInProgressException`), so every write here
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
@@ -119,14 +119,25 @@ where
 
 pub(super) fn request_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
-    StoreError::Request {
-        operation,
-        message: DisplayErrorContext(&error).to_string(),
+    let message = DisplayErrorContext(&error).to_string();
+    match error.code() {
+        Some(code) if THROTTLING_CODES.contains(&code) => {
+            StoreError::Throttled { operation, message }
+        }
+        _ => StoreError::Request { operation, message },
     }
 }
+
+/// The error codes DynamoDB answers when a partition or the table is past its throughput
+/// (the SDK has already retried them).
+const THROTTLING_CODES: [&str; 3] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+];
 
 pub(super) fn malformed(error: impl std::fmt::Display) -> StoreError {
     StoreError::Malformed(error.to_string())
