@@ -4,7 +4,9 @@ Every statement of every AWS::Serverless::Function's inline policies must
 - name actions, never `*` or a service wildcard such as `dynamodb:*`;
 - name resources that are the connections table (`!GetAtt ConnectionsTable.Arn`), one of its
   indexes (`!Sub ${ConnectionsTable.Arn}/index/...`), or the WebSocket API's `@connections`
-  (`!Sub arn:...:execute-api:...:${WebSocketApi}/${StageName}/POST/@connections/*`) — never `*`.
+  (`!Sub arn:...:execute-api:...:${WebSocketApi}/${StageName}/POST/@connections/*`) — never `*`;
+- read the token secret (`!Ref TokenSecret`) with `secretsmanager:GetSecretValue` and nothing
+  else, in a statement of its own.
 Managed policy names and SAM policy templates are refused too: they cannot be checked here.
 
 Usage: check-policies.py TEMPLATE [TEMPLATE ...]; exits 1 and says why on the first offence.
@@ -40,6 +42,8 @@ def construct_tag(loader, suffix, node):
 Loader.add_multi_constructor("!", construct_tag)
 
 TABLE = "ConnectionsTable"
+SECRET = "TokenSecret"
+SECRET_ACTIONS = ["secretsmanager:GetSecretValue"]
 ALLOWED_RESOURCES = [
     lambda r: isinstance(r, Tag) and r.tag == "!GetAtt" and r.value in (f"{TABLE}.Arn", [TABLE, "Arn"]),
     lambda r: isinstance(r, Tag) and r.tag == "!Sub" and isinstance(r.value, str)
@@ -55,6 +59,10 @@ ALLOWED_RESOURCES = [
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
+
+
+def is_secret(resource):
+    return isinstance(resource, Tag) and resource.tag == "!Ref" and resource.value == SECRET
 
 
 def check(path):
@@ -82,9 +90,15 @@ def check(path):
                         problems.append(f"{name}: action {action!r} is a wildcard; name each action")
                 if "NotAction" in statement or "NotResource" in statement:
                     problems.append(f"{name}: NotAction/NotResource grants more than it names")
-                for resource in as_list(statement.get("Resource", [])):
+                resources = as_list(statement.get("Resource", []))
+                if any(is_secret(resource) for resource in resources):
+                    actions = as_list(statement.get("Action", []))
+                    if actions != SECRET_ACTIONS or len(resources) != 1:
+                        problems.append(f"{name}: the token secret may only be read (secretsmanager:GetSecretValue), in a statement of its own, not with {actions!r} on {resources!r}")
+                    continue
+                for resource in resources:
                     if not any(allowed(resource) for allowed in ALLOWED_RESOURCES):
-                        problems.append(f"{name}: resource {resource!r} is wider than the table, its indexes or @connections")
+                        problems.append(f"{name}: resource {resource!r} is wider than the table, its indexes, @connections or the token secret")
     return problems
 
 

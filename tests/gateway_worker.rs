@@ -4,7 +4,7 @@
 use serde_json::json;
 use shared::protocol::Target;
 use support::local_stack::LocalStack;
-use support::tokens::{now, token};
+use support::tokens::{now, token, AUDIENCE};
 
 const SECRET: &str = "a-secret-for-the-gateway-worker-tests";
 
@@ -278,15 +278,21 @@ async fn a_uid_bound_by_a_backend_receives_uid_sends() {
 #[tokio::test]
 async fn a_valid_token_binds_its_sub_and_bad_tokens_are_refused_with_401_writing_nothing() {
     let stack = LocalStack::start(&[("AUTH_SECRET", SECRET)]).await;
-    let later = now() + 600;
+    let later = now() + 300;
     let bad = [
-        token(json!({"sub": "alice", "exp": later}), "the-wrong-secret"),
-        token(json!({"sub": "alice", "exp": now() - 600}), SECRET),
         token(
-            json!({"sub": "alice", "exp": later, "nbf": now() + 300}),
+            json!({"sub": "alice", "aud": AUDIENCE, "exp": later}),
+            "the-wrong-secret",
+        ),
+        token(
+            json!({"sub": "alice", "aud": AUDIENCE, "exp": now() - 600}),
             SECRET,
         ),
-        token(json!({"sub": "alice"}), SECRET),
+        token(
+            json!({"sub": "alice", "aud": AUDIENCE, "exp": later, "nbf": now() + 120}),
+            SECRET,
+        ),
+        token(json!({"sub": "alice", "aud": AUDIENCE}), SECRET),
         "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0."
             .to_owned(),
         "garbage".to_owned(),
@@ -299,7 +305,10 @@ async fn a_valid_token_binds_its_sub_and_bad_tokens_are_refused_with_401_writing
         );
     }
     assert!(stack.items().await.is_empty());
-    let good = token(json!({"sub": "alice", "exp": later}), SECRET);
+    let good = token(
+        json!({"sub": "alice", "aud": AUDIENCE, "exp": later}),
+        SECRET,
+    );
     let mut alice = stack.client(&format!("/?token={good}&uid=mallory")).await;
     alice.send(r#"{"action":"whoami"}"#).await;
     assert_eq!(alice.recv_json().await["uid"], "alice");

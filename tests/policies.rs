@@ -206,7 +206,7 @@ fn every_function_may_push_through_the_apis_own_endpoint() {
     }
 }
 
-/// Only the connect function holds the secret; the message function must still know that
+/// Only the connect function reads the token keys; the message function must still know that
 /// connections carry tokens, or their claims would never be checked (every frame allowed).
 #[test]
 fn the_message_function_checks_claims_wherever_connections_carry_tokens() {
@@ -215,13 +215,141 @@ fn the_message_function_checks_claims_wherever_connections_carry_tokens() {
         template["Resources"][function]["Properties"]["Environment"]["Variables"].clone()
     };
     assert!(
-        !variables("ConnectFunction")["AUTH_SECRET"].is_null(),
-        "the connect function verifies tokens"
+        is_ref(
+            &variables("ConnectFunction")["AUTH_SECRET_ARN"],
+            "TokenSecret"
+        ),
+        "the connect function verifies tokens with the keys of TokenSecret"
     );
     assert_eq!(
         variables("MessageFunction")["TOKEN_MODE"].as_str(),
         Some("true"),
         "the message function must be told the stack is in token mode"
+    );
+}
+
+/// Whether `value` is `!Ref name`.
+fn is_ref(value: &Value, name: &str) -> bool {
+    matches!(value, Value::Tagged(tagged) if tagged.tag == "Ref" && tagged.value.as_str() == Some(name))
+}
+
+/// Every statement of `function`'s policies.
+fn statements(template: &Value, function: &str) -> Vec<Value> {
+    template["Resources"][function]["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|policy| {
+            policy["Statement"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The Secrets Manager actions `statement` allows.
+fn secrets_manager_actions(statement: &Value) -> Vec<String> {
+    let actions = match &statement["Action"] {
+        Value::Sequence(actions) => actions.clone(),
+        action => vec![action.clone()],
+    };
+    actions
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|action| action.starts_with("secretsmanager:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The token keys live in a Secrets Manager secret the template generates; the connect function
+/// (which checks tokens, as the authorizer too) may read that secret and nothing else of Secrets
+/// Manager, and no other function may read it at all.
+#[test]
+fn only_the_connect_role_may_read_the_token_secret_and_only_read_it() {
+    let template = template();
+    let secret = &template["Resources"]["TokenSecret"];
+    assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
+    let generated = &secret["Properties"]["GenerateSecretString"];
+    assert_eq!(generated["GenerateStringKey"].as_str(), Some("secret"));
+    let initial: serde_json::Value = serde_json::from_str(
+        generated["SecretStringTemplate"]
+            .as_str()
+            .expect("a SecretStringTemplate"),
+    )
+    .expect("the template of the secret is JSON");
+    assert!(
+        initial["kid"].is_string(),
+        "the generated key has a kid: {initial}"
+    );
+
+    let connect = statements(&template, "ConnectFunction");
+    let reads: Vec<&Value> = connect
+        .iter()
+        .filter(|statement| !secrets_manager_actions(statement).is_empty())
+        .collect();
+    assert_eq!(reads.len(), 1, "one statement about the secret: {reads:?}");
+    assert_eq!(
+        secrets_manager_actions(reads[0]),
+        ["secretsmanager:GetSecretValue"]
+    );
+    assert_eq!(reads[0]["Effect"].as_str(), Some("Allow"));
+    assert!(
+        is_ref(&reads[0]["Resource"], "TokenSecret"),
+        "GetSecretValue on the stack's secret only: {:?}",
+        reads[0]["Resource"]
+    );
+
+    for function in ["DisconnectFunction", "MessageFunction"] {
+        let reads: Vec<String> = statements(&template, function)
+            .iter()
+            .flat_map(secrets_manager_actions)
+            .collect();
+        assert!(reads.is_empty(), "{function} may call {reads:?}");
+    }
+}
+
+/// A key in an environment variable shows in the console, in `GetFunctionConfiguration` and in
+/// every deployment's parameters: no function, nor the globals, may have one, nor may the
+/// template take one as a parameter.
+#[test]
+fn no_function_has_a_token_key_in_its_environment() {
+    let template = template();
+    let mut environments = vec![(
+        "Globals".to_owned(),
+        template["Globals"]["Function"]["Environment"]["Variables"].clone(),
+    )];
+    for (name, resource) in template["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .iter()
+    {
+        if resource["Type"].as_str() == Some("AWS::Serverless::Function") {
+            environments.push((
+                name.as_str().unwrap_or_default().to_owned(),
+                resource["Properties"]["Environment"]["Variables"].clone(),
+            ));
+        }
+    }
+    assert!(environments.len() >= 4, "the globals and three functions");
+    for (name, variables) in environments {
+        assert!(
+            variables["AUTH_SECRET"].is_null(),
+            "{name} has AUTH_SECRET in its environment"
+        );
+        for (variable, value) in variables.as_mapping().into_iter().flatten() {
+            let refers_to_a_parameter = matches!(value, Value::Tagged(tagged) if tagged.tag == "Ref"
+                && tagged.value.as_str().is_some_and(|p| !template["Parameters"][p].is_null()
+                    && template["Parameters"][p]["NoEcho"].as_bool() == Some(true)));
+            assert!(
+                !refers_to_a_parameter,
+                "{name}'s {variable:?} holds a hidden parameter: a secret in the environment"
+            );
+        }
+    }
+    assert!(
+        template["Parameters"]["AuthSecret"].is_null(),
+        "the keys are generated into TokenSecret, not passed as a parameter"
     );
 }
 

@@ -2,13 +2,16 @@
 //! a cron job or a web backend — push to clients, uids, groups or everyone; kick; presence;
 //! sessions; uid and group management. It works on the same table and management endpoint as the
 //! functions, deployed (the stack's outputs) or under `make dev`. Every answer is one JSON line.
-//! `token` mints a client token (with claims) from the secret, and needs neither.
+//! `token` mints a client token (with claims) with the stack's current token key, and needs
+//! neither.
 
 use aws_config::BehaviorVersion;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use shared::aws::AwsGateway;
 use shared::protocol::Target;
+use shared::secrets_manager::SecretsManager;
+use shared::token_keys::{KeyRing, TokenKeys};
 use shared::{Config, Error};
 
 #[derive(Parser, Debug)]
@@ -129,24 +132,40 @@ enum Command {
         #[command(subcommand)]
         action: SessionAction,
     },
-    /// Mint a token a client connects with (?token=): HS256, signed with the stack's AuthSecret.
-    Token {
-        /// The secret (the stack's AuthSecret).
-        #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
-        secret: String,
-        /// The connection's uid (the token's sub).
-        uid: String,
-        /// How long the token is valid; only the handshake needs it.
-        #[arg(long, default_value_t = 300)]
-        seconds: u64,
-        /// A group pattern it may join and see the presence of (`room-*`); repeat for several.
-        #[arg(long = "group")]
-        groups: Vec<String>,
-        /// A target pattern it may send to (`group:room-*`, `uid:*`, `connection`, `all`); repeat
-        /// for several.
-        #[arg(long = "send")]
-        send: Vec<String>,
-    },
+    /// Mint a token a client connects with (?token=): HS256, signed with the current key of the
+    /// stack's token secret and naming it (kid), for the stack's audience (aud).
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    /// The Secrets Manager secret that holds the token keys (the stack's TokenSecretArn output),
+    /// read with your AWS credentials.
+    #[arg(long, env = "AUTH_SECRET_ARN")]
+    secret_arn: Option<String>,
+    /// Or the keys themselves: the secret's JSON text ({"kid":…,"secret":…,…}), or a bare key
+    /// (make dev's AUTH_SECRET).
+    #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// A Secrets Manager-compatible server instead of AWS, for --secret-arn.
+    #[arg(long, env = "SECRETS_MANAGER_ENDPOINT")]
+    secrets_endpoint: Option<String>,
+    /// The aud claim: the stack's TokenAudience.
+    #[arg(long, env = "TOKEN_AUDIENCE", default_value = "ws")]
+    audience: String,
+    /// The connection's uid (the token's sub).
+    uid: String,
+    /// How long the token is valid: only the handshake needs it, and the stack refuses tokens
+    /// valid for longer than MAX_TOKEN_LIFETIME_SECONDS (600 by default).
+    #[arg(long, default_value_t = 300)]
+    seconds: u64,
+    /// A group pattern it may join and see the presence of (`room-*`); repeat for several.
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// A target pattern it may send to (`group:room-*`, `uid:*`, `connection`, `all`); repeat
+    /// for several.
+    #[arg(long = "send")]
+    send: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,17 +215,41 @@ async fn gateway(cli: &Cli) -> Result<AwsGateway, String> {
     Ok(shared::aws::gateway(config, &sdk))
 }
 
-/// `token`: a client token for `uid` with these claims.
-fn token(
-    secret: &str,
-    uid: &str,
-    seconds: u64,
-    groups: &[String],
-    send: &[String],
-) -> Result<Value, String> {
-    let lifetime = std::time::Duration::from_secs(seconds);
-    let token =
-        shared::auth::mint(secret, uid, lifetime, groups, send).map_err(|e| e.to_string())?;
+/// `token`: a client token for `uid` with these claims, signed with the current key.
+async fn token(args: &TokenArgs) -> Result<Value, String> {
+    let keys = match (&args.secret, &args.secret_arn) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "give --secret or --secret-arn (AUTH_SECRET or AUTH_SECRET_ARN), not both".into(),
+            )
+        }
+        (Some(text), None) => KeyRing::from_text(text).map_err(|e| format!("--secret: {e}"))?,
+        (None, Some(arn)) => {
+            let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+            let secrets = SecretsManager::from_sdk(&sdk, args.secrets_endpoint.as_deref());
+            TokenKeys::new(secrets, arn)
+                .read()
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        (None, None) => {
+            return Err(
+                "no token key: pass --secret-arn (the stack's TokenSecretArn output) or --secret"
+                    .into(),
+            )
+        }
+    };
+    let key = keys.current().ok_or("the secret holds no key")?;
+    let lifetime = std::time::Duration::from_secs(args.seconds);
+    let token = shared::auth::mint(
+        key,
+        &args.audience,
+        &args.uid,
+        lifetime,
+        &args.groups,
+        &args.send,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(json!({ "token": token }))
 }
 
@@ -215,15 +258,8 @@ fn parse_json(text: &str) -> Result<Value, String> {
 }
 
 async fn run(cli: Cli) -> Result<Value, String> {
-    if let Command::Token {
-        secret,
-        uid,
-        seconds,
-        groups,
-        send,
-    } = &cli.command
-    {
-        return token(secret, uid, *seconds, groups, send);
+    if let Command::Token(args) = &cli.command {
+        return token(args).await;
     }
     let gateway = gateway(&cli).await?;
     let failed = |e: Error| e.to_string();
@@ -318,13 +354,7 @@ async fn run(cli: Cli) -> Result<Value, String> {
             }
         },
         // Answered above, before a table is needed; kept whole here so the match stays total.
-        Command::Token {
-            secret,
-            uid,
-            seconds,
-            groups,
-            send,
-        } => token(&secret, &uid, seconds, &groups, &send)?,
+        Command::Token(args) => token(&args).await?,
     })
 }
 
@@ -353,6 +383,31 @@ mod tests {
             Cli::try_parse_from(["gateway-client", "kick", "--client", "-J1x="]).expect("parsed");
         assert!(
             matches!(cli.command, Command::Kick { who } if who.client.as_deref() == Some("-J1x="))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_is_signed_with_the_current_key_of_the_secret_and_names_it() {
+        let old = "the-previous-key-0123456789abcdefghij";
+        let new = "the-current-key-0123456789abcdefghijk";
+        let secret = json!({"kid": "2", "secret": new, "previous": [{"kid": "1", "secret": old}]})
+            .to_string();
+        let cli = Cli::try_parse_from(["gateway-client", "token", "alice", "--secret", &secret])
+            .expect("parsed");
+        let Command::Token(args) = cli.command else {
+            panic!("not a token: {cli:?}");
+        };
+        let answer = token(&args).await.expect("a token");
+        let minted = answer["token"].as_str().expect("a token");
+        assert_eq!(shared::auth::key_id(minted).as_deref(), Some("2"));
+        let verifier = shared::auth::Verifier::new(
+            KeyRing::parse(&secret).unwrap(),
+            "ws",
+            std::time::Duration::from_secs(600),
+        );
+        assert_eq!(
+            verifier.verify(minted).map(|(uid, _)| uid),
+            Ok("alice".into())
         );
     }
 }

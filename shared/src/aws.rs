@@ -1,12 +1,16 @@
-//! Building the real [`Gateway`] — DynamoDB and the Management API — once per process.
+//! Building the real [`Gateway`] — DynamoDB and the Management API — once per process; and for
+//! `$connect`, reading the token keys from Secrets Manager ([`crate::token_keys`]).
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::push::{ManagementApi, PushLimits};
+use crate::secrets_manager::SecretsManager;
 use crate::store::dynamodb::DynamoStore;
+use crate::token_keys::TokenKeys;
 
 /// The gateway the functions run on.
 pub type AwsGateway = Gateway<DynamoStore, ManagementApi>;
@@ -21,12 +25,49 @@ pub async fn gateway_from_env() -> Result<AwsGateway, Error> {
     Ok(gateway)
 }
 
-/// [`gateway_from_env`] for `$connect`, which refuses to start without `AUTH_SECRET` unless
-/// `ALLOW_ANONYMOUS=true` says this is development.
-pub async fn connect_gateway_from_env() -> Result<AwsGateway, Error> {
-    let gateway = gateway_from_env().await?;
-    gateway.config.require_secret()?;
-    Ok(gateway)
+/// What the `$connect` function runs on: the gateway, and where its token keys come from when
+/// they live in Secrets Manager (`AUTH_SECRET_ARN`).
+pub struct ConnectGateway {
+    pub gateway: AwsGateway,
+    pub keys: Option<TokenKeys>,
+}
+
+impl ConnectGateway {
+    /// Before an event is handled: when its token (`?token=`) names a key this environment has
+    /// not read — the secret was rotated since — reads the secret again (at most once every
+    /// [`crate::token_keys::REREAD_INTERVAL`]), so that a rotation needs no redeploy.
+    pub async fn refresh_keys_for(&self, event: &Value) {
+        let (Some(keys), Some(verifier)) = (&self.keys, &self.gateway.verifier) else {
+            return;
+        };
+        if let Some(token) = event["queryStringParameters"]["token"].as_str() {
+            keys.refresh_for(verifier, token).await;
+        }
+    }
+}
+
+/// [`gateway_from_env`] for `$connect`, which refuses to start without token keys unless
+/// `ALLOW_ANONYMOUS=true` says this is development. With `AUTH_SECRET_ARN`, the keys are read
+/// from Secrets Manager here, once per execution environment: a secret that cannot be read, or
+/// that does not hold keys, stops the init with the reason.
+pub async fn connect_gateway_from_env() -> Result<ConnectGateway, Error> {
+    let config = Config::from_env()?;
+    config.require_secret()?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let gateway = gateway(config, &sdk);
+    // The connections to DynamoDB and @connections open while the keys are read.
+    gateway.warm_up();
+    let keys = match (&gateway.config.auth_secret_arn, &gateway.verifier) {
+        (Some(arn), Some(verifier)) => {
+            let endpoint = gateway.config.secrets_manager_endpoint.as_deref();
+            let keys = TokenKeys::new(SecretsManager::from_sdk(&sdk, endpoint), arn);
+            let kids = keys.load(verifier).await?;
+            tracing::info!(secret = %arn, ?kids, "token keys read");
+            Some(keys)
+        }
+        _ => None,
+    };
+    Ok(ConnectGateway { gateway, keys })
 }
 
 /// The gateway over `sdk`'s credentials and region, with the configuration's endpoint overrides.

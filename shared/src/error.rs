@@ -6,11 +6,15 @@ use crate::config::ConfigError;
 use crate::protocol::{ErrorCode, Rejection};
 use crate::push::PushError;
 use crate::store::StoreError;
+use crate::token_keys::KeysError;
 
 #[derive(Debug, Error)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The token keys could not be read from Secrets Manager (at `$connect`'s init).
+    #[error(transparent)]
+    Keys(#[from] KeysError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -63,7 +67,9 @@ impl Error {
             Error::UnknownConnection(_) => "this connection has no record; reconnect".to_owned(),
             Error::Store(_) => "the connection store failed after retries".to_owned(),
             Error::Push(_) => "the push API failed after retries".to_owned(),
-            Error::Config(_) | Error::NoEndpoint => "the service is misconfigured".to_owned(),
+            Error::Config(_) | Error::Keys(_) | Error::NoEndpoint => {
+                "the service is misconfigured".to_owned()
+            }
             Error::InvalidName(name) => format!("{name:?} is not a valid name"),
             Error::Unauthorized | Error::UnexpectedEvent(_) => "the request was refused".to_owned(),
         };
@@ -80,6 +86,7 @@ impl From<Error> for lambda_runtime::Diagnostic {
     fn from(error: Error) -> Self {
         let error_type = match &error {
             Error::Config(_) => "Config",
+            Error::Keys(_) => "Keys",
             Error::Store(_) => "Store",
             Error::Push(_) | Error::Undelivered { .. } => "Push",
             Error::UnknownConnection(_) => "UnknownConnection",

@@ -8,19 +8,24 @@
 //! }
 //! ```
 
-use lambda_runtime::{run, service_fn, tracing, Error};
+use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use serde_json::Value;
 
 use crate::aws;
 use crate::events::Events;
 use crate::handlers;
 
-/// The `$connect` function, which is also the `$connect` route's authorizer. Refuses to start
-/// without `AUTH_SECRET` unless `ALLOW_ANONYMOUS=true` says this is development.
+/// The `$connect` function, which is also the `$connect` route's authorizer. Reads the token
+/// keys from the secret `AUTH_SECRET_ARN` names at init; refuses to start without one unless
+/// `ALLOW_ANONYMOUS=true` says this is development.
 pub async fn connect(app: impl Events) -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let gateway = aws::connect_gateway_from_env().await?;
-    run(service_fn(|event| {
-        handlers::connect_function(&gateway, &app, event)
+    let connect = aws::connect_gateway_from_env().await?;
+    let (connect, app) = (&connect, &app);
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // A token naming a key not read yet (a rotation) has the keys read again first.
+        connect.refresh_keys_for(&event.payload).await;
+        Box::pin(handlers::connect_function(&connect.gateway, app, event)).await
     }))
     .await
 }

@@ -76,7 +76,9 @@ enum Outcome {
 
 impl<S: Store, P: Push> Gateway<S, P> {
     pub fn new(config: Config, store: S, push: P) -> Self {
-        let verifier = config.auth_secret.as_deref().map(Verifier::new);
+        // With AUTH_SECRET_ARN, a verifier that refuses every token until the `$connect`
+        // function's init reads the keys into it (crate::aws::connect_gateway_from_env).
+        let verifier = Verifier::for_config(&config);
         Gateway {
             config,
             store,

@@ -23,10 +23,12 @@ pub mod presence_events;
 pub mod protocol;
 pub mod push;
 pub mod rate_limit;
+pub mod secrets_manager;
 pub mod session;
 pub mod sigv4;
 pub mod store;
 pub mod streams;
+pub mod token_keys;
 
 pub use built_in::BuiltIn;
 pub use config::Config;

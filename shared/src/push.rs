@@ -90,7 +90,10 @@ impl PushLimits {
     }
 }
 
-type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The pooled HTTP/1.1 client of the pushes (and, in its own instance, of the reads of the
+/// token keys from Secrets Manager).
+pub(crate) type Http =
+    hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Credentials, and when they expire (never, for static ones).
 type Expiring = (Identity, Option<SystemTime>);
@@ -394,7 +397,7 @@ impl Push for ManagementApi {
 }
 
 /// One pooled HTTP/1.1 client, HTTPS through rustls with the system's roots.
-fn http_client(connect_timeout: Duration) -> Http {
+pub(crate) fn http_client(connect_timeout: Duration) -> Http {
     let mut connector = HttpConnector::new();
     connector.enforce_http(false);
     connector.set_nodelay(true);

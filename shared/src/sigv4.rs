@@ -5,7 +5,9 @@
 //! building the canonical request generically) and its orchestrator. A push is always the same
 //! shape — `POST /{stage}/@connections/{id}` with a small body, no query string — so its canonical
 //! request is a few lines, and the key changes only with the date, the region and the secret.
-//! The unit tests check every signature against the `aws-sigv4` crate's.
+//! The same signer reads the token keys from Secrets Manager ([`crate::secrets_manager`]): a
+//! `POST /` with two headers more, signed too. The unit tests check every signature against the
+//! `aws-sigv4` crate's.
 
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -73,7 +75,20 @@ pub struct Signature {
     pub security_token: Option<String>,
 }
 
-/// Signs requests to one region's `execute-api` service, keeping the derived key for the day.
+/// A request to sign: no query string; `path` as sent, its segments already encoded with
+/// [`encode_segment`]; `headers` (names in lower case) are signed besides `host` and the
+/// `x-amz-*` ones the signature adds, and must be sent as given.
+#[derive(Clone, Copy, Debug)]
+pub struct Unsigned<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+/// Signs requests to one region's service (`execute-api` unless told otherwise), keeping the
+/// derived key for the day.
 #[derive(Debug)]
 pub struct Signer {
     region: String,
@@ -83,10 +98,16 @@ pub struct Signer {
 }
 
 impl Signer {
+    /// A signer for the Management API (`execute-api`), what pushes are signed for.
     pub fn new(region: &str) -> Signer {
+        Signer::for_service(region, "execute-api")
+    }
+
+    /// A signer for another service of the region (`secretsmanager`).
+    pub fn for_service(region: &str, service: &'static str) -> Signer {
         Signer {
             region: region.to_owned(),
-            service: "execute-api",
+            service,
             key: Mutex::new(None),
         }
     }
@@ -117,23 +138,55 @@ impl Signer {
         body: &[u8],
         at: SystemTime,
     ) -> Signature {
+        let request = Unsigned {
+            method,
+            host,
+            path,
+            headers: &[],
+            body,
+        };
+        self.sign_request(identity, &request, at)
+    }
+
+    /// Signs `request`, its own headers included.
+    pub fn sign_request(
+        &self,
+        identity: &Identity,
+        request: &Unsigned<'_>,
+        at: SystemTime,
+    ) -> Signature {
         let (amz_date, date) = timestamps(at);
         // Services other than S3 sign the path encoded once more.
-        let canonical_path = path
+        let canonical_path = request
+            .path
             .split('/')
             .map(encode_segment)
             .collect::<Vec<_>>()
             .join("/");
-        let (token_header, signed_headers) = match &identity.session_token {
-            Some(token) => (
-                format!("x-amz-security-token:{token}\n"),
-                "host;x-amz-date;x-amz-security-token",
-            ),
-            None => (String::new(), "host;x-amz-date"),
-        };
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(request.headers.len() + 3);
+        headers.push(("host", request.host));
+        headers.push(("x-amz-date", &amz_date));
+        if let Some(token) = &identity.session_token {
+            headers.push(("x-amz-security-token", token));
+        }
+        headers.extend_from_slice(request.headers);
+        headers.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut canonical_headers = String::new();
+        for (name, value) in &headers {
+            canonical_headers.push_str(name);
+            canonical_headers.push(':');
+            canonical_headers.push_str(value.trim());
+            canonical_headers.push('\n');
+        }
+        let signed_headers = headers
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(";");
         let canonical_request = format!(
-            "{method}\n{canonical_path}\n\nhost:{host}\nx-amz-date:{amz_date}\n{token_header}\n{signed_headers}\n{}",
-            hex(&Sha256::digest(body))
+            "{}\n{canonical_path}\n\n{canonical_headers}\n{signed_headers}\n{}",
+            request.method,
+            hex(&Sha256::digest(request.body))
         );
         let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
         let string_to_sign = format!(
@@ -162,12 +215,29 @@ mod tests {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
 
-    /// The signature the `aws-sigv4` crate (what the SDK signs with) gives the same request.
+    /// The signature the `aws-sigv4` crate (what the SDK signs with) gives the same push.
     fn reference(
         identity: &Identity,
         host: &str,
         path: &str,
         body: &[u8],
+        at: SystemTime,
+    ) -> String {
+        let request = Unsigned {
+            method: "POST",
+            host,
+            path,
+            headers: &[],
+            body,
+        };
+        reference_for("execute-api", identity, &request, at)
+    }
+
+    /// The signature the `aws-sigv4` crate gives `request` to `service` in eu-west-1.
+    fn reference_for(
+        service: &str,
+        identity: &Identity,
+        request: &Unsigned<'_>,
         at: SystemTime,
     ) -> String {
         let credentials = Credentials::new(
@@ -181,16 +251,20 @@ mod tests {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region("eu-west-1")
-            .name("execute-api")
+            .name(service)
             .time(at)
             .settings(SigningSettings::default())
             .build()
             .unwrap()
             .into();
-        let url = format!("https://{host}{path}");
-        let request =
-            SignableRequest::new("POST", &url, std::iter::empty(), SignableBody::Bytes(body))
-                .unwrap();
+        let url = format!("https://{}{}", request.host, request.path);
+        let request = SignableRequest::new(
+            request.method,
+            &url,
+            request.headers.iter().copied(),
+            SignableBody::Bytes(request.body),
+        )
+        .unwrap();
         let (instructions, _) = sign(request, &params).unwrap().into_parts();
         let (headers, _) = instructions.into_parts();
         headers
@@ -246,6 +320,32 @@ mod tests {
                 reference(&identity(None), "h.example", path, b"x", at)
             );
         }
+    }
+
+    #[test]
+    fn a_secrets_manager_call_is_signed_with_its_headers_as_aws_sigv4_signs_it() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let body = br#"{"SecretId":"arn:aws:secretsmanager:eu-west-1:1:secret:keys-AbCdEf"}"#;
+        let request = Unsigned {
+            method: "POST",
+            host: "secretsmanager.eu-west-1.amazonaws.com",
+            path: "/",
+            headers: &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "secretsmanager.GetSecretValue"),
+            ],
+            body,
+        };
+        let who = identity(Some("FwoGZXIvYXdzEBYaDH+token/=="));
+        let ours =
+            Signer::for_service("eu-west-1", "secretsmanager").sign_request(&who, &request, at);
+        assert_eq!(
+            ours.authorization,
+            reference_for("secretsmanager", &who, &request, at)
+        );
+        assert!(ours.authorization.contains(
+            "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target,"
+        ));
     }
 
     #[test]

@@ -9,5 +9,6 @@ pub mod fault_proxy;
 pub mod frames;
 pub mod local_stack;
 pub mod push_sink;
+pub mod secrets;
 pub mod stack;
 pub mod tokens;

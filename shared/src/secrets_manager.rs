@@ -1,0 +1,727 @@
+//! Reading a secret from AWS Secrets Manager, without the SDK crate: `GetSecretValue` (and, for
+//! local tools and tests, any other action of the same API) signed with [`crate::sigv4`] and sent
+//! over the kind of pooled hyper client the pushes use ([`crate::push`]). The SDK crate would add
+//! minutes to every build for a call the `$connect` function makes once per execution environment.
+//!
+//! The protocol is awsJson1.1: `POST /` with `X-Amz-Target: secretsmanager.{Action}` and a JSON
+//! body, answered with JSON; a refusal names its cause in `__type`. Failures that may pass
+//! (throttling, 5xx, a lost connection, a timeout) are tried again with backoff inside a budget;
+//! any other refusal is reported at once, saying what to change. Nothing here logs, and no error
+//! carries a secret's value (only its id, and AWS's own words about the refusal).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use crate::push::{http_client, Http};
+use crate::sigv4::{Identity, Signer, Unsigned};
+
+/// The content type of the awsJson1.1 protocol.
+const JSON_1_1: &str = "application/x-amz-json-1.1";
+
+/// The longest part of an AWS answer an error repeats.
+const MESSAGE_CHARS: usize = 300;
+
+/// Why a call to Secrets Manager failed, and what to do about it.
+#[derive(Debug, Error)]
+pub enum SecretError {
+    #[error("no AWS credentials to call Secrets Manager with: {0} (Lambda gives a function its role's credentials in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN)")]
+    NoCredentials(String),
+    #[error("{endpoint:?} is not a URL: set SECRETS_MANAGER_ENDPOINT to http(s)://host[:port], or leave it unset to call AWS")]
+    BadEndpoint { endpoint: String },
+    #[error("{action} for {secret} could not be sent: {why}")]
+    Unsendable {
+        action: String,
+        secret: String,
+        why: String,
+    },
+    #[error("{action} for {secret} was refused ({code}): the caller's role needs secretsmanager:{action} on it (for the $connect function: its statement on TokenSecret in template.yaml)")]
+    AccessDenied {
+        action: String,
+        secret: String,
+        code: String,
+    },
+    #[error("{action}: there is no secret {secret} ({code}): AUTH_SECRET_ARN must name an existing secret that is not scheduled for deletion (the stack's TokenSecretArn output)")]
+    NotFound {
+        action: String,
+        secret: String,
+        code: String,
+    },
+    #[error("{action} for {secret} could not decrypt it ({code}): the caller's role needs kms:Decrypt on the secret's KMS key")]
+    Decryption {
+        action: String,
+        secret: String,
+        code: String,
+    },
+    #[error("{action} for {secret}: AWS did not accept the credentials ({code}: {message}); check the role (or AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the region, and the clock")]
+    Credentials {
+        action: String,
+        secret: String,
+        code: String,
+        message: String,
+    },
+    #[error("{action} for {secret} was refused (HTTP {status}, {code}): {message}")]
+    Refused {
+        action: String,
+        secret: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{action} for {secret} got no answer it could use in {attempts} attempts within {budget:?} (the last: {last}): check that the function can reach {endpoint} (from a VPC: through a Secrets Manager VPC endpoint or a NAT gateway), or SECRETS_MANAGER_ENDPOINT")]
+    Unavailable {
+        action: String,
+        secret: String,
+        endpoint: String,
+        attempts: u32,
+        budget: Duration,
+        last: String,
+    },
+    #[error("{action} for {secret} was answered with HTTP 200 and a body that is not JSON")]
+    NotJson { action: String, secret: String },
+    #[error("the secret {secret} holds no SecretString (is it a binary secret?): store the token keys as JSON text")]
+    NotText { secret: String },
+}
+
+/// Timeouts and retries of every call.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub connect_timeout: Duration,
+    /// The longest one attempt may take.
+    pub attempt_timeout: Duration,
+    /// The whole budget of one call, retries included: inside Lambda's 10 s for an init.
+    pub operation_timeout: Duration,
+    pub max_attempts: u32,
+    /// The first retry's backoff; each later one doubles it.
+    pub initial_backoff: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect_timeout: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(6),
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What one attempt came back with.
+enum Answer {
+    /// An HTTP answer: its status, `x-amzn-errortype`, and body.
+    Status(http::StatusCode, Option<String>, Bytes),
+    /// No answer: the connection failed or the attempt timed out.
+    Lost(String),
+}
+
+/// A Secrets Manager client for one region (or one local endpoint).
+pub struct SecretsManager {
+    endpoint: String,
+    credentials: Option<SharedCredentialsProvider>,
+    signer: Signer,
+    http: Http,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for SecretsManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsManager")
+            .field("endpoint", &self.endpoint)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretsManager {
+    /// A client of `region`'s Secrets Manager, or of `endpoint` when given (a local server),
+    /// signing with `credentials`.
+    pub fn new(
+        region: &str,
+        endpoint: Option<&str>,
+        credentials: Option<SharedCredentialsProvider>,
+        limits: Limits,
+    ) -> Self {
+        let endpoint = match endpoint {
+            Some(endpoint) => endpoint.trim().trim_end_matches('/').to_owned(),
+            None if region.starts_with("cn-") => {
+                format!("https://secretsmanager.{region}.amazonaws.com.cn")
+            }
+            None => format!("https://secretsmanager.{region}.amazonaws.com"),
+        };
+        SecretsManager {
+            endpoint,
+            credentials,
+            signer: Signer::for_service(region, "secretsmanager"),
+            http: http_client(limits.connect_timeout),
+            limits,
+        }
+    }
+
+    /// A client with `sdk`'s region and credentials (a function's: its role's).
+    pub fn from_sdk(sdk: &SdkConfig, endpoint: Option<&str>) -> Self {
+        let region = sdk.region().map_or("us-east-1", |r| r.as_ref());
+        Self::new(
+            region,
+            endpoint,
+            sdk.credentials_provider(),
+            Limits::default(),
+        )
+    }
+
+    /// Where the calls go.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The text of the secret's current version (`AWSCURRENT`), by its ARN or name.
+    pub async fn secret_string(&self, secret_id: &str) -> Result<String, SecretError> {
+        let answer = self
+            .call(
+                "GetSecretValue",
+                secret_id,
+                &json!({ "SecretId": secret_id }),
+            )
+            .await?;
+        match answer {
+            Value::Object(mut fields) => match fields.remove("SecretString") {
+                Some(Value::String(text)) => Ok(text),
+                _ => Err(SecretError::NotText {
+                    secret: secret_id.to_owned(),
+                }),
+            },
+            _ => Err(SecretError::NotText {
+                secret: secret_id.to_owned(),
+            }),
+        }
+    }
+
+    /// One action of the Secrets Manager API (`CreateSecret`, `PutSecretValue`, …) with this
+    /// body, about `secret_id` (which errors name); its JSON answer. Tried again while its
+    /// failure may pass, within [`Limits::operation_timeout`].
+    pub async fn call(
+        &self,
+        action: &str,
+        secret_id: &str,
+        body: &Value,
+    ) -> Result<Value, SecretError> {
+        let bad_endpoint = || SecretError::BadEndpoint {
+            endpoint: self.endpoint.clone(),
+        };
+        let uri: http::Uri = format!("{}/", self.endpoint)
+            .parse()
+            .map_err(|_| bad_endpoint())?;
+        let host = uri
+            .authority()
+            .ok_or_else(bad_endpoint)?
+            .as_str()
+            .to_owned();
+        let target = format!("secretsmanager.{action}");
+        let body = Bytes::from(body.to_string());
+        let started = Instant::now();
+        let budget = self.limits.operation_timeout;
+        let mut last = String::new();
+        let mut attempts = 0;
+        while attempts < self.limits.max_attempts.max(1) {
+            if attempts > 0 {
+                let pause = self.limits.initial_backoff * 2u32.saturating_pow(attempts - 1);
+                if started.elapsed() + pause >= budget {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+            }
+            let left = budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            attempts += 1;
+            let timeout = self.limits.attempt_timeout.min(left);
+            let answer = self
+                .attempt(&uri, &host, &target, &body, timeout)
+                .await
+                .map_err(|why| match why {
+                    Unsent::Credentials(why) => SecretError::NoCredentials(why),
+                    Unsent::Request(why) => SecretError::Unsendable {
+                        action: action.to_owned(),
+                        secret: secret_id.to_owned(),
+                        why,
+                    },
+                })?;
+            match answer {
+                Answer::Status(status, _, body) if status.is_success() => {
+                    return serde_json::from_slice(&body).map_err(|_| SecretError::NotJson {
+                        action: action.to_owned(),
+                        secret: secret_id.to_owned(),
+                    });
+                }
+                Answer::Status(status, error_type, body) => {
+                    let (code, message) = refusal(status, error_type.as_deref(), &body);
+                    if may_pass(status, &code) {
+                        last = format!("HTTP {} {code}: {message}", status.as_u16());
+                        continue;
+                    }
+                    return Err(classify(action, secret_id, status, code, message));
+                }
+                Answer::Lost(why) => last = why,
+            }
+        }
+        Err(SecretError::Unavailable {
+            action: action.to_owned(),
+            secret: secret_id.to_owned(),
+            endpoint: self.endpoint.clone(),
+            attempts,
+            budget,
+            last,
+        })
+    }
+
+    /// The credentials to sign with, asked of the provider for each call (the calls are rare).
+    async fn identity(&self) -> Result<Identity, String> {
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| "no credentials provider is configured".to_owned())?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        Ok(Identity {
+            access_key_id: credentials.access_key_id().to_owned(),
+            secret_access_key: credentials.secret_access_key().to_owned(),
+            session_token: credentials.session_token().map(str::to_owned),
+        })
+    }
+
+    /// One signed attempt, bounded by `timeout`.
+    async fn attempt(
+        &self,
+        uri: &http::Uri,
+        host: &str,
+        target: &str,
+        body: &Bytes,
+        timeout: Duration,
+    ) -> Result<Answer, Unsent> {
+        let identity = self.identity().await.map_err(Unsent::Credentials)?;
+        let headers = [("content-type", JSON_1_1), ("x-amz-target", target)];
+        let signature = self.signer.sign_request(
+            &identity,
+            &Unsigned {
+                method: "POST",
+                host,
+                path: "/",
+                headers: &headers,
+                body,
+            },
+            SystemTime::now(),
+        );
+        let mut request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(uri.clone())
+            .header("content-type", JSON_1_1)
+            .header("x-amz-target", target)
+            .header("authorization", signature.authorization)
+            .header("x-amz-date", signature.amz_date);
+        if let Some(token) = signature.security_token {
+            request = request.header("x-amz-security-token", token);
+        }
+        let request = request
+            .body(Full::new(body.clone()))
+            .map_err(|e| Unsent::Request(format!("the request could not be built: {e}")))?;
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| {
+                use std::error::Error as _;
+                match e.source() {
+                    Some(source) => format!("{e}: {source}"),
+                    None => e.to_string(),
+                }
+            })?;
+            let status = response.status();
+            let error_type = response
+                .headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("the answer broke off: {e}"))?
+                .to_bytes();
+            Ok::<_, String>(Answer::Status(status, error_type, body))
+        };
+        Ok(match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(lost)) => Answer::Lost(lost),
+            Err(_) => Answer::Lost(format!("no answer within {timeout:?}")),
+        })
+    }
+}
+
+/// Why an attempt was never sent.
+enum Unsent {
+    Credentials(String),
+    Request(String),
+}
+
+/// The error code (`__type`, else `x-amzn-errortype`) and message of a refusal.
+fn refusal(status: http::StatusCode, error_type: Option<&str>, body: &[u8]) -> (String, String) {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    // `com.amazonaws.secretsmanager#ThrottlingException`, `Code:http://…`: the name alone.
+    let bare = |code: &str| {
+        let code = code.rsplit('#').next().unwrap_or(code);
+        code.split(':').next().unwrap_or(code).trim().to_owned()
+    };
+    let code = field("__type")
+        .map(|c| bare(&c))
+        .or_else(|| error_type.map(bare))
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    let message = field("message")
+        .or_else(|| field("Message"))
+        .unwrap_or_default();
+    (code, message.chars().take(MESSAGE_CHARS).collect())
+}
+
+/// Whether a refusal may pass if the call is made again.
+fn may_pass(status: http::StatusCode, code: &str) -> bool {
+    status.is_server_error()
+        || status == http::StatusCode::TOO_MANY_REQUESTS
+        || matches!(
+            code,
+            "ThrottlingException"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "InternalServiceError"
+                | "InternalServiceErrorException"
+                | "ServiceUnavailable"
+                | "RequestTimeout"
+                | "RequestTimeoutException"
+        )
+}
+
+/// The error a refusal that will not pass becomes.
+fn classify(
+    action: &str,
+    secret: &str,
+    status: http::StatusCode,
+    code: String,
+    message: String,
+) -> SecretError {
+    let (action, secret) = (action.to_owned(), secret.to_owned());
+    match code.as_str() {
+        "AccessDeniedException" | "AccessDenied" => SecretError::AccessDenied {
+            action,
+            secret,
+            code,
+        },
+        "ResourceNotFoundException" => SecretError::NotFound {
+            action,
+            secret,
+            code,
+        },
+        "DecryptionFailure" => SecretError::Decryption {
+            action,
+            secret,
+            code,
+        },
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "InvalidClientTokenId"
+        | "ExpiredTokenException"
+        | "RequestExpired" => SecretError::Credentials {
+            action,
+            secret,
+            code,
+            message,
+        },
+        _ => SecretError::Refused {
+            action,
+            secret,
+            status: status.as_u16(),
+            code,
+            message,
+        },
+    }
+}
+
+/// A fake Secrets Manager on 127.0.0.1 for the unit tests: it answers each request with the next
+/// of its scripted answers (the last one again once they run out) and records what it was asked.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use aws_credential_types::Credentials;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use serde_json::{json, Value};
+
+    use super::{Limits, SecretsManager};
+
+    /// What the fake was asked: its headers, and its body as JSON.
+    pub(crate) type Asked = (HeaderMap, Value);
+
+    #[derive(Default)]
+    struct Script {
+        answers: VecDeque<(u16, Value)>,
+        asked: Vec<Asked>,
+    }
+
+    pub(crate) struct Fake {
+        pub endpoint: String,
+        script: Arc<Mutex<Script>>,
+    }
+
+    impl Fake {
+        /// Serves `answers` (status and JSON body) in turn.
+        pub(crate) async fn start(answers: Vec<(u16, Value)>) -> Fake {
+            let script = Arc::new(Mutex::new(Script {
+                answers: answers.into(),
+                asked: Vec::new(),
+            }));
+            let app = axum::Router::new()
+                .fallback(answer)
+                .with_state(script.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let endpoint = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            Fake { endpoint, script }
+        }
+
+        /// Answers from now on with `answers` instead.
+        pub(crate) fn answer_with(&self, answers: Vec<(u16, Value)>) {
+            self.script.lock().unwrap().answers = answers.into();
+        }
+
+        /// Every request so far.
+        pub(crate) fn asked(&self) -> Vec<Asked> {
+            self.script.lock().unwrap().asked.clone()
+        }
+
+        /// A client of this fake with quick limits.
+        pub(crate) fn client(&self) -> SecretsManager {
+            client(&self.endpoint)
+        }
+    }
+
+    /// A client of `endpoint`, signing with static test credentials, with quick limits.
+    pub(crate) fn client(endpoint: &str) -> SecretsManager {
+        let credentials = Credentials::new("AKIDTEST", "test-secret-key", None, None, "tests");
+        SecretsManager::new(
+            "eu-west-1",
+            Some(endpoint),
+            Some(SharedCredentialsProvider::new(credentials)),
+            Limits {
+                connect_timeout: std::time::Duration::from_millis(200),
+                attempt_timeout: std::time::Duration::from_millis(300),
+                operation_timeout: std::time::Duration::from_secs(2),
+                max_attempts: 3,
+                initial_backoff: std::time::Duration::from_millis(10),
+            },
+        )
+    }
+
+    /// The answer a refusal of `code` has.
+    pub(crate) fn refused(status: u16, code: &str) -> (u16, Value) {
+        (
+            status,
+            json!({"__type": code, "message": format!("refused: {code}")}),
+        )
+    }
+
+    /// The answer of a GetSecretValue whose secret is `text`.
+    pub(crate) fn secret(text: &str) -> (u16, Value) {
+        (
+            200,
+            json!({"ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:keys-AbCdEf", "SecretString": text}),
+        )
+    }
+
+    async fn answer(
+        State(script): State<Arc<Mutex<Script>>>,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> (StatusCode, String) {
+        let mut script = script.lock().unwrap();
+        script.asked.push((
+            headers,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        ));
+        let (status, body) = if script.answers.len() > 1 {
+            script.answers.pop_front().unwrap()
+        } else {
+            script
+                .answers
+                .front()
+                .cloned()
+                .unwrap_or((500, Value::Null))
+        };
+        (StatusCode::from_u16(status).unwrap(), body.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::{refused, secret, Fake};
+    use super::*;
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:1:secret:keys-AbCdEf";
+
+    #[tokio::test]
+    async fn a_secret_is_read_with_a_signed_get_secret_value_of_its_arn() {
+        let fake = Fake::start(vec![secret(r#"{"kid":"1"}"#)]).await;
+        let text = fake.client().secret_string(ARN).await.unwrap();
+        assert_eq!(text, r#"{"kid":"1"}"#);
+        let asked = fake.asked();
+        assert_eq!(asked.len(), 1);
+        let (headers, body) = &asked[0];
+        assert_eq!(body, &json!({"SecretId": ARN}));
+        assert_eq!(headers["x-amz-target"], "secretsmanager.GetSecretValue");
+        assert_eq!(headers["content-type"], "application/x-amz-json-1.1");
+        let authorization = headers["authorization"].to_str().unwrap();
+        assert!(
+            authorization.contains("/eu-west-1/secretsmanager/aws4_request")
+                && authorization.contains("content-type;host;x-amz-date;x-amz-target"),
+            "{authorization}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_the_permission_the_role_needs_and_is_not_retried() {
+        let fake = Fake::start(vec![refused(400, "AccessDeniedException")]).await;
+        let err = fake.client().secret_string(ARN).await.unwrap_err();
+        assert!(matches!(err, SecretError::AccessDenied { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("secretsmanager:GetSecretValue") && text.contains(ARN),
+            "{text}"
+        );
+        assert_eq!(fake.asked().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_is_reported_whatever_status_carries_it() {
+        // AWS answers 400, moto 404: the code decides.
+        for status in [400, 404] {
+            let fake = Fake::start(vec![refused(status, "ResourceNotFoundException")]).await;
+            let err = fake.client().secret_string(ARN).await.unwrap_err();
+            assert!(matches!(err, SecretError::NotFound { .. }), "{err:?}");
+            assert_eq!(fake.asked().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_and_server_errors_are_tried_again() {
+        let fake = Fake::start(vec![
+            refused(400, "ThrottlingException"),
+            refused(500, "InternalServiceError"),
+            secret("keys"),
+        ])
+        .await;
+        assert_eq!(fake.client().secret_string(ARN).await.unwrap(), "keys");
+        assert_eq!(fake.asked().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_keeps_failing_is_given_up_on_after_the_attempts() {
+        let fake = Fake::start(vec![refused(503, "ServiceUnavailable")]).await;
+        let err = fake.client().secret_string(ARN).await.unwrap_err();
+        assert!(
+            matches!(err, SecretError::Unavailable { attempts: 3, .. }),
+            "{err:?}"
+        );
+        assert_eq!(fake.asked().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_never_answers_is_given_up_on_within_the_budget() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let started = Instant::now();
+        let err = fake::client(&endpoint)
+            .secret_string(ARN)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SecretError::Unavailable { .. }), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_binary_secret_is_refused_as_holding_no_text() {
+        let fake = Fake::start(vec![(200, json!({"ARN": ARN, "SecretBinary": "AAEC"}))]).await;
+        let err = fake.client().secret_string(ARN).await.unwrap_err();
+        assert!(matches!(err, SecretError::NotText { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_say_where_credentials_come_from() {
+        let fake = Fake::start(vec![refused(400, "UnrecognizedClientException")]).await;
+        let err = fake.client().secret_string(ARN).await.unwrap_err();
+        assert!(matches!(err, SecretError::Credentials { .. }), "{err:?}");
+        assert!(err.to_string().contains("AWS_ACCESS_KEY_ID"), "{err}");
+    }
+
+    #[test]
+    fn the_endpoint_is_the_regions_unless_one_is_given() {
+        let aws = SecretsManager::new("eu-west-1", None, None, Limits::default());
+        assert_eq!(
+            aws.endpoint(),
+            "https://secretsmanager.eu-west-1.amazonaws.com"
+        );
+        let local = SecretsManager::new(
+            "us-east-1",
+            Some("http://127.0.0.1:8001/"),
+            None,
+            Limits::default(),
+        );
+        assert_eq!(local.endpoint(), "http://127.0.0.1:8001");
+    }
+
+    #[test]
+    fn a_refusals_code_is_read_without_its_namespace() {
+        let body = br#"{"__type":"com.amazonaws.secretsmanager#ThrottlingException","Message":"slow down"}"#;
+        assert_eq!(
+            refusal(http::StatusCode::BAD_REQUEST, None, body),
+            ("ThrottlingException".to_owned(), "slow down".to_owned())
+        );
+        assert_eq!(
+            refusal(
+                http::StatusCode::FORBIDDEN,
+                Some("AccessDeniedException:http://x"),
+                b""
+            ),
+            ("AccessDeniedException".to_owned(), String::new())
+        );
+    }
+}
