@@ -3,6 +3,7 @@
 #   local DynamoDB              :DYNAMODB_PORT (8000)  dynoxide; DYNAMODB=moto for moto
 #   cargo lambda watch          :INVOKE_PORT   (9000)  the three functions
 #   local-gateway               :GATEWAY_PORT  (8080)  WebSocket, chat page, @connections
+#   moto (Secrets Manager)      :SECRETS_PORT  (8001)  the token keys; only with AUTH_SECRET
 # APP=NAME runs the example application examples/NAME (its functions NAME-connect, NAME-message,
 # NAME-disconnect) instead of the built-in protocol. Ctrl-C stops all of it.
 set -euo pipefail
@@ -23,6 +24,7 @@ fi
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
 INVOKE_PORT=${INVOKE_PORT:-9000}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
+SECRETS_PORT=${SECRETS_PORT:-8001}
 TABLE_NAME=${TABLE_NAME:-connections}
 STAGE=${STAGE:-dev}
 BIN=.tools/venv/bin
@@ -50,8 +52,10 @@ wait_port() { # port, what, pid
   done
   say "$2 did not listen on port $1 within 60 s; see $LOGS/$2.log"; exit 1
 }
-for port in "$DYNAMODB_PORT" "$INVOKE_PORT" "$GATEWAY_PORT"; do
-  if busy "$port"; then say "port $port is taken; stop what uses it or set DYNAMODB_PORT / INVOKE_PORT / GATEWAY_PORT"; exit 1; fi
+ports=("$DYNAMODB_PORT" "$INVOKE_PORT" "$GATEWAY_PORT")
+[ -n "${AUTH_SECRET:-}" ] && ports+=("$SECRETS_PORT")
+for port in "${ports[@]}"; do
+  if busy "$port"; then say "port $port is taken; stop what uses it or set DYNAMODB_PORT / INVOKE_PORT / GATEWAY_PORT / SECRETS_PORT"; exit 1; fi
 done
 
 say "building the functions and the local gateway (the first build takes a few minutes)"
@@ -80,21 +84,36 @@ fi
 pids+=($!); wait_port "$DYNAMODB_PORT" dynamodb $!
 "$BIN/python" scripts/create-table.py "http://127.0.0.1:$DYNAMODB_PORT" "$TABLE_NAME"
 
+# With AUTH_SECRET, the key goes where the template keeps the keys in AWS: into a secret, here in
+# a local Secrets Manager (moto), which the connect function reads at init. The functions get its
+# ARN, never the key.
+if [ -n "${AUTH_SECRET:-}" ]; then
+  say "starting moto (the local Secrets Manager) on 127.0.0.1:$SECRETS_PORT"
+  setsid "$BIN/moto_server" -H 127.0.0.1 -p "$SECRETS_PORT" >"$LOGS/secrets.log" 2>&1 &
+  pids+=($!); wait_port "$SECRETS_PORT" secrets $!
+  secret_arn=$("$BIN/python" scripts/create-secret.py "http://127.0.0.1:$SECRETS_PORT" token-keys)
+fi
+
 env_vars="TABLE_NAME=$TABLE_NAME,DYNAMODB_ENDPOINT=http://127.0.0.1:$DYNAMODB_PORT"
 env_vars+=",MANAGEMENT_ENDPOINT=http://127.0.0.1:$GATEWAY_PORT/$STAGE"
 env_vars+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1"
-# Without AUTH_SECRET the functions refuse to start unless told this is development.
-[ -n "${AUTH_SECRET:-}" ] || env_vars+=",ALLOW_ANONYMOUS=true"
-for name in AUTH_SECRET MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENCY PUSH_TIMEOUT_MS RATE_LIMIT RATE_WINDOW_SECONDS RATE_CLOSE_MULTIPLE MAX_GROUPS HISTORY_SIZE HISTORY_SECONDS PRESENCE_LIMIT CONNECT_GRACE_SECONDS DYNAMODB_READ_CONCURRENCY DYNAMODB_TIMEOUT_MS RUST_LOG; do
+# Without token keys the functions refuse to start unless told this is development.
+if [ -n "${AUTH_SECRET:-}" ]; then
+  env_vars+=",AUTH_SECRET_ARN=$secret_arn,SECRETS_MANAGER_ENDPOINT=http://127.0.0.1:$SECRETS_PORT"
+else
+  env_vars+=",ALLOW_ANONYMOUS=true"
+fi
+for name in TOKEN_AUDIENCE MAX_TOKEN_LIFETIME_SECONDS MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENCY PUSH_TIMEOUT_MS RATE_LIMIT RATE_WINDOW_SECONDS RATE_CLOSE_MULTIPLE MAX_GROUPS HISTORY_SIZE HISTORY_SECONDS PRESENCE_LIMIT CONNECT_GRACE_SECONDS DYNAMODB_READ_CONCURRENCY DYNAMODB_TIMEOUT_MS RUST_LOG; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
 done
 say "starting the functions under cargo lambda watch on 127.0.0.1:$INVOKE_PORT"
 # The functions sign pushes with the local credentials above; a session token from the shell
-# would be sent with them and refused by the gateway.
+# would be sent with them and refused by the gateway. AUTH_SECRET stays out of their environment
+# too: they read the key from the local Secrets Manager, as in AWS.
 # DEV_IGNORE_CHANGES=1 (the JavaScript tests) keeps the functions as built, whatever is edited.
 watch_flags=()
 [ "${DEV_IGNORE_CHANGES:-}" = 1 ] && watch_flags+=(--ignore-changes)
-PATH="$PWD/$BIN:$PATH" env -u AWS_SESSION_TOKEN setsid cargo lambda watch "${watch_flags[@]}" -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
+PATH="$PWD/$BIN:$PATH" env -u AWS_SESSION_TOKEN -u AUTH_SECRET -u AUTH_SECRET_ARN setsid cargo lambda watch "${watch_flags[@]}" -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
   --env-vars "$env_vars" >"$LOGS/functions.log" 2>&1 &
 pids+=($!); wait_port "$INVOKE_PORT" functions $!
 
@@ -103,19 +122,23 @@ say "starting the local gateway on 127.0.0.1:$GATEWAY_PORT"
 # shell has.
 # GATEWAY_MAX_LIFETIME and GATEWAY_IDLE_TIMEOUT (seconds) shorten API Gateway's 2 h and 10 min
 # limits, to watch clients reconnect.
-limits=()
-[ -n "${GATEWAY_MAX_LIFETIME:-}" ] && limits+=(--max-lifetime "$GATEWAY_MAX_LIFETIME")
-[ -n "${GATEWAY_IDLE_TIMEOUT:-}" ] && limits+=(--idle-timeout "$GATEWAY_IDLE_TIMEOUT")
+gateway_flags=()
+[ -n "${GATEWAY_MAX_LIFETIME:-}" ] && gateway_flags+=(--max-lifetime "$GATEWAY_MAX_LIFETIME")
+[ -n "${GATEWAY_IDLE_TIMEOUT:-}" ] && gateway_flags+=(--idle-timeout "$GATEWAY_IDLE_TIMEOUT")
+# Without AUTH_SECRET the functions take anonymous handshakes: the gateway then lets a handshake
+# without ?token= (the $connect authorizer's identity source) reach them, where API Gateway, and
+# the gateway with a secret, answer it 401 without invoking anything.
+[ -n "${AUTH_SECRET:-}" ] || gateway_flags+=(--allow-anonymous)
 # GATEWAY_FLAGS passes more (`--drop-disconnects 20`, `--push-rate-limit 100`: local-gateway --help).
 env -u AWS_SESSION_TOKEN setsid target/debug/local-gateway --listen "127.0.0.1:$GATEWAY_PORT" \
   --invoke-url "http://127.0.0.1:$INVOKE_PORT" --stage "$STAGE" \
   --access-key-id local --secret-access-key local --region us-east-1 \
-  --function-prefix "${APP:+$APP-}" --client-library clients/js/dist "${limits[@]}" ${GATEWAY_FLAGS:-} \
+  --function-prefix "${APP:+$APP-}" --client-library clients/js/dist "${gateway_flags[@]}" ${GATEWAY_FLAGS:-} \
   > >(tee "$LOGS/gateway.log") 2>&1 &
 pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
 
 mode="anonymous connections; ?uid=NAME binds a uid"
-[ -n "${AUTH_SECRET:-}" ] && mode="connections need ?token=<JWT signed with AUTH_SECRET>"
+[ -n "${AUTH_SECRET:-}" ] && mode="connections need ?token=<JWT signed with AUTH_SECRET, aud \"${TOKEN_AUDIENCE:-ws}\">"
 say "ready ($mode)${APP:+, running examples/$APP}"
 say "  wscat -c ws://127.0.0.1:$GATEWAY_PORT      (or: websocat ws://127.0.0.1:$GATEWAY_PORT)"
 if [ -n "$APP" ]; then
@@ -124,5 +147,8 @@ else
   say "  chat page: http://127.0.0.1:$GATEWAY_PORT/"
 fi
 say "  function logs: $LOGS/functions.log   DynamoDB ($DYNAMODB): http://127.0.0.1:$DYNAMODB_PORT"
+if [ -n "${AUTH_SECRET:-}" ]; then
+  say "  a token: scripts/mint-token.py - alice <<<\"\$AUTH_SECRET\"   (the keys: $secret_arn on http://127.0.0.1:$SECRETS_PORT)"
+fi
 wait -n "${pids[@]}"
 say "a part stopped; see the logs in $LOGS/"

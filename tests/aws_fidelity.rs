@@ -124,6 +124,7 @@ async fn clients_connecting_during_a_push_storm_all_receive_the_next_broadcast()
 #[tokio::test]
 async fn a_burst_of_frames_sent_without_waiting_gets_every_answer_and_no_internal() {
     // The gateway invokes them at once, as API Gateway does; the rate limit counts each one.
+    // (whoami, not ping: API Gateway answers ping itself, invoking nothing.)
     let (_stack, base) = gateway(&[]).await;
     let mut a = connect(&base).await;
     let group = format!("busy-{}", std::process::id());
@@ -132,14 +133,14 @@ async fn a_burst_of_frames_sent_without_waiting_gets_every_answer_and_no_interna
     a.send(&json!({"action":"send","to":{"group":group},"data":"hi","id":"m1"}).to_string())
         .await;
     for _ in 0..50 {
-        a.send(r#"{"action":"ping"}"#).await;
+        a.send(r#"{"action":"whoami"}"#).await;
     }
-    let (mut pongs, mut joined, mut acked) = (0, false, false);
-    while pongs < 50 || !joined || !acked {
+    let (mut whoamis, mut joined, mut acked) = (0, false, false);
+    while whoamis < 50 || !joined || !acked {
         let frame = a.recv_json().await;
         assert_ne!(frame["type"], "error", "{frame}");
         match frame["type"].as_str() {
-            Some("pong") => pongs += 1,
+            Some("whoami") => whoamis += 1,
             Some("joined") => joined = true,
             Some("ack") => acked = true,
             // The send may run before or after the join: both are right.
@@ -243,8 +244,13 @@ async fn a_connection_whose_disconnect_never_came_is_removed_by_the_next_410() {
         assert_eq!(ws.recv_json().await["type"], "joined");
     }
     a.close().await;
-    let items = stack.items().await;
-    assert_eq!(items.len(), 8, "alice's records stay: {:?}", kinds(&items));
+    let items = stack.await_items(8).await;
+    assert_eq!(
+        kinds(&items)["uid"],
+        2,
+        "alice's records stay: {:?}",
+        kinds(&items)
+    );
     b.send(r#"{"action":"send","to":{"group":"room"},"data":"anyone?","id":"q"}"#)
         .await;
     let frames = b.recv_json_n(2).await;
@@ -267,5 +273,52 @@ async fn a_connection_whose_disconnect_never_came_is_removed_by_the_next_410() {
     assert!(
         !log.contains("$disconnect"),
         "the gateway dropped $disconnect, so the 410 removed alice's records"
+    );
+}
+
+#[tokio::test]
+async fn ping_is_answered_by_the_gateway_itself_and_never_reaches_the_message_function() {
+    // The template's `ping` route is a MOCK integration: API Gateway answers it, no Lambda runs
+    // and nothing is written. JSON logs, to read each line's action and connection.
+    let stack = LocalStack::start(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).await;
+    // Connecting asks whoami once: one invocation of the message function.
+    let mut a = stack.client("/dev").await;
+    for frame in [r#"{"action":"ping"}"#, r#"{"action":"ping","id":"p2"}"#] {
+        a.send(frame).await;
+        assert_eq!(a.recv().await, r#"{"type":"pong"}"#, "{frame}");
+    }
+    a.send(r#"{"action":"whoami"}"#).await;
+    assert_eq!(a.recv_json().await["type"], "whoami");
+    let id = a.connection_id.clone();
+    // The actions of the message function's lines for this connection, one per invocation.
+    let actions = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| {
+                line["span"]["connection_id"] == id.as_str()
+                    && line["fields"]["message"] == "message"
+            })
+            .map(|line| line["fields"]["action"].as_str().unwrap_or("-").to_owned())
+            .collect()
+    };
+    // Each invocation logs its line once it has answered: by the time the second whoami's line
+    // is there, a ping sent before it would have logged its own.
+    let deadline = std::time::Instant::now() + support::local_stack::PATIENCE;
+    let log = loop {
+        let log = stack.function_log();
+        let whoamis = actions(&log).iter().filter(|a| *a == "whoami").count();
+        if whoamis >= 2 || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    let actions = actions(&log);
+    assert!(
+        actions.iter().filter(|a| *a == "whoami").count() >= 2,
+        "both whoamis logged: {actions:?}\n{log}"
+    );
+    assert!(
+        !actions.iter().any(|a| a == "ping"),
+        "the message function ran for a ping: {actions:?}"
     );
 }

@@ -5,6 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 use support::local_stack::{kinds, LocalStack};
+use support::tokens;
 
 #[tokio::test]
 async fn a_plain_frame_is_echoed_to_the_sender_only() {
@@ -25,7 +26,7 @@ async fn sendmessage_reaches_everyone_and_everyone_leaving_empties_the_table() {
         clients.push(stack.client(&format!("/?uid={uid}")).await);
     }
     assert_eq!(
-        stack.items().await.len(),
+        stack.items_but_counts().await.len(),
         3 * 3,
         "connection, all and uid items for each"
     );
@@ -124,15 +125,32 @@ async fn a_connect_with_a_bad_uid_is_refused_with_400_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn with_a_secret_the_authorizer_refuses_a_missing_or_bad_token_with_401_before_connect() {
+async fn with_a_secret_a_missing_token_is_refused_by_the_gateway_and_a_bad_one_by_the_authorizer() {
     let stack = LocalStack::start(&[("AUTH_SECRET", "a-secret-for-the-end-to-end-tests")]).await;
-    assert_eq!(stack.try_client("/?uid=alice").await.err(), Some(401));
     assert_eq!(stack.try_client("/?token=not.a.jwt").await.err(), Some(401));
+    // No token, or an empty one: the authorizer's identity source (?token=) is missing, and API
+    // Gateway answers 401 without invoking anything.
+    assert_eq!(stack.try_client("/?uid=alice").await.err(), Some(401));
+    assert_eq!(stack.try_client("/?token=").await.err(), Some(401));
+    assert_eq!(
+        stack.try_client("/?token=still.not.a-jwt").await.err(),
+        Some(401)
+    );
     assert!(stack.items().await.is_empty());
-    let log = stack
-        .await_function_log(|line| line.matches("authorizer refused").count() > 0)
-        .await;
-    assert_eq!(log.matches("authorizer refused").count(), 2, "{log}");
+    let refusals = |log: &str| log.matches("authorizer refused").count();
+    let deadline = std::time::Instant::now() + support::local_stack::PATIENCE;
+    let log = loop {
+        let log = stack.function_log();
+        if refusals(&log) >= 2 || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    assert_eq!(
+        refusals(&log),
+        2,
+        "only the two handshakes with a token reached the authorizer: {log}"
+    );
     assert!(
         !log.contains("connect refused"),
         "$connect never ran for a refused handshake: {log}"
@@ -150,7 +168,7 @@ async fn with_a_secret_a_token_without_the_claim_is_forbidden_and_one_with_it_is
     let mut mallory = stack.client(&format!("/?token={plain}")).await;
     alice.send(r#"{"action":"join","group":"room-1"}"#).await;
     assert_eq!(alice.recv_json().await["type"], "joined");
-    let before = support::local_stack::kinds(&stack.items().await);
+    let before = support::local_stack::kinds(&stack.items_but_counts().await);
     for frame in [
         r#"{"action":"join","group":"room-1"}"#,
         r#"{"action":"presence","group":"room-1"}"#,
@@ -163,7 +181,7 @@ async fn with_a_secret_a_token_without_the_claim_is_forbidden_and_one_with_it_is
         assert_eq!(answer["code"], "forbidden", "{frame}: {answer}");
     }
     assert_eq!(
-        support::local_stack::kinds(&stack.items().await),
+        support::local_stack::kinds(&stack.items_but_counts().await),
         before,
         "a refused frame writes nothing"
     );
@@ -180,6 +198,102 @@ async fn with_a_secret_a_token_without_the_claim_is_forbidden_and_one_with_it_is
         .await;
     assert_eq!(alice.recv().await, "to everyone");
     assert_eq!(mallory.recv().await, "to everyone");
+}
+
+#[tokio::test]
+async fn a_token_without_the_audience_or_for_another_is_refused_with_401() {
+    let secret = "a-secret-for-the-audience-test-0123456789";
+    let stack = LocalStack::start(&[("AUTH_SECRET", secret)]).await;
+    let later = tokens::now() + 300;
+    let without = tokens::token(json!({"sub": "alice", "exp": later}), secret);
+    let another = tokens::token(
+        json!({"sub": "alice", "aud": "another-service", "exp": later}),
+        secret,
+    );
+    for token in [&without, &another] {
+        assert_eq!(
+            stack.try_client(&format!("/?token={token}")).await.err(),
+            Some(401)
+        );
+    }
+    assert!(stack.items().await.is_empty());
+    stack
+        .await_function_log(|line| line.contains("no aud claim"))
+        .await;
+    stack
+        .await_function_log(|line| line.contains("meant for another service"))
+        .await;
+    let meant_for_us = tokens::token(
+        json!({"sub": "alice", "aud": tokens::AUDIENCE, "exp": later}),
+        secret,
+    );
+    stack.client(&format!("/?token={meant_for_us}")).await;
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_the_cap_is_refused_with_401() {
+    let secret = "a-secret-for-the-lifetime-test-0123456789";
+    let stack = LocalStack::start(&[("AUTH_SECRET", secret)]).await;
+    // MAX_TOKEN_LIFETIME_SECONDS is 600 by default: an hour is too long for a token in a URL.
+    let hour = tokens::token(
+        tokens::claims_for("alice", json!({"exp": tokens::now() + 3600})),
+        secret,
+    );
+    assert_eq!(
+        stack.try_client(&format!("/?token={hour}")).await.err(),
+        Some(401)
+    );
+    assert!(stack.items().await.is_empty());
+    stack
+        .await_function_log(|line| line.contains("MAX_TOKEN_LIFETIME_SECONDS"))
+        .await;
+    let minutes = tokens::token(
+        tokens::claims_for("alice", json!({"exp": tokens::now() + 300})),
+        secret,
+    );
+    stack.client(&format!("/?token={minutes}")).await;
+}
+
+#[tokio::test]
+async fn after_a_rotation_the_new_and_the_previous_key_connect_and_an_unknown_kid_is_refused() {
+    let old = "the-key-before-the-rotation-0123456789";
+    let new = "the-key-after-the-rotation-01234567890";
+    let stack = LocalStack::start(&[("AUTH_SECRET", old)]).await;
+    let signed = |kid: &str, sub: &str, secret: &str| {
+        tokens::token_with_kid(Some(kid), tokens::claims_for(sub, json!({})), secret)
+    };
+    // The connect function reads the one key (kid 1) at init.
+    let first = signed(tokens::KID, "alice", old);
+    let mut alice = stack.client(&format!("/?token={first}")).await;
+
+    // The operator rotates: a new current key, the old one kept as the previous key.
+    stack
+        .put_token_keys(&json!({
+            "kid": "2",
+            "secret": new,
+            "previous": [{"kid": tokens::KID, "secret": old}],
+        }))
+        .await;
+    // A token of the new key names a key the running function has not read: it reads again.
+    let current = signed("2", "bob", new);
+    let mut bob = stack.client(&format!("/?token={current}")).await;
+    // Tokens minted before the rotation still connect.
+    let previous = signed(tokens::KID, "carol", old);
+    let mut carol = stack.client(&format!("/?token={previous}")).await;
+    // A kid the secret does not list is refused, even signed with a listed key.
+    let unknown = signed("3", "mallory", new);
+    assert_eq!(
+        stack.try_client(&format!("/?token={unknown}")).await.err(),
+        Some(401)
+    );
+    for (client, uid) in [
+        (&mut alice, "alice"),
+        (&mut bob, "bob"),
+        (&mut carol, "carol"),
+    ] {
+        client.send(r#"{"action":"whoami"}"#).await;
+        assert_eq!(client.recv_json().await["uid"], uid);
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The `$connect` route's Lambda REQUEST authorizer, run as API Gateway runs it.
 //!
 //! Before `$connect`: a handshake missing one of the authorizer's identity sources is answered 401
-//! without invoking it; an authorizer that fails with exactly `Unauthorized` is 401, any other
+//! without invoking it (unless the functions run anonymously: [`crate::AwsBehaviour`]'s
+//! `allow_anonymous`); an authorizer that fails with exactly `Unauthorized` is 401, any other
 //! failure 500; a policy that does not allow `execute-api:Invoke` on the route is 403; a context
 //! holding anything but strings, numbers and booleans, or a result over 8 KB, is 500. Otherwise the context (numbers and
 //! booleans turned into strings), with the `principalId`, becomes `requestContext.authorizer` of
@@ -35,10 +36,11 @@ pub async fn authorize(
     query: &BTreeMap<String, Vec<String>>,
 ) -> Verdict {
     let id = &client.connection_id;
+    let required = !gateway.settings.aws.allow_anonymous;
     if let Some(missing) = authorizer
         .identity_sources
         .iter()
-        .find(|source| !present(source, headers, query))
+        .find(|source| required && !present(source, headers, query))
     {
         tracing::info!(connection = %id, ?missing, "handshake refused: an identity source is missing (401, the authorizer is not invoked)");
         return Verdict::Refuse(StatusCode::UNAUTHORIZED);

@@ -73,6 +73,11 @@ pub struct AwsBehaviour {
     /// The share of `$disconnect` events, in percent, never sent: API Gateway sends them
     /// best-effort.
     pub drop_disconnects_percent: u8,
+    /// The functions run without a secret (`ALLOW_ANONYMOUS=true`: `make dev` without
+    /// `AUTH_SECRET`), so a handshake without the authorizer's identity sources (`?token=`) is
+    /// handed to the authorizer anyway, which lets it in anonymously. API Gateway answers such a
+    /// handshake 401 without invoking anything, and so does this gateway by default.
+    pub allow_anonymous: bool,
 }
 
 impl AwsBehaviour {
@@ -86,6 +91,7 @@ impl AwsBehaviour {
             signing,
             push_rate_limit: None,
             drop_disconnects_percent: 0,
+            allow_anonymous: false,
         }
     }
 }

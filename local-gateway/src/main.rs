@@ -15,7 +15,9 @@ use local_gateway::{AwsBehaviour, Limits, Settings};
 /// handshake has not completed (which takes --connect-settle-ms after $connect returns) gets 410; one connection's
 /// frames are invoked concurrently; @connections needs the stage in its path (else 403) and a
 /// SigV4 signature made with the local credentials (else 403); a push over 128 KiB gets 413; a
-/// message over 128 KiB closes the connection with 1009. Optionally it throttles @connections
+/// message over 128 KiB closes the connection with 1009; a handshake without the $connect
+/// authorizer's identity sources gets 401 (unless --allow-anonymous); routes the template answers
+/// with a MOCK integration are answered here, invoking nothing. Optionally it throttles @connections
 /// (429) and drops a share of $disconnect events, which API Gateway sends best-effort.
 #[derive(Parser, Debug)]
 #[command(version)]
@@ -95,6 +97,11 @@ struct Args {
     /// The percentage of $disconnect events never sent (API Gateway sends them best-effort).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     drop_disconnects: u8,
+    /// The functions run without AUTH_SECRET (ALLOW_ANONYMOUS=true): hand handshakes without the
+    /// authorizer's identity sources (?token=) to it anyway, to connect anonymously. API Gateway
+    /// answers them 401 without invoking anything, and so does this gateway without the switch.
+    #[arg(long)]
+    allow_anonymous: bool,
 }
 
 #[tokio::main]
@@ -111,6 +118,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Routes::from_file(&args.template, args.function_names)?.with_prefix(&args.function_prefix);
     for (route, function) in &routes.functions {
         tracing::info!(route, function, "route");
+    }
+    for (route, answer) in &routes.mocks {
+        tracing::info!(route, answer, "route answered by the gateway itself (MOCK)");
     }
     let settings = Settings {
         routes,
@@ -138,6 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
             push_rate_limit: args.push_rate_limit,
             drop_disconnects_percent: args.drop_disconnects,
+            allow_anonymous: args.allow_anonymous,
         },
         client_library: args.client_library,
     };

@@ -23,6 +23,7 @@ use crate::authorize::{authorize, Verdict};
 use crate::connections::Outbound;
 use crate::events::{self, Api, Client};
 use crate::invoke::status_of;
+use crate::routes::Selected;
 use crate::Gateway;
 
 const PAGE: &str = include_str!("page.html");
@@ -386,14 +387,25 @@ async fn send_close(
 }
 
 /// Routes one message and invokes its function, answering as API Gateway does when no route fits
-/// or the function fails.
+/// or the function fails. A route API Gateway answers itself (a MOCK integration) is answered
+/// here, invoking nothing.
 async fn deliver(gateway: &Gateway, api: &Api, client: &Client, body: &str) {
-    let Some((route, function)) = gateway.settings.routes.select(body) else {
-        let error = json!({ "message": "Forbidden", "connectionId": client.connection_id, "requestId": events::request_id() });
-        gateway
-            .connections
-            .answer(&client.connection_id, error.to_string());
-        return;
+    let (route, function) = match gateway.settings.routes.select(body) {
+        Some(Selected::Function { route, function }) => (route, function),
+        Some(Selected::Mock { route, answer }) => {
+            tracing::debug!(connection = %client.connection_id, route, "answered by the gateway (MOCK integration)");
+            gateway
+                .connections
+                .answer(&client.connection_id, answer.to_owned());
+            return;
+        }
+        None => {
+            let error = json!({ "message": "Forbidden", "connectionId": client.connection_id, "requestId": events::request_id() });
+            gateway
+                .connections
+                .answer(&client.connection_id, error.to_string());
+            return;
+        }
     };
     let event = events::message(api, client, route, body);
     if let Err(e) = gateway.invoker.invoke(function, &event).await {

@@ -1,7 +1,7 @@
 //! Settings read once, at init, from the environment.
 //!
 //! The same binaries run in AWS and under `make dev`; everything that differs between the two
-//! (the table, endpoint overrides, the signing secret) comes from here, so a handler never reads
+//! (the table, endpoint overrides, where the token keys are) comes from here, so a handler never reads
 //! the environment itself. A bad value stops the function at init with the variable's name, rather
 //! than failing every request later.
 
@@ -14,10 +14,12 @@ use thiserror::Error;
 pub enum ConfigError {
     #[error("{0} is not set: give it the DynamoDB table that holds the connections")]
     Missing(&'static str),
-    #[error("AUTH_SECRET is not set: give the HS256 secret that signs ?token= (a deployed stack must have one), or set ALLOW_ANONYMOUS=true for local development")]
+    #[error("AUTH_SECRET_ARN is not set: give the ARN of the Secrets Manager secret that holds the token keys (the template sets it; AUTH_SECRET, a bare key, is for local runs only), or set ALLOW_ANONYMOUS=true for local development")]
     NoSecret,
     #[error("AUTH_SECRET is blank: give the HS256 secret that signs ?token=")]
     BlankSecret,
+    #[error("AUTH_SECRET and AUTH_SECRET_ARN are both set: give one (AUTH_SECRET_ARN in AWS; AUTH_SECRET for local runs only)")]
+    TwoSecrets,
     #[error("{name} must be {expected}, not {value:?}")]
     Invalid {
         name: &'static str,
@@ -37,18 +39,34 @@ pub struct Config {
     /// When unset, the endpoint is built from the event's `domainName` and `stage`, which breaks
     /// behind a custom domain; the template always sets it.
     pub management_endpoint: Option<String>,
-    /// `AUTH_SECRET`: the HS256 secret that signs `?token=`. Without it connections are anonymous
-    /// and may claim a uid with `?uid=`, which only `ALLOW_ANONYMOUS=true` permits (local
-    /// development): a missing secret never silently opens a deployed stack.
+    /// `AUTH_SECRET_ARN`: the Secrets Manager secret that holds the token keys
+    /// ([`crate::token_keys`]), which the `$connect` function reads at init. Without it (or
+    /// `AUTH_SECRET`) connections are anonymous and may claim a uid with `?uid=`, which only
+    /// `ALLOW_ANONYMOUS=true` permits (local development): a missing secret never silently opens
+    /// a deployed stack.
+    pub auth_secret_arn: Option<String>,
+    /// `SECRETS_MANAGER_ENDPOINT`: a Secrets Manager-compatible server to read
+    /// `AUTH_SECRET_ARN` from instead of AWS (local runs: moto).
+    pub secrets_manager_endpoint: Option<String>,
+    /// `AUTH_SECRET`: one HS256 key without a kid, given in the environment itself: for local
+    /// runs and tests only (the template never sets it; a deployed stack uses
+    /// `AUTH_SECRET_ARN`).
     pub auth_secret: Option<String>,
-    /// `ALLOW_ANONYMOUS`: `true` lets `$connect` run without `AUTH_SECRET` (see
+    /// `TOKEN_AUDIENCE`: the `aud` a token must carry (`"ws"` by default), so that a token minted
+    /// for another service is refused here.
+    pub token_audience: String,
+    /// `MAX_TOKEN_LIFETIME_SECONDS`: a token whose `exp` is further away than this is refused
+    /// (600 s by default): a token travels in the URL, and only the handshake needs it.
+    pub max_token_lifetime: Duration,
+    /// `ALLOW_ANONYMOUS`: `true` lets `$connect` run without token keys (see
     /// [`Config::require_secret`]); the template never sets it.
     pub allow_anonymous: bool,
-    /// `TOKEN_MODE`: `true` tells a function that holds no secret (the message function) that
+    /// `TOKEN_MODE`: `true` tells a function that holds no keys (the message function) that
     /// connections come with tokens, so their claims limit what they may do: an event without
-    /// claims is then allowed nothing they would grant. Implied by `AUTH_SECRET`.
+    /// claims is then allowed nothing they would grant. Implied by `AUTH_SECRET_ARN` and
+    /// `AUTH_SECRET`.
     pub token_mode: bool,
-    /// `MAX_MESSAGE_BYTES`: the largest client message, in UTF-8 bytes (32 KiB by default).
+    /// `MAX_MESSAGE_BYTES`: the largest client message, in UTF-8 bytes (32,000 by default).
     pub max_message_bytes: usize,
     /// `CONNECTION_TTL_SECONDS`: how long an item outlives its write; API Gateway closes every
     /// connection at 2 h, so the default of 3 h removes the records of connections whose
@@ -89,11 +107,19 @@ pub struct Config {
 }
 
 impl Config {
-    pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 * 1024;
+    /// 32,000 bytes: the envelope of the largest `send` (its sender's connection id and uid,
+    /// its group and the message's place in it, around the client's `to` and `data`) stays
+    /// within 32 KiB, one message of API Gateway's billing, for every recipient; a larger message
+    /// would cost two per recipient (see `protocol`'s test of the envelope).
+    pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32_000;
     pub const DEFAULT_CONNECTION_TTL: Duration = Duration::from_secs(3 * 3600);
     pub const DEFAULT_PUSH_CONCURRENCY: usize = 64;
     pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
     pub const DEFAULT_RATE_LIMIT: u32 = 100;
+    pub const DEFAULT_TOKEN_AUDIENCE: &'static str = "ws";
+    pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+    /// A day: past that a token in a URL (and in logs and histories) is a long-lived credential.
+    pub const MAX_TOKEN_LIFETIME_LIMIT: u64 = 86_400;
     pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
     pub const DEFAULT_RATE_CLOSE_MULTIPLE: u32 = 3;
     pub const DEFAULT_MAX_GROUPS: usize = 100;
@@ -120,7 +146,11 @@ impl Config {
             table_name: table_name.into(),
             dynamodb_endpoint: None,
             management_endpoint: None,
+            auth_secret_arn: None,
+            secrets_manager_endpoint: None,
             auth_secret: None,
+            token_audience: Self::DEFAULT_TOKEN_AUDIENCE.to_owned(),
+            max_token_lifetime: Self::DEFAULT_MAX_TOKEN_LIFETIME,
             allow_anonymous: false,
             token_mode: false,
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
@@ -143,7 +173,7 @@ impl Config {
     /// What `$connect` checks at init: a secret, or the explicit development switch. A missing
     /// secret must never quietly open a deployed stack to anonymous, uid-claiming clients.
     pub fn require_secret(&self) -> Result<(), ConfigError> {
-        if self.auth_secret.is_none() && !self.allow_anonymous {
+        if self.auth_secret.is_none() && self.auth_secret_arn.is_none() && !self.allow_anonymous {
             return Err(ConfigError::NoSecret);
         }
         Ok(())
@@ -151,7 +181,7 @@ impl Config {
 
     /// Whether connections come with tokens whose claims limit them (protocol: "Authorization").
     pub fn is_token_mode(&self) -> bool {
-        self.token_mode || self.auth_secret.is_some()
+        self.token_mode || self.auth_secret.is_some() || self.auth_secret_arn.is_some()
     }
 
     /// Reads the process environment.
@@ -172,6 +202,23 @@ impl Config {
             Some(secret) if secret.trim().is_empty() => return Err(ConfigError::BlankSecret),
             secret => secret,
         };
+        config.auth_secret_arn = get("AUTH_SECRET_ARN").map(|arn| arn.trim().to_owned());
+        if config.auth_secret.is_some() && config.auth_secret_arn.is_some() {
+            return Err(ConfigError::TwoSecrets);
+        }
+        config.secrets_manager_endpoint =
+            get("SECRETS_MANAGER_ENDPOINT").map(|e| e.trim().trim_end_matches('/').to_owned());
+        if let Some(v) = get("TOKEN_AUDIENCE") {
+            config.token_audience = v.trim().to_owned();
+        }
+        if let Some(v) = get("MAX_TOKEN_LIFETIME_SECONDS") {
+            config.max_token_lifetime = Duration::from_secs(at_most(
+                "MAX_TOKEN_LIFETIME_SECONDS",
+                &v,
+                Self::MAX_TOKEN_LIFETIME_LIMIT as usize,
+                "a whole number of seconds from 1 to 86400 (a day)",
+            )? as u64);
+        }
         config.allow_anonymous = get("ALLOW_ANONYMOUS").is_some_and(|v| v.trim() == "true");
         config.token_mode = get("TOKEN_MODE").is_some_and(|v| v.trim() == "true");
         if let Some(v) = get("MAX_MESSAGE_BYTES") {
@@ -327,7 +374,7 @@ mod tests {
     fn defaults_apply_when_only_the_table_is_given() {
         let config = Config::from_lookup(lookup(&[("TABLE_NAME", "connections")])).unwrap();
         assert_eq!(config, Config::new("connections"));
-        assert_eq!(config.max_message_bytes, 32 * 1024);
+        assert_eq!(config.max_message_bytes, 32_000);
     }
 
     #[test]
@@ -375,6 +422,71 @@ mod tests {
         let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("AUTH_SECRET", "      ")]))
             .unwrap_err();
         assert_eq!(err, ConfigError::BlankSecret);
+    }
+
+    #[test]
+    fn the_secrets_arn_lets_connect_start_and_puts_the_stack_in_token_mode() {
+        let config = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            (
+                "AUTH_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:keys-AbCdEf",
+            ),
+            ("SECRETS_MANAGER_ENDPOINT", "http://127.0.0.1:8001/"),
+        ]))
+        .unwrap();
+        assert_eq!(config.require_secret(), Ok(()));
+        assert!(config.is_token_mode());
+        assert_eq!(
+            config.secrets_manager_endpoint.as_deref(),
+            Some("http://127.0.0.1:8001")
+        );
+    }
+
+    #[test]
+    fn a_secret_and_a_secrets_arn_together_are_refused() {
+        let err = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("AUTH_SECRET", "s3cret"),
+            (
+                "AUTH_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:k",
+            ),
+        ]))
+        .unwrap_err();
+        assert_eq!(err, ConfigError::TwoSecrets);
+    }
+
+    #[test]
+    fn tokens_are_for_the_ws_audience_and_live_ten_minutes_at_most_by_default() {
+        let config = Config::new("t");
+        assert_eq!(config.token_audience, "ws");
+        assert_eq!(config.max_token_lifetime, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn the_token_audience_and_lifetime_cap_can_be_set() {
+        let config = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("TOKEN_AUDIENCE", "chat.example.com"),
+            ("MAX_TOKEN_LIFETIME_SECONDS", "120"),
+        ]))
+        .unwrap();
+        assert_eq!(config.token_audience, "chat.example.com");
+        assert_eq!(config.max_token_lifetime, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_token_lifetime_cap_past_a_day_is_refused() {
+        let err = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("MAX_TOKEN_LIFETIME_SECONDS", "86401"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("MAX_TOKEN_LIFETIME_SECONDS"),
+            "{err}"
+        );
     }
 
     #[test]

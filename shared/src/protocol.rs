@@ -581,6 +581,53 @@ mod tests {
         assert_eq!(echo("  {héllo} "), "Hello, you sent:   {héllo} ");
     }
 
+    /// API Gateway bills what it carries in 32 KB units: a push of 32,769 bytes costs two
+    /// messages. At the default `MAX_MESSAGE_BYTES`, every copy of the largest `send` costs one.
+    #[test]
+    fn the_envelope_of_a_largest_send_at_the_default_limit_fits_one_32_kib_message() {
+        let limit = crate::Config::DEFAULT_MAX_MESSAGE_BYTES;
+        // The worst case: names of 128 characters (the group, the sender's uid, its connection
+        // id), the longest epoch `fresh_epoch` can make (32 hex digits of milliseconds and 5 of
+        // noise), the largest offset, and a frame of nothing but `to` and `data`, all of it
+        // repeated to each recipient.
+        let group = "g".repeat(128);
+        let head = format!(r#"{{"action":"send","to":{{"group":"{group}"}},"data":""#);
+        let tail = r#""}"#;
+        let frame = format!(
+            "{head}{}{tail}",
+            "x".repeat(limit - head.len() - tail.len())
+        );
+        assert_eq!(frame.len(), limit);
+        let Command::Send(send) = command(&frame) else {
+            panic!("not a send");
+        };
+        let (connection_id, uid) = ("C".repeat(128), "u".repeat(128));
+        let position = Position {
+            epoch: "f".repeat(37),
+            offset: u64::MAX,
+        };
+        let envelope = Outgoing::Message {
+            from: From {
+                connection_id: &connection_id,
+                uid: Some(&uid),
+            },
+            to: &send.to,
+            data: &send.data,
+            group: Some(&group),
+            position: Some(&position),
+        }
+        .to_json();
+        assert!(
+            envelope.len() <= 32 * 1024,
+            "a largest send's envelope is {} bytes",
+            envelope.len()
+        );
+        assert!(
+            echo(&frame).len() <= 32 * 1024,
+            "the echo of a largest frame"
+        );
+    }
+
     #[test]
     fn sendmessage_sends_string_data_as_is_and_other_data_as_compact_json() {
         assert_eq!(

@@ -27,7 +27,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::dynamodb;
+use crate::secrets;
 use crate::stack::Item;
+use crate::tokens;
 
 /// How long a test waits for any one thing (a frame, a close, the table to settle). Generous:
 /// the first invocation of each function starts its process.
@@ -52,6 +54,9 @@ pub struct LocalStack {
     pub invoke_port: u16,
     pub store: DynamoStore,
     sdk: aws_config::SdkConfig,
+    /// The ARN of the secret that holds the functions' token keys, for a stack started with
+    /// `AUTH_SECRET`.
+    token_secret: Option<String>,
     function_log: PathBuf,
     watch: Child,
     gateway: tokio::task::JoinHandle<()>,
@@ -63,6 +68,24 @@ impl Drop for LocalStack {
         // Closing the watchdog's stdin stops cargo lambda watch and its functions.
         drop(self.watch.stdin.take());
         let _ = self.watch.wait();
+    }
+}
+
+/// How many invocations a stack runs at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Scale {
+    /// Instances of each function `cargo lambda watch` may run at once (Lambda environments).
+    pub instances: usize,
+    /// Invocations the gateway keeps in flight; more wait in it.
+    pub invocations: usize,
+}
+
+impl Default for Scale {
+    fn default() -> Self {
+        Scale {
+            instances: 4,
+            invocations: 32,
+        }
     }
 }
 
@@ -78,13 +101,19 @@ impl LocalStack {
         function_env: &[(&str, &str)],
         adjust: impl FnOnce(&mut AwsBehaviour),
     ) -> LocalStack {
-        Self::launch("", function_env, adjust).await
+        Self::launch("", function_env, adjust, Scale::default()).await
+    }
+
+    /// A stack that runs as many invocations at once as `scale` says, as Lambda and API Gateway
+    /// do up to the account's concurrency (the default keeps a test binary light).
+    pub async fn start_scaled(function_env: &[(&str, &str)], scale: Scale) -> LocalStack {
+        Self::launch("", function_env, |_| {}, scale).await
     }
 
     /// A stack whose functions run another application of the workspace: the binaries named
     /// `{prefix}connect`, `{prefix}message` and `{prefix}disconnect`.
     pub async fn start_app(prefix: &str, function_env: &[(&str, &str)]) -> LocalStack {
-        Self::launch(prefix, function_env, |_| {}).await
+        Self::launch(prefix, function_env, |_| {}, Scale::default()).await
     }
 
     /// [`LocalStack::start_app`] behind a gateway whose AWS behaviour `adjust` changes.
@@ -93,13 +122,14 @@ impl LocalStack {
         function_env: &[(&str, &str)],
         adjust: impl FnOnce(&mut AwsBehaviour),
     ) -> LocalStack {
-        Self::launch(prefix, function_env, adjust).await
+        Self::launch(prefix, function_env, adjust, Scale::default()).await
     }
 
     async fn launch(
         prefix: &str,
         function_env: &[(&str, &str)],
         adjust: impl FnOnce(&mut AwsBehaviour),
+        scale: Scale,
     ) -> LocalStack {
         let table = format!(
             "e2e-{}-{}",
@@ -154,11 +184,25 @@ impl LocalStack {
             // Without a secret the functions refuse to start unless told this is development.
             ("ALLOW_ANONYMOUS".to_owned(), "true".to_owned()),
         ];
-        env.extend(
-            function_env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
+        // A key for the functions (`AUTH_SECRET`) goes where the template keeps it in AWS: into
+        // a secret, here in the local Secrets Manager, which the connect function reads at init
+        // (`AUTH_SECRET_ARN`). The key never reaches the functions' environment.
+        let mut token_secret = None;
+        for (name, value) in function_env {
+            if *name == "AUTH_SECRET" {
+                let secrets = secrets::client(ACCESS_KEY_ID, SECRET_ACCESS_KEY).await;
+                let keys = secrets::one_key(tokens::KID, value);
+                let arn = secrets::create(&secrets, &format!("{table}-token-keys"), &keys).await;
+                env.push(("AUTH_SECRET_ARN".to_owned(), arn.clone()));
+                env.push((
+                    "SECRETS_MANAGER_ENDPOINT".to_owned(),
+                    secrets::endpoint().to_owned(),
+                ));
+                token_secret = Some(arn);
+            } else {
+                env.push(((*name).to_owned(), (*value).to_owned()));
+            }
+        }
         let env_vars = env
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -166,8 +210,13 @@ impl LocalStack {
             .join(",");
         let program = std::env::var("CARGO_LAMBDA").unwrap_or_else(|_| "cargo-lambda".to_owned());
         let log = std::env::temp_dir().join(format!("{table}-functions.log"));
-        let script = r#"setsid "$0" lambda watch --ignore-changes -A 127.0.0.1 -P "$1" --concurrency 4 --env-vars "$2" >"$3" 2>&1 & watch=$!; cat >/dev/null; kill -TERM -- -$watch 2>/dev/null || kill -TERM $watch"#;
+        let script = r#"setsid "$0" lambda watch --ignore-changes -A 127.0.0.1 -P "$1" --concurrency "$4" --env-vars "$2" >"$3" 2>&1 & watch=$!; cat >/dev/null; kill -TERM -- -$watch 2>/dev/null || kill -TERM $watch"#;
         let mut command = Command::new("sh");
+        // A key in the test process's environment must not reach the functions: they read theirs
+        // from the local Secrets Manager, and refuse to start with both.
+        command
+            .env_remove("AUTH_SECRET")
+            .env_remove("AUTH_SECRET_ARN");
         // The variables cargo sets for this test process would make the functions' build look
         // different from `cargo build`'s and rebuild dependencies on every run.
         for (name, _) in std::env::vars() {
@@ -180,6 +229,7 @@ impl LocalStack {
         let watch = command
             .args(["-c", script, &program, &invoke_port.to_string(), &env_vars])
             .arg(&log)
+            .arg(scale.instances.to_string())
             .current_dir(workspace_root())
             .stdin(Stdio::piped())
             .spawn()
@@ -200,6 +250,12 @@ impl LocalStack {
             },
             region: "us-east-1".into(),
         }));
+        // Without a secret the functions take anonymous handshakes (and `?uid=`), which the
+        // authorizer's identity source (`?token=`) would refuse before they ran: as `make dev`
+        // does, the gateway is told so. With a secret it refuses them, as API Gateway does.
+        aws.allow_anonymous = !function_env
+            .iter()
+            .any(|(name, _)| matches!(*name, "AUTH_SECRET" | "AUTH_SECRET_ARN"));
         adjust(&mut aws);
         let routes = Routes::from_file(
             &workspace_root().join("template.yaml"),
@@ -214,7 +270,7 @@ impl LocalStack {
             api_id: "local".into(),
             limits: Limits::default(),
             invoke_timeout: PATIENCE,
-            max_invocations: 32,
+            max_invocations: scale.invocations,
             aws,
             client_library: None,
         };
@@ -226,6 +282,7 @@ impl LocalStack {
             invoke_port,
             store,
             sdk,
+            token_secret,
             function_log: log,
             watch,
             gateway,
@@ -238,6 +295,22 @@ impl LocalStack {
         config.dynamodb_endpoint = Some(dynamodb::endpoint().to_owned());
         config.management_endpoint = Some(self.management_endpoint());
         shared::aws::gateway(config, &self.sdk)
+    }
+
+    /// The ARN of the secret that holds the functions' token keys (a stack started with
+    /// `AUTH_SECRET`).
+    pub fn token_secret(&self) -> Option<&str> {
+        self.token_secret.as_deref()
+    }
+
+    /// Rotates the token keys: puts `keys` (the secret's JSON shape, `{"kid", "secret",
+    /// "previous"}`) as the secret's new current value, as an operator's `put-secret-value` does.
+    pub async fn put_token_keys(&self, keys: &serde_json::Value) {
+        let arn = self
+            .token_secret()
+            .expect("a stack started with AUTH_SECRET has a token secret");
+        let secrets = secrets::client(ACCESS_KEY_ID, SECRET_ACCESS_KEY).await;
+        secrets::put(&secrets, arn, keys).await;
     }
 
     /// The local gateway's management endpoint (what `MANAGEMENT_ENDPOINT` says in AWS).
@@ -390,18 +463,28 @@ impl LocalStack {
         page.items().to_vec()
     }
 
-    /// Waits until the table holds exactly `count` items (the `$disconnect` after a close runs
-    /// after the client has gone, so tests wait for its effect).
+    /// Every item but the rate limit's counts.
+    pub async fn items_but_counts(&self) -> Vec<Item> {
+        let mut items = self.items().await;
+        items.retain(|item| !is_rate_count(item));
+        items
+    }
+
+    /// Waits until the table holds exactly `count` items besides the rate limit's counts, which
+    /// every frame writes (the `$disconnect` after a close runs after the client has gone, so
+    /// tests wait for its effect). `items()` shows the counts too.
     pub async fn await_items(&self, count: usize) -> Vec<Item> {
-        self.await_items_where(count, |_| true).await
+        self.await_items_where(count, |item| !is_rate_count(item))
+            .await
     }
 
     /// Waits until the table holds exactly `count` items about connections, leaving out group
     /// streams (their heads and kept messages outlive the connections that sent to them, until
-    /// their TTL); returns those items.
+    /// their TTL) and rate counts; returns those items.
     pub async fn await_connection_items(&self, count: usize) -> Vec<Item> {
         self.await_items_where(count, |item| {
-            !matches!(item.get("pk"), Some(aws_sdk_dynamodb::types::AttributeValue::S(pk)) if pk.starts_with("stream#"))
+            !is_rate_count(item)
+                && !matches!(item.get("pk"), Some(aws_sdk_dynamodb::types::AttributeValue::S(pk)) if pk.starts_with("stream#"))
         })
         .await
     }
@@ -590,10 +673,17 @@ impl Ws {
 
     /// Waits for the server to close the connection.
     pub async fn closed(&mut self) -> Closed {
-        loop {
+        self.frames_until_closed().await.1
+    }
+
+    /// Waits for the server to close the connection: the text frames that came before, and how
+    /// it closed.
+    pub async fn frames_until_closed(&mut self) -> (Vec<String>, Closed) {
+        let mut frames = Vec::new();
+        let closed = loop {
             match tokio::time::timeout(PATIENCE, self.socket.next()).await {
                 Ok(Some(Ok(Message::Close(frame)))) => {
-                    return frame.map_or(
+                    break frame.map_or(
                         Closed {
                             code: 1005,
                             reason: String::new(),
@@ -604,20 +694,22 @@ impl Ws {
                         },
                     )
                 }
+                Ok(Some(Ok(Message::Text(text)))) => frames.push(text.to_string()),
                 Ok(Some(Ok(_))) => continue,
                 Ok(Some(Err(e))) => panic!(
                     "{}: the connection failed instead of closing: {e}",
                     self.connection_id
                 ),
                 Ok(None) => {
-                    return Closed {
+                    break Closed {
                         code: 1006,
                         reason: "no close frame".into(),
                     }
                 }
                 Err(_) => panic!("{}: not closed within {PATIENCE:?}", self.connection_id),
             }
-        }
+        };
+        (frames, closed)
     }
 
     /// Closes the connection normally.
@@ -631,6 +723,12 @@ impl Ws {
             .await;
         while let Ok(Some(Ok(_))) = tokio::time::timeout(PATIENCE, self.socket.next()).await {}
     }
+}
+
+/// Whether `item` is one of the rate limit's counts (`sk` `rate#{window}`), which every frame
+/// writes and which expire a minute after their window.
+pub fn is_rate_count(item: &Item) -> bool {
+    matches!(item.get("sk"), Some(aws_sdk_dynamodb::types::AttributeValue::S(sk)) if sk.starts_with("rate#"))
 }
 
 /// Items by kind, to read test failures.

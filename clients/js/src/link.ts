@@ -4,6 +4,7 @@
 
 import { monotonicNow } from "./clock.js";
 import type { ErrorFrame, Frame } from "./frames.js";
+import { HEARTBEAT_CHECK_MS } from "./options.js";
 import { FrameBudget, type RateLimit } from "./pacing.js";
 import type { Timers } from "./timers.js";
 
@@ -257,14 +258,15 @@ export class Link {
   }
 
   /**
-   * Ticks every quarter of `everyMs`: `onTick(stale)`, stale when nothing was sent, or nothing
-   * received, for `everyMs` (API Gateway closes connections after 10 minutes without traffic, and a
-   * link that receives nothing may be dead): the client then probes it.
+   * Ticks every quarter of `everyMs`, and at least every `HEARTBEAT_CHECK_MS`: `onTick(stale)`,
+   * stale when nothing was sent, or nothing received, for `everyMs` (API Gateway closes connections
+   * after 10 minutes without traffic, and a link that receives nothing may be dead): the client
+   * then probes it. So the probe leaves at most a tick after `everyMs` of silence.
    */
   startHeartbeat(everyMs: number, onTick: (stale: boolean) => void): void {
     if (this.ended) return;
     this.options.timers.every(
-      Math.max(50, Math.floor(everyMs / 4)),
+      Math.max(50, Math.min(HEARTBEAT_CHECK_MS, Math.floor(everyMs / 4))),
       () => {
         if (this.ended) return;
         const now = Date.now();

@@ -19,7 +19,13 @@ export interface ClientOptions {
   params?: Record<string, string>;
   /** A WebSocket implementation; the global `WebSocket` by default (browsers, Node ≥ 22 or 20 with `--experimental-websocket`). */
   WebSocket?: WebSocketConstructor;
-  /** Ping after this long without sending, or without receiving, anything (API Gateway's idle limit is 10 min). Default 4 min. */
+  /**
+   * Ping after this long without sending, or without receiving, anything. API Gateway closes a
+   * connection after 10 min without traffic; the service answers pings from API Gateway itself,
+   * so an idle connection costs two messages per ping and no Lambda. Default 8 min: checked every
+   * 30 s, the ping leaves within 8½ min of silence, and within about 9 min where a hidden browser
+   * tab runs timers once a minute.
+   */
   heartbeatMs?: number;
   /** How long API Gateway lets a connection live. Default 2 h. */
   maxConnectionMs?: number;
@@ -39,7 +45,12 @@ export interface ClientOptions {
    * (`recovery` with `recovered: false`). Default 40 s.
    */
   inFlightWindowMs?: number;
-  /** The largest frame to send, in UTF-8 bytes: API Gateway closes the connection on a frame over 32 KiB. Default 32 768. */
+  /**
+   * The largest frame to send, in UTF-8 bytes: the service refuses a message over its
+   * `MAX_MESSAGE_BYTES` (32 000 by default, so that each copy of the message costs one 32 KB
+   * message of API Gateway's), and API Gateway closes the connection on a frame over 32 KiB.
+   * Default 32 000.
+   */
   maxMessageBytes?: number;
   /** How long a call (`send`, `join`, `leave`, `whoami`, `presence`, `opened`) may take in all, waiting for a connection included. Default 30 s; `Infinity` for none. */
   callTimeoutMs?: number;
@@ -173,6 +184,17 @@ export interface ResolvedOptions {
   maxHeldMessages: number;
 }
 
+/**
+ * The heartbeat's default: 8 minutes of silence. A ping leaves within `HEARTBEAT_CHECK_MS` of it
+ * (8½ min), and within a minute of it where a browser runs a hidden tab's timers once a minute
+ * (Chrome, after 5 minutes hidden; Safari every 40 s or so): before API Gateway's 10-minute idle
+ * limit either way.
+ */
+export const DEFAULT_HEARTBEAT_MS = 8 * 60_000;
+
+/** The heartbeat's check runs every quarter of `heartbeatMs`, and at least this often. */
+export const HEARTBEAT_CHECK_MS = 30_000;
+
 /** The options with their defaults; throws a `TypeError` for a bad `url` or no WebSocket. */
 export function resolveOptions(config: ClientOptions): ResolvedOptions {
   const WebSocketImpl =
@@ -186,7 +208,7 @@ export function resolveOptions(config: ClientOptions): ResolvedOptions {
   return {
     url: checkUrl(config.url),
     WebSocket: WebSocketImpl,
-    heartbeatMs: config.heartbeatMs ?? 4 * 60_000,
+    heartbeatMs: config.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
     maxConnectionMs,
     // Never more than a quarter of the lifetime, so a short lifetime does not renew without pause.
     renewBeforeMs: Math.min(config.renewBeforeMs ?? 5 * 60_000, maxConnectionMs / 4),
@@ -194,7 +216,7 @@ export function resolveOptions(config: ClientOptions): ResolvedOptions {
     requestTimeoutMs,
     gapWaitMs: config.gapWaitMs ?? 1_000,
     inFlightWindowMs: config.inFlightWindowMs ?? 40_000,
-    maxMessageBytes: config.maxMessageBytes ?? 32 * 1024,
+    maxMessageBytes: config.maxMessageBytes ?? 32_000,
     callTimeoutMs: config.callTimeoutMs ?? 30_000,
     maxQueuedCalls: config.maxQueuedCalls ?? 100,
     tokenTimeoutMs: config.tokenTimeoutMs ?? requestTimeoutMs,

@@ -123,7 +123,7 @@ test("a silent socket is detected while sending", async () => {
   dead.silent = true;
   const since = Date.now();
   const failures = [];
-  // The app keeps sending: the heartbeat (4 min of silence) alone would not notice.
+  // The app keeps sending: the heartbeat (8 min of silence) alone would not notice.
   for (let i = 0; i < 20 && client.state === "open"; i++) {
     client.send({ all: true }, i).catch((e) => failures.push(e.code));
     await advance(200);
@@ -145,6 +145,43 @@ test("a link that receives nothing is detected by the heartbeat", async () => {
   const since = Date.now();
   await until(() => client.state !== "open", 10_000);
   assert.ok(Date.now() - since <= 1_000 + 250 + 2_000 + 50, `detected after ${Date.now() - since} ms`);
+  client.close();
+});
+
+test("an idle connection pings every 8 minutes, each ping before API Gateway's 10-minute idle limit", async () => {
+  const service = new FakeService();
+  const client = new Client(options(service));
+  await until(() => client.state === "open");
+  const socket = service.last;
+  // The app's last frame just after a heartbeat check (every 30 s from the open): the latest a
+  // ping can follow it.
+  await advance(30_010);
+  await client.whoami();
+  const lastFrame = socket.sent.at(-1).at;
+  // Steps of 100 ms of mock time: each frame's time is known within one.
+  await advance(17 * 60_000, 100);
+  const pings = socket.sent.filter((s) => s.frame.action === "ping").map((s) => s.at);
+  assert.equal(pings.length, 2, `pings at ${pings.map((at) => at - lastFrame)} ms after the last frame`);
+  const gaps = [pings[0] - lastFrame, pings[1] - pings[0]];
+  for (const gap of gaps) {
+    assert.ok(gap >= 8 * 60_000, `a ping after ${gap} ms of silence: too soon`);
+    // Within a check (30 s) of 8 min; a minute to spare for a hidden tab's throttled timers.
+    assert.ok(gap <= 8.5 * 60_000 + 100, `a ping after ${gap} ms of silence: API Gateway closes at 600 000`);
+  }
+  assert.equal(client.state, "open");
+  client.close();
+});
+
+test("a shorter heartbeat checks every quarter of it", async () => {
+  const service = new FakeService();
+  const client = new Client(options(service, { heartbeatMs: 20_000 }));
+  await until(() => client.state === "open");
+  const socket = service.last;
+  const opened = Date.now();
+  await advance(50_000, 100);
+  const pings = socket.sent.filter((s) => s.frame.action === "ping").map((s) => s.at - opened);
+  assert.ok(pings.length >= 1, "an idle link pinged");
+  assert.ok(pings[0] >= 20_000 && pings[0] <= 25_000 + 100, `first ping ${pings[0]} ms after the open`);
   client.close();
 });
 
