@@ -402,8 +402,13 @@ async fn frames_over_the_limit_fan_out_to_no_one_and_only_the_first_is_told() {
 }
 
 #[tokio::test]
-async fn an_environment_that_saw_the_limit_drops_the_next_frames_without_a_write() {
-    let stack = Stack::with_config(limit_of_three).await;
+async fn an_environment_that_saw_the_limit_drops_the_next_frames_without_a_write_when_closing_is_off(
+) {
+    let stack = Stack::with_config(|c| {
+        limit_of_three(c);
+        c.rate_close_multiple = 0;
+    })
+    .await;
     stack.connect("A=", &[]).await;
     for _ in 0..4 {
         stack.send("A=", "hi").await;
@@ -419,6 +424,25 @@ async fn an_environment_that_saw_the_limit_drops_the_next_frames_without_a_write
         Some(4),
         "frames this environment knows to be over are not counted again"
     );
+}
+
+#[tokio::test]
+async fn frames_an_environment_drops_still_count_toward_closing_the_connection() {
+    let stack = Stack::with_config(limit_of_three).await;
+    stack.connect("A=", &[]).await;
+    for _ in 0..9 {
+        stack.send("A=", "hi").await;
+    }
+    assert!(
+        !stack.sink.take_methods().contains("DELETE"),
+        "not closed at three times its limit"
+    );
+    stack.send("A=", "hi").await;
+    assert!(
+        stack.sink.take_methods().contains("DELETE"),
+        "closed by the frame past three times its limit, in the one environment serving it"
+    );
+    assert!(stack.items_of("A=").await.is_empty());
 }
 
 #[tokio::test]
@@ -1054,4 +1078,41 @@ async fn a_group_message_that_could_not_be_kept_reaches_nobody_and_history_skips
         .map(|m| m["offset"].clone())
         .collect();
     assert_eq!(offsets, [json!(2)]);
+}
+
+#[tokio::test]
+async fn a_group_send_whose_stream_head_is_throttled_is_delivered_without_an_offset() {
+    // No rate limit: the stream head's offset is then the send's only UpdateItem.
+    let (proxy, stack) = Stack::behind_proxy(|c| {
+        c.rate_limit = 0;
+        c.dynamodb_timeout = std::time::Duration::from_secs(30);
+    })
+    .await;
+    for id in ["A=", "B="] {
+        stack.connect(id, &[]).await;
+        stack.send(id, r#"{"action":"join","group":"hot"}"#).await;
+        stack.received(id);
+    }
+    proxy.throttle(Some("UpdateItem"));
+    stack
+        .send(
+            "A=",
+            r#"{"action":"send","to":{"group":"hot"},"data":"still here","id":"m"}"#,
+        )
+        .await;
+    proxy.throttle(None);
+    let delivered = stack.received_json("B=");
+    assert_eq!(delivered["data"], "still here");
+    assert!(
+        delivered.get("offset").is_none() && delivered.get("epoch").is_none(),
+        "no place in the stream: {delivered}"
+    );
+    let frames = stack.received("A=");
+    let ack = frames
+        .iter()
+        .map(|f| serde_json::from_str::<serde_json::Value>(f).unwrap())
+        .find(|f| f["type"] == "ack")
+        .unwrap_or_else(|| panic!("no ack in {frames:?}"));
+    assert_eq!(ack["delivered"], 2);
+    assert!(ack.get("offset").is_none(), "{ack}");
 }

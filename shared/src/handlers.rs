@@ -285,12 +285,6 @@ pub async fn message<S: Store, P: Push, A: Events>(
         let started = Instant::now();
         let context = &event.payload.request_context;
         let body = event.payload.body.as_deref().unwrap_or("");
-        let window = RateLimiter::window(&gateway.config);
-        if window.is_some_and(|w| gateway.limiter.is_limited(&ids.connection_id, w)) {
-            // Told once already (by whichever invocation counted it over): nothing is pushed.
-            tracing::info!(outcome = "rate_limited", bytes = body.len(), counted = "known over the limit here: dropped", duration_ms = millis(started.elapsed()), "message");
-            return Ok(response(200));
-        }
         let endpoint = match gateway.endpoint(context) {
             Ok(endpoint) => endpoint,
             Err(e) => {
@@ -298,6 +292,24 @@ pub async fn message<S: Store, P: Push, A: Events>(
                 return Err(e);
             }
         };
+        let window = RateLimiter::window(&gateway.config);
+        if let Some(window) = window.filter(|w| gateway.limiter.is_limited(&ids.connection_id, *w)) {
+            // Told once already (by whichever invocation counted it over): nothing is pushed. It
+            // is still counted when going on closes the connection, or going on would cost nothing.
+            let standing = match gateway.config.rate_close_multiple {
+                0 => Standing::Uncounted,
+                _ => rate_limit::count(gateway, &ids.connection_id, window).await,
+            };
+            if standing == Standing::Close {
+                close_for_rate(gateway, &endpoint, &ids.connection_id).await;
+            }
+            let counted = match standing {
+                Standing::Uncounted => "known over the limit here: dropped",
+                counted => counted.as_str(),
+            };
+            tracing::info!(outcome = "rate_limited", bytes = body.len(), counted, duration_ms = millis(started.elapsed()), "message");
+            return Ok(response(200));
+        }
         let mut client = Client::new(
             gateway,
             &ids.connection_id,

@@ -18,8 +18,9 @@
 //! lets the frame through: the work it gates needs DynamoDB too.
 //!
 //! An environment that saw a connection over its limit remembers it until the window ends and
-//! drops its frames without counting them ([`RateLimiter`]): a refused frame then costs one
-//! invocation and nothing else.
+//! drops its frames without doing anything for them ([`RateLimiter`]); it still counts them while
+//! `RATE_CLOSE_MULTIPLE` is on, so that going on closes the connection however few environments
+//! serve it: a refused frame then costs one invocation and one write, until the close.
 //!
 //! [`Store::count_frame`]: crate::store::Store::count_frame
 
@@ -199,7 +200,9 @@ pub async fn counted<S: Store, P: Push, F: Future>(
     futures_util::join!(count, GATE.scope(gate, work))
 }
 
-async fn count<S: Store, P: Push>(
+/// Counts the frame in `window`: its standing. Over the limit, this environment remembers the
+/// connection for the rest of the window.
+pub async fn count<S: Store, P: Push>(
     gateway: &Gateway<S, P>,
     connection_id: &str,
     window: i64,

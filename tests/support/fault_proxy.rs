@@ -11,14 +11,17 @@
 //!
 //! It also records which IAM actions the requests it carried need ([`FaultProxy::take_actions`]),
 //! and each request's operation and timing ([`FaultProxy::take_requests`]), from which the
-//! benchmarks count what an operation costs.
+//! benchmarks count what an operation costs; with [`FaultProxy::count_capacity`], also the capacity
+//! units each request consumed, as DynamoDB reports them (and as AWS bills a refused write, which it
+//! reports nothing for: [`refused_write_units`]).
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
@@ -31,6 +34,8 @@ struct State {
     conflict_once: Option<String>,
     /// Requests refused for a conflict so far.
     conflicts: usize,
+    /// Every request naming this operation is refused for throughput, not carried out.
+    throttled: Option<String>,
     /// Requests whose bytes contain this wait before reaching the server, until released.
     hold: Option<String>,
     /// Requests held so far.
@@ -39,6 +44,8 @@ struct State {
     actions: BTreeSet<String>,
     /// Every request carried, in the order they began.
     requests: Vec<Request>,
+    /// Whether data requests ask for their `ConsumedCapacity` (see [`FaultProxy::count_capacity`]).
+    count_capacity: bool,
     live: Vec<AbortHandle>,
 }
 
@@ -54,6 +61,26 @@ pub struct Request {
     pub writes: usize,
     /// The bytes of its answer (for a read, roughly the data it read, in DynamoDB's JSON).
     pub answer_bytes: usize,
+    /// The capacity units it consumed — write units for a write, read units for a read — when the
+    /// proxy counts them ([`FaultProxy::count_capacity`]): the `ConsumedCapacity` DynamoDB
+    /// answered with (summed over tables), or for a write refused by its condition, which DynamoDB
+    /// answers without one, what AWS bills for it ([`refused_write_units`]). `None`: not counted,
+    /// or the server reported none (moto, for some operations) and the request was not refused.
+    pub capacity_units: Option<f64>,
+    /// The error DynamoDB answered with, by its short name (`ConditionalCheckFailedException`,
+    /// `TransactionCanceledException`, `ValidationException`, …), when the proxy counts capacity.
+    pub error: Option<String>,
+}
+
+impl Request {
+    /// Whether DynamoDB refused it for a condition (a `ConditionalCheckFailedException`, or a
+    /// cancelled transaction): not carried out, billed all the same.
+    pub fn refused(&self) -> bool {
+        matches!(
+            self.error.as_deref(),
+            Some("ConditionalCheckFailedException" | "TransactionCanceledException")
+        )
+    }
 }
 
 /// How many requests of `requests` ran one after another at most: the round trips on the
@@ -154,6 +181,13 @@ impl FaultProxy {
         lock(&self.state).conflict_once = Some(operation.to_owned());
     }
 
+    /// From now on, every request for `operation` is refused as DynamoDB refuses a request past
+    /// a partition's throughput (`ProvisionedThroughputExceededException`), which the SDK retries
+    /// before giving up; `None` serves them again.
+    pub fn throttle(&self, operation: Option<&str>) {
+        lock(&self.state).throttled = operation.map(str::to_owned);
+    }
+
     /// How many requests were refused for a conflict so far.
     pub fn conflicts(&self) -> usize {
         lock(&self.state).conflicts
@@ -168,6 +202,17 @@ impl FaultProxy {
     /// The requests carried since the last look, in the order they began.
     pub fn take_requests(&self) -> Vec<Request> {
         std::mem::take(&mut lock(&self.state).requests)
+    }
+
+    /// From now on, every data request carried asks DynamoDB what it consumed: the proxy adds
+    /// `"ReturnConsumedCapacity":"TOTAL"` to a request that lacks it, and to a conditional
+    /// PutItem, UpdateItem or DeleteItem that lacks it `"ReturnValuesOnConditionCheckFailure":
+    /// "ALL_OLD"` (a refusal then carries the item it met, which AWS bills by; the service reads
+    /// a refused item only where it asks for it itself), then reads the answer's
+    /// `ConsumedCapacity` into [`Request::capacity_units`]. For that it gathers each request and
+    /// each answer whole before passing it on.
+    pub fn count_capacity(&self) {
+        lock(&self.state).count_capacity = true;
     }
 
     /// From now on, a request whose bytes contain `marker` (`ExclusiveStartKey`: a Query for a
@@ -195,6 +240,12 @@ impl FaultProxy {
     }
 }
 
+/// DynamoDB's answer to a request past its partition's throughput.
+fn throttled_answer() -> Vec<u8> {
+    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;
+    http_400(body)
+}
+
 /// DynamoDB's answer to a write refused for a conflict, by operation.
 fn conflict_answer(operation: &str) -> Vec<u8> {
     let body = if operation == "TransactWriteItems" {
@@ -202,6 +253,11 @@ fn conflict_answer(operation: &str) -> Vec<u8> {
     } else {
         r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item"}"#
     };
+    http_400(body)
+}
+
+/// A DynamoDB error answer carrying `body`.
+fn http_400(body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: fault-proxy\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -252,6 +308,8 @@ async fn relay(
     // The request in flight on this connection (the SDK sends one at a time), by its index in
     // the state's log.
     let in_flight: Mutex<Option<usize>> = Mutex::new(None);
+    // With capacity counted, the body of the request in flight, as passed on.
+    let in_flight_body: Mutex<Option<Value>> = Mutex::new(None);
     let upstream_leg = async {
         let mut buffer = vec![0u8; 64 * 1024];
         // The operation of the request being read, and the bytes of a refused one still to come.
@@ -262,27 +320,44 @@ async fn relay(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            let chunk = &buffer[..n];
+            let mut chunk = buffer[..n].to_vec();
             if swallow > 0 {
                 swallow = swallow.saturating_sub(n);
                 continue;
             }
+            // With capacity counted, a request is gathered whole and asks for its capacity.
+            let mut asked = None;
+            let counting = lock(&state).count_capacity;
+            if counting && chunk.starts_with(b"POST ") {
+                if !gather(&mut from_client, &mut chunk).await {
+                    return;
+                }
+                if let Some((request, body)) =
+                    operation(&chunk).and_then(|op| ask_capacity(&op, &chunk))
+                {
+                    chunk = request;
+                    asked = Some(body);
+                }
+            }
+            let chunk = chunk.as_slice();
             if let Some(op) = operation(chunk) {
                 current = op;
-                let refuse = {
+                let refusal = {
                     let mut state = lock(&state);
-                    let refuse = state.conflict_once.as_deref() == Some(current.as_str());
-                    if refuse {
+                    if state.conflict_once.as_deref() == Some(current.as_str()) {
                         state.conflict_once = None;
                         state.conflicts += 1;
+                        Some(conflict_answer(&current))
+                    } else if state.throttled.as_deref() == Some(current.as_str()) {
+                        Some(throttled_answer())
+                    } else {
+                        None
                     }
-                    refuse
                 };
-                if refuse {
+                if let Some(answer) = refusal {
                     if let Some((length, start)) = body_extent(chunk) {
-                        swallow = length.saturating_sub(n - start);
+                        swallow = length.saturating_sub(chunk.len() - start);
                     }
-                    let answer = conflict_answer(&current);
                     if to_client.lock().await.write_all(&answer).await.is_err() {
                         return;
                     }
@@ -305,8 +380,11 @@ async fn relay(
                     answered: None,
                     writes: writes(&current, chunk),
                     answer_bytes: 0,
+                    capacity_units: None,
+                    error: None,
                 });
                 *lock(&in_flight) = Some(state.requests.len() - 1);
+                *lock(&in_flight_body) = asked;
             }
             if let Some(marker) = &lock(&state).lose_answers_to {
                 if chunk.windows(marker.len()).any(|w| w == marker.as_bytes()) {
@@ -332,6 +410,9 @@ async fn relay(
     };
     let downstream_leg = async {
         let mut buffer = vec![0u8; 64 * 1024];
+        // With capacity counted: the answer read so far, and the request it answers.
+        let mut answer = Vec::new();
+        let mut answering = None;
         loop {
             let n = match from_server.read(&mut buffer).await {
                 Ok(0) | Err(_) => return,
@@ -340,10 +421,25 @@ async fn relay(
             if lose_next_answer.load(std::sync::atomic::Ordering::SeqCst) {
                 return; // the server has carried the request out; the client never hears of it
             }
-            if let Some(index) = *lock(&in_flight) {
+            let index = *lock(&in_flight);
+            if let Some(index) = index {
                 if let Some(request) = lock(&state).requests.get_mut(index) {
                     request.answered.get_or_insert_with(Instant::now);
                     request.answer_bytes += n;
+                }
+            }
+            // Read before the client has it, so before the next request can begin.
+            let counting = lock(&state).count_capacity;
+            if let (Some(index), true) = (index, counting) {
+                if answering != Some(index) {
+                    answer.clear();
+                    answering = Some(index);
+                }
+                answer.extend_from_slice(&buffer[..n]);
+                if let Some(body) = answer_body(&answer) {
+                    let request = lock(&in_flight_body).take();
+                    account(&state, index, request.as_ref(), &body);
+                    answer.clear();
                 }
             }
             if to_client
@@ -361,6 +457,263 @@ async fn relay(
         () = upstream_leg => {}
         () = downstream_leg => {}
     }
+}
+
+/// Reads from `from` until `request` (which begins a request) holds it whole: its headers, and
+/// the body its `Content-Length` announces. `false`: the connection ended first.
+async fn gather(from: &mut (impl AsyncRead + Unpin), request: &mut Vec<u8>) -> bool {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        if find(request, b"\r\n\r\n").is_some() {
+            match body_extent(request) {
+                Some((length, start)) if request.len() < start + length => {}
+                _ => return true,
+            }
+        }
+        match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => request.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
+
+/// The operations whose answers can carry a `ConsumedCapacity`.
+const DATA_OPERATIONS: [&str; 10] = [
+    "GetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "TransactGetItems",
+    "TransactWriteItems",
+];
+
+/// `request` (a whole HTTP request for `operation`) asking for its `ConsumedCapacity`, and a
+/// conditional single-item write also for the item a refusal meets (see
+/// [`FaultProxy::count_capacity`]), with its `Content-Length` set to match; and the body as
+/// passed on. `None`: not a data operation, or not a JSON object (passed on unchanged).
+fn ask_capacity(operation: &str, request: &[u8]) -> Option<(Vec<u8>, Value)> {
+    if !DATA_OPERATIONS.contains(&operation) {
+        return None;
+    }
+    let (length, start) = body_extent(request)?;
+    let mut body: Value = serde_json::from_slice(request.get(start..start + length)?).ok()?;
+    let object = body.as_object_mut()?;
+    let mut changed = false;
+    if !object.contains_key("ReturnConsumedCapacity") {
+        object.insert("ReturnConsumedCapacity".into(), "TOTAL".into());
+        changed = true;
+    }
+    if matches!(operation, "PutItem" | "UpdateItem" | "DeleteItem")
+        && object.contains_key("ConditionExpression")
+        && !object.contains_key("ReturnValuesOnConditionCheckFailure")
+    {
+        object.insert(
+            "ReturnValuesOnConditionCheckFailure".into(),
+            "ALL_OLD".into(),
+        );
+        changed = true;
+    }
+    if !changed {
+        return Some((request.to_vec(), body));
+    }
+    let bytes = serde_json::to_vec(&body).ok()?;
+    let head = String::from_utf8_lossy(&request[..start]);
+    let mut rewritten: Vec<u8> = head
+        .split("\r\n")
+        .map(|line| {
+            if line.to_ascii_lowercase().starts_with("content-length:") {
+                format!("Content-Length: {}", bytes.len())
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        .into_bytes();
+    rewritten.extend_from_slice(&bytes);
+    Some((rewritten, body))
+}
+
+/// The body of `answer` once it holds a whole HTTP response (by its `Content-Length`, or
+/// chunked); `None` until then.
+fn answer_body(answer: &[u8]) -> Option<Vec<u8>> {
+    let end = find(answer, b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+    let body = &answer[end..];
+    if let Some(length) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        return body.get(..length).map(<[u8]>::to_vec);
+    }
+    if head
+        .lines()
+        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"))
+    {
+        return dechunk(body);
+    }
+    None
+}
+
+/// A chunked body, whole; `None` until its last chunk has come.
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut whole = Vec::new();
+    loop {
+        let line = find(body, b"\r\n")?;
+        let size = String::from_utf8_lossy(&body[..line]);
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        body = &body[line + 2..];
+        if size == 0 {
+            return Some(whole);
+        }
+        whole.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
+}
+
+/// Notes on the `index`-th request what its answer `body` says it consumed, and the error it
+/// answered with, if any.
+fn account(state: &Mutex<State>, index: usize, request: Option<&Value>, body: &[u8]) {
+    let Ok(answer) = serde_json::from_slice::<Value>(body) else {
+        return;
+    };
+    let mut state = lock(state);
+    let Some(carried) = state.requests.get_mut(index) else {
+        return;
+    };
+    carried.error = answer
+        .get("__type")
+        .and_then(Value::as_str)
+        .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned());
+    carried.capacity_units = consumed_units(&answer).or_else(|| {
+        carried
+            .refused()
+            .then(|| refused_write_units(&carried.operation, request, &answer))
+    });
+}
+
+/// The capacity units an answer's `ConsumedCapacity` reports: one table's, or (a batch, a
+/// transaction) the sum over the tables it lists.
+fn consumed_units(answer: &Value) -> Option<f64> {
+    match answer.get("ConsumedCapacity")? {
+        Value::Array(tables) => Some(
+            tables
+                .iter()
+                .filter_map(|t| t.get("CapacityUnits")?.as_f64())
+                .sum(),
+        ),
+        table => table.get("CapacityUnits")?.as_f64(),
+    }
+}
+
+/// The write units AWS bills for a write DynamoDB refused, which it answers without a
+/// `ConsumedCapacity` (dynoxide answers the same: its errors carry none).
+///
+/// The rule, from AWS's "DynamoDB read and write operations" (a conditional write whose
+/// condition is false still consumes write units, by the size of the item: the one in the table
+/// or the one the request would have written, the larger;
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html>)
+/// and "Amazon DynamoDB Transactions: How it works" (two underlying writes per item, consumed
+/// even when the transaction is cancelled;
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html>):
+/// - a PutItem, UpdateItem or DeleteItem refused by its condition: 1 write unit per KB, rounded
+///   up and at least 1, of the larger of the item it would have put (a PutItem's `Item`) and the
+///   item it met (the refusal's `Item`, which the proxy asks for);
+/// - a cancelled TransactWriteItems: 2 write units per KB, rounded up and at least 1, of each of
+///   its items, sized the same way (the item its cancellation reason carries when the request
+///   asked for it, and a Put's own item).
+///
+/// An UpdateItem's would-be item (the item met, updated) is not computed: it counts by the item
+/// it met, which is less only when the update would have crossed a KB.
+pub fn refused_write_units(operation: &str, request: Option<&Value>, answer: &Value) -> f64 {
+    let kb = |bytes: usize| (bytes as f64 / 1024.0).ceil().max(1.0);
+    let size = |item: Option<&Value>| item.and_then(Value::as_object).map_or(0, item_size);
+    if operation == "TransactWriteItems" {
+        let actions = request
+            .and_then(|r| r.get("TransactItems"))
+            .and_then(Value::as_array);
+        let reasons = answer.get("CancellationReasons").and_then(Value::as_array);
+        let items = actions
+            .map_or(0, Vec::len)
+            .max(reasons.map_or(0, Vec::len))
+            .max(1);
+        (0..items)
+            .map(|i| {
+                let put = actions
+                    .and_then(|a| a.get(i))
+                    .and_then(|a| a.get("Put"))
+                    .and_then(|p| p.get("Item"));
+                let met = reasons.and_then(|r| r.get(i)).and_then(|r| r.get("Item"));
+                2.0 * kb(size(put).max(size(met)))
+            })
+            .sum()
+    } else {
+        let put = request.and_then(|r| r.get("Item"));
+        kb(size(put).max(size(answer.get("Item"))))
+    }
+}
+
+/// An item's size as DynamoDB counts it: each attribute's name and value, in bytes.
+fn item_size(item: &serde_json::Map<String, Value>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + attribute_size(value))
+        .sum()
+}
+
+/// An attribute value's size (`{"S":"…"}`, `{"N":"…"}`, …), by AWS's rules for item sizes:
+/// strings and binaries by their bytes, a number by about one byte per two significant digits
+/// plus one, a list or a map 3 bytes plus 1 per element, and its elements.
+fn attribute_size(value: &Value) -> usize {
+    let Some((kind, inner)) = value.as_object().and_then(|o| o.iter().next()) else {
+        return 0;
+    };
+    let strings = |list: &Vec<Value>, size: fn(&str) -> usize| -> usize {
+        list.iter().filter_map(Value::as_str).map(size).sum()
+    };
+    match (kind.as_str(), inner) {
+        ("S", Value::String(s)) => s.len(),
+        ("N", Value::String(n)) => number_size(n),
+        ("B", Value::String(b)) => base64_len(b),
+        ("BOOL" | "NULL", _) => 1,
+        ("SS", Value::Array(list)) => strings(list, str::len),
+        ("NS", Value::Array(list)) => strings(list, number_size),
+        ("BS", Value::Array(list)) => strings(list, base64_len),
+        ("L", Value::Array(list)) => {
+            3 + list.len() + list.iter().map(attribute_size).sum::<usize>()
+        }
+        ("M", Value::Object(map)) => {
+            3 + map
+                .iter()
+                .map(|(name, v)| name.len() + 1 + attribute_size(v))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// A number's size: one byte per two significant digits, one more, and one for a minus sign.
+fn number_size(number: &str) -> usize {
+    let number = number.trim();
+    let digits: String = number
+        .split(['e', 'E'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.div_ceil(2) + 1 + usize::from(number.starts_with('-') && significant > 0)
+}
+
+/// The bytes a base64 string decodes to.
+fn base64_len(encoded: &str) -> usize {
+    let padding = encoded.bytes().rev().take_while(|b| *b == b'=').count();
+    (encoded.len() / 4 * 3).saturating_sub(padding)
 }
 
 /// The writes the first chunk of a request asks for: one for a single-item write, the items
@@ -418,6 +771,8 @@ mod tests {
             answered: Some(started + Duration::from_millis(took_ms)),
             writes: 0,
             answer_bytes: 0,
+            capacity_units: None,
+            error: None,
         }
     }
 
@@ -435,5 +790,107 @@ mod tests {
         chained.push(request(t + ms(20), 5));
         assert_eq!(round_trips(&chained), 2);
         assert_eq!(round_trips(&[]), 0);
+    }
+
+    fn http(body: &str) -> Vec<u8> {
+        format!(
+            "POST / HTTP/1.1\r\nx-amz-target: DynamoDB_20120810.UpdateItem\r\ncontent-length: {}\r\nhost: x\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_data_request_asks_for_its_capacity_and_a_conditional_write_for_the_item_it_meets() {
+        let (request, body) = ask_capacity(
+            "UpdateItem",
+            &http(r#"{"TableName":"t","ConditionExpression":"attribute_exists(pk)"}"#),
+        )
+        .unwrap();
+        assert_eq!(body["ReturnConsumedCapacity"], "TOTAL");
+        assert_eq!(body["ReturnValuesOnConditionCheckFailure"], "ALL_OLD");
+        let (length, start) = body_extent(&request).unwrap();
+        assert_eq!(
+            request.len(),
+            start + length,
+            "Content-Length follows the body"
+        );
+        let sent: Value = serde_json::from_slice(&request[start..]).unwrap();
+        assert_eq!(sent, body);
+        // What the request asked for itself stays; a read is not given a refusal's item.
+        let (_, body) = ask_capacity(
+            "Query",
+            &http(r#"{"TableName":"t","ReturnConsumedCapacity":"NONE"}"#),
+        )
+        .unwrap();
+        assert_eq!(body["ReturnConsumedCapacity"], "NONE");
+        assert!(body.get("ReturnValuesOnConditionCheckFailure").is_none());
+        assert!(ask_capacity("DescribeTable", &http("{}")).is_none());
+    }
+
+    #[test]
+    fn answers_are_read_whole_by_length_or_chunks() {
+        let whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        assert_eq!(answer_body(whole).as_deref(), Some(&b"{}"[..]));
+        assert_eq!(answer_body(&whole[..whole.len() - 1]), None);
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n1\r\n}\r\n0\r\n\r\n";
+        assert_eq!(answer_body(chunked).as_deref(), Some(&b"{}"[..]));
+        assert_eq!(answer_body(&chunked[..chunked.len() - 7]), None);
+    }
+
+    #[test]
+    fn consumed_capacity_is_one_table_or_the_sum_of_a_list() {
+        let one = serde_json::json!({"ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.0}});
+        assert_eq!(consumed_units(&one), Some(1.0));
+        let list = serde_json::json!({"ConsumedCapacity": [
+            {"TableName": "t", "CapacityUnits": 4.0, "WriteCapacityUnits": 4.0},
+            {"TableName": "u", "CapacityUnits": 2.0}
+        ]});
+        assert_eq!(consumed_units(&list), Some(6.0));
+        assert_eq!(consumed_units(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn a_refused_write_is_billed_by_the_larger_item_and_a_cancelled_transaction_twice_per_item() {
+        let big = "x".repeat(1500);
+        let small = serde_json::json!({"pk": {"S": "a"}, "n": {"N": "12"}});
+        // An UpdateItem that met a small item: 1 unit; one that met a 1.5 KB item: 2.
+        let refusal = serde_json::json!({"__type": "x#ConditionalCheckFailedException"});
+        assert_eq!(refused_write_units("UpdateItem", None, &refusal), 1.0);
+        let met_big = serde_json::json!({"Item": {"pk": {"S": big}}});
+        assert_eq!(refused_write_units("UpdateItem", None, &met_big), 2.0);
+        // A PutItem of a 1.5 KB item that met a small one: by the item it would have put.
+        let put = serde_json::json!({"Item": {"pk": {"S": big}}});
+        let met_small = serde_json::json!({ "Item": small });
+        assert_eq!(refused_write_units("PutItem", Some(&put), &met_small), 2.0);
+        // A cancelled transaction of an Update and a Put: 2 units per item (1 KB each).
+        let transaction = serde_json::json!({"TransactItems": [
+            {"Update": {"Key": {"pk": {"S": "a"}}}},
+            {"Put": {"Item": small}}
+        ]});
+        let cancelled = serde_json::json!({"CancellationReasons": [
+            {"Code": "ConditionalCheckFailed"}, {"Code": "None"}
+        ]});
+        assert_eq!(
+            refused_write_units("TransactWriteItems", Some(&transaction), &cancelled),
+            4.0
+        );
+    }
+
+    #[test]
+    fn sizes_follow_dynamodb_rules() {
+        assert_eq!(number_size("12"), 2);
+        assert_eq!(number_size("-12"), 3);
+        assert_eq!(number_size("0"), 1);
+        assert_eq!(number_size("1200"), 2);
+        assert_eq!(base64_len("AAAA"), 3);
+        assert_eq!(base64_len("AA=="), 1);
+        let item = serde_json::json!({
+            "pk": {"S": "abc"}, "set": {"SS": ["a", "bc"]}, "flag": {"BOOL": true},
+            "list": {"L": [{"S": "ab"}]}, "map": {"M": {"k": {"S": "v"}}}
+        });
+        // pk 2+3, set 3+3, flag 4+1, list 4+(3+1+2), map 3+(3+1+1+1)
+        assert_eq!(item_size(item.as_object().unwrap()), 5 + 6 + 5 + 10 + 9);
     }
 }

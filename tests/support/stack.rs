@@ -288,12 +288,7 @@ impl<A: Events> Stack<A> {
         self.items()
             .await
             .into_iter()
-            .filter(|item| {
-                !item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|sk| sk.starts_with("rate#"))
-            })
+            .filter(|item| !crate::local_stack::is_rate_count(item))
             .collect()
     }
 
