@@ -3,7 +3,9 @@
 //! The functions run as the deployable bootstraps (what `target/lambda/*/bootstrap.zip` holds, built by
 //! `make build ARCH=x86_64`) under a minimal Lambda Runtime API on loopback, against the local
 //! DynamoDB (dynoxide, or moto with `DYNAMODB=moto`) and a
-//! counting `@connections` endpoint. Prints a table and writes `target/bench/report.json`.
+//! counting `@connections` endpoint. Prints a table and writes `target/bench/report.json`, with
+//! what each operation costs per million on AWS at list prices (`pricing.rs`), computed from what
+//! the run measured.
 //! `BENCH_FANOUT` (default `100,1000,10000`) and `BENCH_TABLE_CONNECTIONS` (default 100000) size it.
 //! `bench pushes [N]` measures only the push path against the floor (no DynamoDB), for profiling;
 //! `bench gateway` only the measurements through the local gateway (`BENCH_GATEWAY_CLIENTS`,
@@ -12,10 +14,12 @@
 mod cost;
 mod counting;
 mod floor;
+mod pricing;
 mod runtime_api;
 mod sink;
 mod through_gateway;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicUsize;
@@ -262,8 +266,13 @@ async fn main() {
     };
     let mut report = serde_json::Map::new();
     let mut rows: Vec<(String, String)> = Vec::new();
+    if only.as_deref() == Some("burst") {
+        through_gateway::burst(&bench, &mut rows, &mut report).await;
+        return print_report(rows, report);
+    }
     if only.as_deref() == Some("gateway") {
-        through_gateway::run(&bench, &mut rows, &mut report).await;
+        let measured = through_gateway::run(&bench, &mut rows, &mut report).await;
+        pricing::report(&measured, &HashMap::new(), &mut rows, &mut report);
         return print_report(rows, report);
     }
 
@@ -419,9 +428,12 @@ async fn main() {
 
     // 7, 8. Through the local gateway with real clients and release bootstraps: what each
     // operation costs in DynamoDB, and broadcasts beside the floor.
-    through_gateway::run(&bench, &mut rows, &mut report).await;
+    let measured = through_gateway::run(&bench, &mut rows, &mut report).await;
+    through_gateway::burst(&bench, &mut rows, &mut report).await;
 
-    // 4. Per-message overhead: echo, and a send to a group of 5, timed inside the runtime API.
+    // 4. Per-message overhead: echo, ping, a send to a group of 5 (with an id: the sender's ack
+    // is a sixth push; history on, as by default), and joins and leaves, timed inside the runtime
+    // API: the durations the cost table bills.
     let table = bench.table("permessage").await;
     let members: Vec<_> = (0..5)
         .map(|i| record(format!("m{i}="), Some(format!("m{i}")), &["five"]))
@@ -433,38 +445,59 @@ async fn main() {
         .function("message", table.table(), &[("RATE_LIMIT", "1000000")])
         .await;
     let mut per_message = serde_json::Map::new();
-    for (what, body, pushes) in [
-        ("echo", "hello".to_owned(), 1),
+    let mut p50s = HashMap::new();
+    // Each case's frames are sent in turn, 500 events in all, from the five members in turn; a
+    // case of two frames (join, then leave the same group) times each.
+    let cases: [(&[&str], &[&str], usize); 4] = [
+        (&[pricing::ECHO], &["hello"], 1),
+        (&[pricing::PING], &[r#"{"action":"ping"}"#], 1),
         (
-            "send to a group of 5",
-            r#"{"action":"send","to":{"group":"five"},"data":"hi"}"#.to_owned(),
-            5,
+            &[pricing::GROUP_SEND],
+            &[r#"{"action":"send","to":{"group":"five"},"data":"hi","id":"m"}"#],
+            pricing::GROUP_MEMBERS + 1,
         ),
-    ] {
-        let mut times = Vec::new();
+        (
+            &[pricing::JOIN, pricing::LEAVE],
+            &[
+                r#"{"action":"join","group":"other"}"#,
+                r#"{"action":"leave","group":"other"}"#,
+            ],
+            1,
+        ),
+    ];
+    for (names, bodies, pushes) in cases {
+        let mut times = vec![Vec::new(); bodies.len()];
         for i in 0..500 {
+            let which = i % bodies.len();
+            let member = (i / bodies.len()) % 5;
             bench.sink.expect(pushes);
-            times.push(
+            times[which].push(
                 function
                     .api
-                    .invoke(message_event(&format!("m{}=", i % 5), &body))
+                    .invoke(message_event(&format!("m{member}="), bodies[which]))
                     .await
                     .took,
             );
         }
-        times.sort();
-        let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
-        rows.push((
-            format!("{what}: function time p50 / p99 (500 events)"),
-            format!("{} ms / {} ms", ms(p50), ms(p99)),
-        ));
-        per_message.insert(
-            what.into(),
-            json!({"p50_ms": ms(p50), "p99_ms": ms(p99), "events": 500}),
-        );
+        for (what, mut times) in names.iter().zip(times) {
+            times.sort();
+            let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+            rows.push((
+                format!("{what}: function time p50 / p99 ({} events)", times.len()),
+                format!("{} ms / {} ms", ms(p50), ms(p99)),
+            ));
+            per_message.insert(
+                (*what).into(),
+                json!({"p50_ms": ms(p50), "p99_ms": ms(p99), "events": times.len()}),
+            );
+            p50s.insert(*what, p50);
+        }
     }
     drop(function);
     report.insert("per_message".into(), Value::Object(per_message));
+
+    // What each operation costs per million on AWS, from the counted operations and these times.
+    pricing::report(&measured, &p50s, &mut rows, &mut report);
 
     // 5. Items read per send, counted under the handler, in a large table.
     let size = env_list("BENCH_TABLE_CONNECTIONS", "100000")
@@ -565,6 +598,13 @@ fn print_report(rows: Vec<(String, String)>, mut report: serde_json::Map<String,
     println!();
     for (what, figure) in &rows {
         println!("{what:<width$}  {figure}");
+    }
+    if let Some(table) = report
+        .get("cost_per_million")
+        .and_then(|c| c.get("markdown"))
+        .and_then(Value::as_str)
+    {
+        println!("\ncost per million, at us-east-1 list prices (for BENCHMARKS.md):\n\n{table}");
     }
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out).expect("target/bench");

@@ -20,6 +20,8 @@ struct Inner {
     queue: VecDeque<(String, Value)>,
     /// When each request was handed to the function, and who waits for its response.
     pending: HashMap<String, (Instant, oneshot::Sender<Invocation>)>,
+    /// The function time of each invocation answered since the last look, in order.
+    completed: Vec<Duration>,
     first_poll: Option<Instant>,
     counter: u64,
 }
@@ -82,6 +84,13 @@ impl RuntimeApi {
         while !self.inner().pending.is_empty() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// The function times of the invocations answered since the last look: what Lambda would
+    /// bill, before its rounding up to the millisecond. Noted with the answer, so an invocation
+    /// that [`RuntimeApi::idle`] saw finish is in.
+    pub fn take_completed(&self) -> Vec<Duration> {
+        std::mem::take(&mut self.inner().completed)
     }
 
     /// Invokes the function with `event` and waits for its response.
@@ -147,7 +156,9 @@ fn answer(api: &RuntimeApi, id: &str, body: Bytes, failed: bool) -> StatusCode {
     if failed {
         eprintln!("invocation {id} failed: {}", String::from_utf8_lossy(&body));
     }
-    if let Some((served, sender)) = api.inner().pending.remove(id) {
+    let mut inner = api.inner();
+    if let Some((served, sender)) = inner.pending.remove(id) {
+        inner.completed.push(done - served);
         let _ = sender.send(Invocation {
             served,
             took: done - served,

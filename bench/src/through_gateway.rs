@@ -29,6 +29,7 @@ use support::fault_proxy::FaultProxy;
 
 use crate::cost::Cost;
 use crate::floor::{self, Floor, FloorThread};
+use crate::pricing::{self, messages, Measured};
 use crate::runtime_api::RuntimeApi;
 use crate::{env_list, lambda_process, ms, root, Bench};
 
@@ -96,6 +97,18 @@ impl Stack {
         dynamodb: &str,
         name: &str,
     ) -> Stack {
+        Self::start_with(sdk, moto, dynamodb, name, &[], ENVIRONMENTS).await
+    }
+
+    /// [`Stack::start`] with `environments` bootstraps per function, which get `env` too.
+    pub async fn start_with(
+        sdk: &aws_config::SdkConfig,
+        moto: &str,
+        dynamodb: &str,
+        name: &str,
+        env: &[(&str, &str)],
+        environments: usize,
+    ) -> Stack {
         let table = format!("bench-{name}-{}", std::process::id());
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::from_conf(
@@ -115,12 +128,13 @@ impl Stack {
         let mut children = Vec::new();
         for function in ["connect", "message", "disconnect"] {
             let (api, address) = RuntimeApi::start().await;
-            for environment in 0..ENVIRONMENTS {
+            for environment in 0..environments {
                 let log = std::fs::File::create(
                     logs.join(format!("{name}-{function}-{environment}.log")),
                 )
                 .expect("a log file");
                 let child = lambda_process(function, address, &table, dynamodb, &management)
+                    .envs(env.iter().copied())
                     .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
                     .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
                     .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
@@ -140,7 +154,7 @@ impl Stack {
         let mut tasks = vec![tokio::spawn(async move {
             let _ = axum::serve(invoke_listener, invoke_app).await;
         })];
-        let settings = Settings {
+        let mut settings = Settings {
             routes: Routes::from_file(&root().join("template.yaml"), FunctionNames::Package)
                 .expect("template.yaml routes"),
             invoke_url: format!("http://{invoke_address}"),
@@ -148,7 +162,8 @@ impl Stack {
             api_id: "bench".into(),
             limits: Limits::default(),
             invoke_timeout: Duration::from_secs(60),
-            max_invocations: 64,
+            // As many at once as the environments take: API Gateway caps none below the account.
+            max_invocations: 64.max(3 * environments),
             aws: AwsBehaviour::new(Some(Expected {
                 credentials: Signing {
                     access_key_id: ACCESS_KEY_ID.into(),
@@ -159,6 +174,8 @@ impl Stack {
             })),
             client_library: None,
         };
+        // The functions run without a secret (ALLOW_ANONYMOUS): handshakes carry no ?token=.
+        settings.aws.allow_anonymous = true;
         tasks.push(tokio::spawn(async move {
             let _ = local_gateway::serve(gateway_listener, settings).await;
         }));
@@ -177,6 +194,14 @@ impl Stack {
         for api in self.apis.values() {
             api.idle().await;
         }
+    }
+
+    /// The function time of every invocation answered since the last look, of any function.
+    pub fn take_invocations(&self) -> Vec<Duration> {
+        self.apis
+            .values()
+            .flat_map(RuntimeApi::take_completed)
+            .collect()
     }
 
     /// Connects `n` clients, `at_once` handshakes at a time; how long it took.
@@ -236,6 +261,97 @@ impl Stack {
     }
 }
 
+/// Sends an echo from `client` once the stack is idle and what came before is forgotten; when it
+/// was answered.
+async fn what_an_echo_costs(stack: &Stack, client: &mut Ws, forget: &impl Fn()) -> Instant {
+    stack.idle().await;
+    forget();
+    client.send("hello").await;
+    assert_eq!(client.recv().await, "Hello, you sent: hello");
+    let answered = Instant::now();
+    stack.idle().await;
+    answered
+}
+
+/// Reads `client`'s frames until the pong of a ping (answered by the gateway from the
+/// template's mock route, whatever the connection's rate): the frames pushed before it.
+async fn frames_before_pong(client: &mut Ws) -> Vec<String> {
+    client.send(r#"{"action":"ping"}"#).await;
+    let mut frames = Vec::new();
+    loop {
+        let frame = client.recv().await;
+        if frame == r#"{"type":"pong"}"# {
+            return frames;
+        }
+        frames.push(frame);
+    }
+}
+
+/// One connection sends 300 broadcasts at once, with 50 others listening, `RATE_LIMIT=10` and
+/// 64 Lambda environments (a limit kept per environment would let 10 + 64 through): what the
+/// burst did, and what it cost.
+pub async fn burst(
+    bench: &Bench,
+    rows: &mut Vec<(String, String)>,
+    report: &mut serde_json::Map<String, Value>,
+) {
+    const FRAMES: usize = 300;
+    const ENVIRONMENTS_FOR_A_BURST: usize = 64;
+    let proxy = FaultProxy::start(&bench.dynamodb).await;
+    proxy.count_capacity();
+    let env = [
+        ("RATE_LIMIT", "10"),
+        ("RATE_WINDOW_SECONDS", "60"),
+        ("RATE_CLOSE_MULTIPLE", "3"),
+    ];
+    let stack = Stack::start_with(
+        &bench.sdk,
+        &bench.dynamodb,
+        &proxy.endpoint(),
+        "burst",
+        &env,
+        ENVIRONMENTS_FOR_A_BURST,
+    )
+    .await;
+    let (mut listeners, _) = stack.connect(50, 8).await;
+    let (mut senders, _) = stack.connect(1, 1).await;
+    let mut sender = senders.pop().expect("a sender");
+    stack.idle().await;
+    proxy.take_requests();
+    stack.take_invocations();
+    for i in 0..FRAMES {
+        sender
+            .send(&json!({"action":"sendmessage","data":format!("burst {i}")}).to_string())
+            .await;
+    }
+    // The sender is closed once it passes 3 × its limit; its frames already in flight run on.
+    let (own, closed) = sender.frames_until_closed().await;
+    let refusals = own
+        .iter()
+        .filter(|f| f.contains(r#""code":"rate_limited""#))
+        .count();
+    stack.idle().await;
+    let invocations = stack.take_invocations().len();
+    let cost = Cost::of(&proxy.take_requests(), None);
+    let mut most = 0;
+    for listener in &mut listeners {
+        most = most.max(frames_before_pong(listener).await.len());
+    }
+    rows.push((
+        format!("a burst of {FRAMES} broadcasts from one connection (RATE_LIMIT=10, RATE_CLOSE_MULTIPLE=3, {ENVIRONMENTS_FOR_A_BURST} environments, 50 listening)"),
+        format!("{invocations} invocations; at most {most} broadcasts reached a listener (bound: 2 × 10); {refusals} rate_limited frame(s) to the sender, then closed ({}); DynamoDB: {}", closed.code, cost.row()),
+    ));
+    report.insert("burst".into(), json!({"frames": FRAMES, "environments": ENVIRONMENTS_FOR_A_BURST, "invocations": invocations, "broadcasts_received_at_most": most, "sender_close_code": closed.code, "refusals_seen": refusals, "dynamodb": cost.json()}));
+    assert!(
+        most <= 20,
+        "a burst did {most} broadcasts, past 2 × RATE_LIMIT"
+    );
+    assert!(
+        refusals <= 2,
+        "{refusals} rate_limited frames for one burst"
+    );
+}
+
 /// When the first and the last of `clients` received `data`.
 pub async fn receipts(clients: &mut [Ws], data: &str) -> (Instant, Instant) {
     let all = futures_util::future::join_all(clients.iter_mut().map(|client| async move {
@@ -289,88 +405,158 @@ pub fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 /// Real WebSocket clients through the local gateway, the functions' DynamoDB requests counted by
-/// a relay in front of moto: the cost of each operation, then broadcasts to 1, 100 and 1,000
-/// clients and 1,000 clients connecting, beside the floor.
+/// a relay in front of the local DynamoDB (which reports each request's consumed capacity): the
+/// cost of each operation, then broadcasts to 1, 100 and 1,000 clients and 1,000 clients
+/// connecting, beside the floor. Returns each operation's measured cost: its DynamoDB requests
+/// and units, its Lambda invocations and their function times, its API Gateway messages.
 pub async fn run(
     bench: &Bench,
     rows: &mut Vec<(String, String)>,
     report: &mut serde_json::Map<String, Value>,
-) {
+) -> Vec<Measured> {
     let proxy = FaultProxy::start(&bench.dynamodb).await;
+    proxy.count_capacity();
     let stack = Stack::start(&bench.sdk, &bench.dynamodb, &proxy.endpoint(), "gateway").await;
     let mut costs = serde_json::Map::new();
-    let mut cost = |rows: &mut Vec<(String, String)>, what: &str, cost: Cost| {
-        rows.push((format!("DynamoDB cost of {what}"), cost.row()));
-        costs.insert(what.to_owned(), cost.json());
+    let mut measured = Vec::new();
+    // What happened since `forget` was last called: the relay's requests, the invocations.
+    let forget = || {
+        proxy.take_requests();
+        stack.take_invocations();
     };
+    let mut note =
+        |rows: &mut Vec<(String, String)>, what: &str, outcome: Option<Instant>, frames: u64| {
+            let cost = Cost::of(&proxy.take_requests(), outcome);
+            let invocations = stack.take_invocations();
+            rows.push((format!("DynamoDB cost of {what}"), cost.row()));
+            let mut json = cost.json();
+            json["lambda_invocations_ms"] = invocations.iter().map(|d| crate::ms(*d)).collect();
+            json["api_gateway_messages"] = frames.into();
+            costs.insert(what.to_owned(), json);
+            measured.push(Measured {
+                what: what.to_owned(),
+                cost,
+                invocations,
+                messages: frames,
+            });
+        };
 
-    // Five clients with uids; the first one's handshake is measured.
+    // Five clients with uids; the first one's handshake is measured (the authorizer's invocation
+    // and the connect function's; a handshake is no message).
     stack.idle().await;
-    proxy.take_requests();
+    forget();
     let mut clients = vec![support::local_stack::connect(&format!("{}?uid=u0", stack.url)).await];
     let outcome = Instant::now();
     stack.idle().await;
-    cost(
-        rows,
-        "$connect",
-        Cost::of(&proxy.take_requests(), Some(outcome)),
-    );
+    note(rows, pricing::CONNECT, Some(outcome), 0);
     for i in 1..5 {
         clients.push(support::local_stack::connect(&format!("{}?uid=u{i}", stack.url)).await);
     }
-    for (what, frame, reply) in [
-        ("echo", "hello", "Hello, you sent: hello"),
-        ("ping", r#"{"action":"ping"}"#, r#"{"type":"pong"}"#),
-        (
-            "join",
-            r#"{"action":"join","group":"five"}"#,
-            r#"{"type":"joined","group":"five"}"#,
-        ),
-    ] {
+    type Expected = fn(&str) -> bool;
+    let cases: [(&str, &str, Expected); 3] = [
+        (pricing::ECHO, "hello", |r| r == "Hello, you sent: hello"),
+        // Answered by the function, or by the API's mock route where the gateway has one.
+        (pricing::PING, r#"{"action":"ping"}"#, |r| {
+            r.contains("pong")
+        }),
+        (pricing::JOIN, r#"{"action":"join","group":"five"}"#, |r| {
+            r.starts_with(r#"{"type":"joined","group":"five""#)
+        }),
+    ];
+    for (what, frame, expected) in cases {
         stack.idle().await;
-        proxy.take_requests();
+        forget();
         clients[0].send(frame).await;
-        assert_eq!(clients[0].recv().await, reply);
+        let reply = clients[0].recv().await;
+        assert!(expected(&reply), "{what}: unexpected answer {reply}");
         let outcome = Instant::now();
         stack.idle().await;
-        cost(rows, what, Cost::of(&proxy.take_requests(), Some(outcome)));
+        note(
+            rows,
+            what,
+            Some(outcome),
+            messages(&[frame, reply.as_str()]),
+        );
     }
     for client in &mut clients[1..] {
         client.send(r#"{"action":"join","group":"five"}"#).await;
         client.recv().await;
     }
-    for (what, frame) in [
-        (
-            "a group send (5 members)",
-            r#"{"action":"send","to":{"group":"five"},"data":"g"}"#,
-        ),
-        (
-            "a uid send",
-            r#"{"action":"send","to":{"uid":"u1"},"data":"u"}"#,
-        ),
-    ] {
-        stack.idle().await;
-        proxy.take_requests();
-        clients[0].send(frame).await;
-        let to = if what.starts_with("a uid") {
-            1..2
-        } else {
-            0..5
-        };
-        let mut first = None;
-        for client in &mut clients[to] {
-            client.recv().await;
-            first.get_or_insert_with(Instant::now);
-        }
-        stack.idle().await;
-        cost(rows, what, Cost::of(&proxy.take_requests(), first));
-    }
+    // A send to the group, with an id: each member (the sender too) gets it, and the sender an ack.
     stack.idle().await;
-    proxy.take_requests();
+    forget();
+    let frame = r#"{"action":"send","to":{"group":"five"},"data":"g","id":"g1"}"#;
+    clients[0].send(frame).await;
+    let mut frames = vec![frame.to_owned()];
+    let mut first = None;
+    let mut acked = false;
+    for (i, client) in clients.iter_mut().enumerate() {
+        // The sender's copy and its ack, in either order.
+        let expected = if i == 0 { 2 } else { 1 };
+        for _ in 0..expected {
+            let got = client.recv().await;
+            first.get_or_insert_with(Instant::now);
+            acked |= got.contains(r#""type":"ack""#);
+            frames.push(got);
+        }
+    }
+    assert!(acked, "the sender got its ack");
+    stack.idle().await;
+    note(rows, pricing::GROUP_SEND, first, messages(&frames));
+
+    stack.idle().await;
+    forget();
+    let frame = r#"{"action":"send","to":{"uid":"u1"},"data":"u"}"#;
+    clients[0].send(frame).await;
+    let got = clients[1].recv().await;
+    let first = Instant::now();
+    stack.idle().await;
+    note(
+        rows,
+        "a uid send",
+        Some(first),
+        messages(&[frame, got.as_str()]),
+    );
+
+    // A frame's count is one write of an item of its own, whatever the connection holds: the
+    // same echo from a connection in 1 group and in MAX_GROUPS (100), which cannot join more.
+    let one_group = what_an_echo_costs(&stack, &mut clients[1], &forget).await;
+    note(
+        rows,
+        "an echo from a connection in 1 group",
+        Some(one_group),
+        2,
+    );
+    for g in 1..100 {
+        clients[1]
+            .send(&json!({"action":"join","group":format!("group-{g:03}")}).to_string())
+            .await;
+        let joined = clients[1].recv_json().await;
+        assert_eq!(joined["type"], "joined", "{joined}");
+    }
+    clients[1]
+        .send(r#"{"action":"join","group":"one-too-many"}"#)
+        .await;
+    let refused = clients[1].recv_json().await;
+    assert_eq!(refused["code"], "bad_request", "past MAX_GROUPS: {refused}");
+    rows.push((
+        "a join past MAX_GROUPS (100)".into(),
+        format!("refused: {}", refused["message"]),
+    ));
+    let hundred = what_an_echo_costs(&stack, &mut clients[1], &forget).await;
+    note(
+        rows,
+        "an echo from a connection in 100 groups (MAX_GROUPS)",
+        Some(hundred),
+        2,
+    );
+
+    stack.idle().await;
+    forget();
     clients.pop().expect("five clients").close().await;
     stack.await_empty_of(4).await;
     stack.idle().await;
-    cost(rows, "$disconnect", Cost::of(&proxy.take_requests(), None));
+    note(rows, pricing::DISCONNECT, None, 0);
     drop(clients);
     stack.await_empty_of(0).await;
 
@@ -389,14 +575,12 @@ pub async fn run(
         }
         broadcast(&mut counted, "warm-up").await;
         stack.idle().await;
-        proxy.take_requests();
+        forget();
         let (_, first) = broadcast(&mut counted, "counted").await;
         stack.idle().await;
-        cost(
-            rows,
-            &format!("a broadcast to {n}"),
-            Cost::of(&proxy.take_requests(), Some(first)),
-        );
+        let sent = json!({"action": "sendmessage", "data": "counted"}).to_string();
+        let frames = messages(&[sent]) + n as u64 * messages(&["counted"]);
+        note(rows, &pricing::broadcast(n), Some(first), frames);
 
         if n >= 1000 {
             drop(std::mem::take(&mut clients));
@@ -449,4 +633,5 @@ pub async fn run(
     }
     report.insert("through_the_gateway".into(), Value::from(side_by_side));
     report.insert("dynamodb_costs".into(), Value::Object(costs));
+    measured
 }
