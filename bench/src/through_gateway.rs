@@ -527,12 +527,23 @@ pub async fn run(
         Some(one_group),
         2,
     );
+    // 99 more, joined as a backend joins them: as frames they would pass the rate limit.
+    clients[1].send(r#"{"action":"whoami"}"#).await;
+    let whoami = clients[1].recv_json().await;
+    let id = whoami["connectionId"].as_str().expect("whoami names the connection");
+    let record = stack
+        .store
+        .connection(id)
+        .await
+        .expect("read the connection")
+        .expect("the connection is recorded");
     for g in 1..100 {
-        clients[1]
-            .send(&json!({"action":"join","group":format!("group-{g:03}")}).to_string())
-            .await;
-        let joined = clients[1].recv_json().await;
-        assert_eq!(joined["type"], "joined", "{joined}");
+        let joined = stack
+            .store
+            .join(&record, &format!("group-{g:03}"), false, 100)
+            .await
+            .expect("join");
+        assert_eq!(joined, shared::store::Joining::Joined);
     }
     clients[1]
         .send(r#"{"action":"join","group":"one-too-many"}"#)
