@@ -322,3 +322,38 @@ async fn ping_is_answered_by_the_gateway_itself_and_never_reaches_the_message_fu
         "the message function ran for a ping: {actions:?}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_that_goes_on_past_its_limit_is_closed_and_its_group_told() {
+    let stack = LocalStack::start(&[
+        ("RATE_LIMIT", "10"),
+        ("RATE_WINDOW_SECONDS", "3600"),
+        ("RATE_CLOSE_MULTIPLE", "3"),
+    ])
+    .await;
+    let mut follower = stack.client("/dev").await;
+    let mut sender = stack.client("/dev").await;
+    follower
+        .send(r#"{"action":"join","group":"room","presence":true}"#)
+        .await;
+    assert_eq!(follower.recv_json().await["type"], "joined");
+    sender.send(r#"{"action":"join","group":"room"}"#).await;
+    assert_eq!(sender.recv_json().await["type"], "joined");
+    assert_eq!(follower.recv_json().await["event"], "join");
+    // 100 frames without waiting: more than 3 × 10 in the hour's window (or, straddling its
+    // end, in one of its two).
+    for i in 0..100 {
+        sender
+            .send(&json!({"action":"send","to":{"group":"room"},"data":i}).to_string())
+            .await;
+    }
+    sender.closed().await;
+    loop {
+        let frame = follower.recv_json().await;
+        if frame["type"] == "presence" && frame["event"] == "leave" {
+            assert_eq!(frame["connectionId"], sender.connection_id.as_str());
+            break;
+        }
+        assert_eq!(frame["type"], "message", "{frame}");
+    }
+}

@@ -77,6 +77,18 @@ pub async fn closing<F: Future>(work: F) -> (F::Output, Vec<Closed>) {
         .await
 }
 
+/// Whether this invocation ended `connection_id` (a push to it met 410, a kick).
+pub fn ended_here(connection_id: &str) -> bool {
+    ENDED
+        .try_with(|ended| {
+            ended
+                .borrow()
+                .iter()
+                .any(|closed| closed.record.connection_id == connection_id)
+        })
+        .unwrap_or(false)
+}
+
 /// Whether this code runs inside a function's [`closing`] scope.
 pub fn can_close() -> bool {
     ENDED.try_with(|_| ()).is_ok()

@@ -10,11 +10,12 @@
 //!   window's one `rate_limited` error frame; later ones are dropped without a word;
 //! - the frame counted `RATE_CLOSE_MULTIPLE × limit + 1` closes the connection.
 //!
-//! The count runs beside the frame's own work rather than before it, so no reply waits on it,
-//! but everything that costs (fan-outs, joins, presence, history, a stream's offset, session
-//! writes) waits for the count ([`admitted`]): at most `limit` frames per window do that work, and
-//! a burst straddling two windows at most twice that. Cheap answers (`ping`, `whoami`, an echo)
-//! may go out before the count is back. A count that fails (DynamoDB unreachable) is logged and
+//! The count never stands before a reply: it starts when the frame's work first asks for it,
+//! beside that work's first costly request (a fan-out's recipients Query, a group stream's offset,
+//! a join, `presence`, `history`, a session write), and that work waits for it ([`admitted`]): at
+//! most `limit` frames per window do costly work, and a burst straddling two windows at most twice
+//! that. A frame whose work costs nothing (`ping`, `whoami`, an echo) is answered first and counted
+//! after. A count that fails (DynamoDB unreachable) is logged and
 //! lets the frame through: the work it gates needs DynamoDB too.
 //!
 //! An environment that saw a connection over its limit remembers it until the window ends and
@@ -26,9 +27,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -152,17 +153,25 @@ enum Gate {
     Shut(Rejection),
 }
 
+/// What the work of a counted frame holds: where its count stands, and how it asks for it.
+#[derive(Clone)]
+struct Gatekeeper {
+    gate: watch::Receiver<Gate>,
+    asked: Arc<Notify>,
+}
+
 tokio::task_local! {
-    static GATE: watch::Receiver<Gate>;
+    static GATE: Gatekeeper;
 }
 
 /// Waits until the frame being handled is known to be within its connection's limit; its
 /// `rate_limited` rejection when it is not. Immediate outside a counted frame (`$connect`,
 /// `on_close`, a backend).
 pub async fn admitted() -> Result<(), Error> {
-    let Ok(mut gate) = GATE.try_with(Clone::clone) else {
+    let Ok(Gatekeeper { mut gate, asked }) = GATE.try_with(Clone::clone) else {
         return Ok(());
     };
+    asked.notify_one();
     let shut = match gate.wait_for(|g| !matches!(g, Gate::Counting)).await {
         Ok(state) => match &*state {
             Gate::Shut(rejection) => Some(rejection.clone()),
@@ -177,9 +186,10 @@ pub async fn admitted() -> Result<(), Error> {
     }
 }
 
-/// Runs `work` (the frame's handling) while its frame is counted in `window`; the work's
-/// [`admitted`] waits for the count. Over the limit, this environment remembers the connection
-/// for the rest of the window.
+/// Runs `work` (the frame's handling) and counts its frame in `window`: the count starts when
+/// the work first asks for it ([`admitted`], which waits for it), beside the work's first costly
+/// request, or once the work is done (a cheap answer). Over the limit, this environment
+/// remembers the connection for the rest of the window.
 pub async fn counted<S: Store, P: Push, F: Future>(
     gateway: &Gateway<S, P>,
     connection_id: &str,
@@ -187,7 +197,26 @@ pub async fn counted<S: Store, P: Push, F: Future>(
     work: F,
 ) -> (Standing, F::Output) {
     let (open, gate) = watch::channel(Gate::Counting);
+    let asked = Arc::new(Notify::new());
+    let done = Notify::new();
+    let keeper = Gatekeeper {
+        gate,
+        asked: asked.clone(),
+    };
+    let work = async {
+        let output = GATE.scope(keeper, work).await;
+        done.notify_one();
+        output
+    };
     let count = async {
+        tokio::select! {
+            () = asked.notified() => {}
+            () = done.notified() => {}
+        }
+        // A connection its own frame ended (its reply met 410) has nothing left to count in.
+        if crate::ended::ended_here(connection_id) {
+            return Standing::Uncounted;
+        }
         let standing = count(gateway, connection_id, window).await;
         let state = match standing.admits() {
             true => Gate::Open,
@@ -197,7 +226,7 @@ pub async fn counted<S: Store, P: Push, F: Future>(
         let _ = open.send(state);
         standing
     };
-    futures_util::join!(count, GATE.scope(gate, work))
+    futures_util::join!(count, work)
 }
 
 /// Counts the frame in `window`: its standing. Over the limit, this environment remembers the
@@ -309,7 +338,11 @@ mod tests {
     async fn work_waits_for_the_count_and_is_refused_when_it_is_over() {
         let (open, gate) = watch::channel(Gate::Counting);
         let config = Config::new("t");
-        let work = GATE.scope(gate, admitted());
+        let keeper = Gatekeeper {
+            gate,
+            asked: Arc::new(Notify::new()),
+        };
+        let work = GATE.scope(keeper, admitted());
         let tell = async {
             tokio::task::yield_now().await;
             let _ = open.send(Gate::Shut(refusal(&config)));
