@@ -530,7 +530,9 @@ pub async fn run(
     // 99 more, joined as a backend joins them: as frames they would pass the rate limit.
     clients[1].send(r#"{"action":"whoami"}"#).await;
     let whoami = clients[1].recv_json().await;
-    let id = whoami["connectionId"].as_str().expect("whoami names the connection");
+    let id = whoami["connectionId"]
+        .as_str()
+        .expect("whoami names the connection");
     let record = stack
         .store
         .connection(id)
