@@ -1116,3 +1116,32 @@ async fn a_group_send_whose_stream_head_is_throttled_is_delivered_without_an_off
     assert_eq!(ack["delivered"], 2);
     assert!(ack.get("offset").is_none(), "{ack}");
 }
+
+#[tokio::test]
+async fn a_uid_at_its_connection_cap_is_refused_403_and_others_are_not() {
+    let stack = Stack::with_config(|c| c.max_connections_per_uid = 2).await;
+    for id in ["A=", "B="] {
+        assert_eq!(stack.connect(id, &[("uid", "alice")]).await, 200);
+    }
+    assert_eq!(stack.connect("C=", &[("uid", "alice")]).await, 403);
+    assert!(stack.items_of("C=").await.is_empty(), "nothing recorded");
+    assert_eq!(
+        stack.connect("D=", &[("uid", "bob")]).await,
+        200,
+        "the cap is per uid"
+    );
+    stack.disconnect("A=").await;
+    assert_eq!(
+        stack.connect("E=", &[("uid", "alice")]).await,
+        200,
+        "room again once one closed"
+    );
+}
+
+#[tokio::test]
+async fn connections_per_uid_are_not_capped_by_default() {
+    let stack = Stack::start().await;
+    for id in ["A=", "B=", "C="] {
+        assert_eq!(stack.connect(id, &[("uid", "alice")]).await, 200);
+    }
+}

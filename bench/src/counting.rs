@@ -174,12 +174,12 @@ impl<S: Store> Store for CountingStore<S> {
             .await
     }
 
-    async fn group_members_up_to(
+    async fn members_up_to(
         &self,
-        group: &str,
+        of: Members<'_>,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError> {
-        let members = self.inner.group_members_up_to(group, limit).await?;
+        let members = self.inner.members_up_to(of, limit).await?;
         self.items_read.fetch_add(members.len(), Ordering::SeqCst);
         Ok(members)
     }

@@ -65,6 +65,22 @@ pub fn allow(principal: &str, method_arn: &str, context: Map<String, Value>) -> 
     })
 }
 
+/// The authorizer's answer that refuses the handshake with 403 (an explicit Deny), for a token
+/// that is valid but may not open another connection.
+pub fn deny(principal: &str, method_arn: &str) -> Value {
+    json!({
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Action": "execute-api:Invoke",
+                "Effect": "Deny",
+                "Resource": method_arn,
+            }],
+        },
+    })
+}
+
 /// Whether an event that reached the `$connect` function is an authorizer request rather than
 /// the `$connect` event itself.
 pub fn is_authorizer_request(event: &Value) -> bool {

@@ -83,6 +83,9 @@ pub struct Config {
     /// `RATE_CLOSE_MULTIPLE`: a connection that sends this many times its limit in one window is
     /// closed; 0 never closes one.
     pub rate_close_multiple: u32,
+    /// `MAX_CONNECTIONS_PER_UID`: the authorizer refuses (403) a handshake whose uid already has
+    /// this many live connections; 0 (the default) caps none.
+    pub max_connections_per_uid: usize,
     /// `MAX_GROUPS`: the groups one connection may be in at once (its item holds the set, and
     /// `$disconnect` deletes one member item per group).
     pub max_groups: usize,
@@ -161,6 +164,7 @@ impl Config {
             rate_window: Self::DEFAULT_RATE_WINDOW,
             rate_close_multiple: Self::DEFAULT_RATE_CLOSE_MULTIPLE,
             max_groups: Self::DEFAULT_MAX_GROUPS,
+            max_connections_per_uid: 0,
             read_concurrency: Self::DEFAULT_READ_CONCURRENCY,
             dynamodb_timeout: Self::DEFAULT_DYNAMODB_TIMEOUT,
             connect_grace: Self::DEFAULT_CONNECT_GRACE,
@@ -287,6 +291,14 @@ impl Config {
                 expected: "a whole number (0 never closes a connection for its rate)",
                 value: v.clone(),
             })?;
+        }
+        if let Some(v) = get("MAX_CONNECTIONS_PER_UID") {
+            config.max_connections_per_uid =
+                v.trim().parse().map_err(|_| ConfigError::Invalid {
+                    name: "MAX_CONNECTIONS_PER_UID",
+                    expected: "a whole number (0 caps none)",
+                    value: v.clone(),
+                })?;
         }
         if let Some(v) = get("MAX_GROUPS") {
             config.max_groups = at_most(

@@ -28,7 +28,7 @@ use crate::permissions::Permissions;
 use crate::protocol::{ErrorCode, PresenceChange, Rejection};
 use crate::push::Push;
 use crate::rate_limit::{self, RateLimiter, Standing};
-use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Ending, Store};
+use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Ending, Members, Store};
 
 type Event = LambdaEvent<ApiGatewayWebsocketProxyRequest>;
 
@@ -131,12 +131,36 @@ pub async fn authorize<S: Store, P: Push>(
             }
         };
         let uid = identity.uid.as_deref();
+        if let Some(uid) = uid {
+            if Box::pin(at_connection_cap(gateway, uid)).await {
+                tracing::info!(outcome = "refused", uid, reason = "the uid is at MAX_CONNECTIONS_PER_UID", duration_ms = millis(started.elapsed()), "authorizer refused");
+                return Ok(authorizer::deny(uid, method_arn));
+            }
+        }
         tracing::info!(outcome = "allowed", uid, duration_ms = millis(started.elapsed()), "authorizer");
         let context = authorizer::context(uid, &identity.permissions);
         Ok(authorizer::allow(uid.unwrap_or("anonymous"), method_arn, context))
     }
     .instrument(span)
     .await
+}
+
+/// Whether `uid` already has `MAX_CONNECTIONS_PER_UID` live connections: one Query of its set,
+/// `Limit`ed to the cap. A read before the write, so handshakes of one uid racing each other may
+/// pass the cap by their number; a failed read lets the handshake through (its `$connect` needs
+/// the store too).
+async fn at_connection_cap<S: Store, P: Push>(gateway: &Gateway<S, P>, uid: &str) -> bool {
+    let cap = gateway.config.max_connections_per_uid;
+    if cap == 0 {
+        return false;
+    }
+    match gateway.store.members_up_to(Members::Uid(uid), cap).await {
+        Ok(live) => live.len() >= cap,
+        Err(e) => {
+            tracing::warn!(error = %e, "the uid's connections could not be counted; the handshake is let through");
+            false
+        }
+    }
 }
 
 /// `$connect`: checks who is connecting, asks the application ([`Events::on_connect`]), and

@@ -66,7 +66,10 @@ impl<S: Store, P: Push> Gateway<S, P> {
         let expiry = expiry_from_now(self.config.connection_ttl);
         let clock = self.store.tick_presence(group, expiry).await?;
         let limit = self.config.presence_limit;
-        let members = self.store.group_members_up_to(group, limit + 1).await?;
+        let members = self
+            .store
+            .members_up_to(Members::Group(group), limit + 1)
+            .await?;
         let within = members.len() <= limit;
         if within && clock.overflowed {
             // Followed again within the limit: a later overflow is told again.
@@ -100,7 +103,10 @@ impl<S: Store, P: Push> Gateway<S, P> {
         subject: Subject<'_>,
     ) -> Result<(), StoreError> {
         let limit = self.config.presence_limit;
-        let members = self.store.group_members_up_to(group, limit + 1).await?;
+        let members = self
+            .store
+            .members_up_to(Members::Group(group), limit + 1)
+            .await?;
         if members.len() > limit {
             return self.overflow(endpoint, group, subject).await;
         }

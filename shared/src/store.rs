@@ -309,12 +309,13 @@ pub trait Store: Send + Sync {
     /// however large the set is.
     fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>>;
 
-    /// The first `limit` live members of a group (all when it has fewer), reading no more than
-    /// that: presence events need only know whether a group is within its limit, and a Query
-    /// without a limit would read (and bill) a whole page of a large group.
-    fn group_members_up_to(
+    /// The first `limit` live members of a set (all when it has fewer), reading no more than
+    /// that: presence events need only know whether a group is within its limit, the authorizer
+    /// whether a uid is at its cap, and a Query without a limit would read (and bill) a whole
+    /// page of a large set.
+    fn members_up_to(
         &self,
-        group: &str,
+        of: Members<'_>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
 }

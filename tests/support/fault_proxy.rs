@@ -36,6 +36,8 @@ struct State {
     conflicts: usize,
     /// Every request naming this operation is refused for throughput, not carried out.
     throttled: Option<String>,
+    /// How long each answer waits before it is passed on (see [`FaultProxy::answer_after`]).
+    latency: std::time::Duration,
     /// Requests whose bytes contain this wait before reaching the server, until released.
     hold: Option<String>,
     /// Requests held so far.
@@ -186,6 +188,14 @@ impl FaultProxy {
     /// before giving up; `None` serves them again.
     pub fn throttle(&self, operation: Option<&str>) {
         lock(&self.state).throttled = operation.map(str::to_owned);
+    }
+
+    /// From now on, each answer reaches the client `latency` after the server gave it, as an
+    /// answer from DynamoDB in a region takes milliseconds where the local one takes a fraction
+    /// of one: requests a caller sends at once then overlap as they would on AWS, and
+    /// [`round_trips`] sees which ones wait for which.
+    pub fn answer_after(&self, latency: std::time::Duration) {
+        lock(&self.state).latency = latency;
     }
 
     /// How many requests were refused for a conflict so far.
@@ -423,6 +433,17 @@ async fn relay(
             }
             let index = *lock(&in_flight);
             if let Some(index) = index {
+                let (first, latency) = {
+                    let state = lock(&state);
+                    let first = state
+                        .requests
+                        .get(index)
+                        .is_some_and(|r| r.answered.is_none());
+                    (first, state.latency)
+                };
+                if first && !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
                 if let Some(request) = lock(&state).requests.get_mut(index) {
                     request.answered.get_or_insert_with(Instant::now);
                     request.answer_bytes += n;

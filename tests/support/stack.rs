@@ -157,6 +157,8 @@ impl<A: Events> Stack<A> {
         let request = events::authorizer_request(connection_id, &self.request_id(), query);
         let event = LambdaEvent::new(request, Context::default());
         match shared::handlers::authorize(&self.gateway, event, connection_id.to_owned()).await {
+            // An explicit Deny is API Gateway's 403.
+            Ok(answer) if answer["policyDocument"]["Statement"][0]["Effect"] == "Deny" => Err(403),
             Ok(answer) => {
                 assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Allow");
                 let mut context: HashMap<String, Value> = answer["context"]

@@ -377,11 +377,19 @@ impl Store for DynamoStore {
         self.group_member(group, connection_id).await
     }
 
-    async fn group_members_up_to(
+    async fn members_up_to(
         &self,
-        group: &str,
+        of: Members<'_>,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError> {
+        let partition = match of {
+            Members::Group(group) => group_partition(group),
+            Members::Uid(uid) => uid_partition(uid),
+            // Spread over shards: read them in turn until enough.
+            Members::All => {
+                return futures_util::TryStreamExt::try_collect(self.members(of).take(limit)).await
+            }
+        };
         let mut members = Vec::new();
         let mut after = None;
         // Pages of `limit` items, not of what is still missing: expired items are filtered out
@@ -390,7 +398,7 @@ impl Store for DynamoStore {
         let page = i32::try_from(limit).unwrap_or(i32::MAX);
         while members.len() < limit {
             let (found, next) = self
-                .query_page(group_partition(group), after, Some(page))
+                .query_page(partition.clone(), after, Some(page))
                 .await?;
             members.extend(found);
             match next {
