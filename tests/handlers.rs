@@ -1145,3 +1145,17 @@ async fn connections_per_uid_are_not_capped_by_default() {
         assert_eq!(stack.connect(id, &[("uid", "alice")]).await, 200);
     }
 }
+
+#[tokio::test]
+async fn a_token_without_sub_connects_without_a_uid_and_a_server_binds_one() {
+    let secret = "a-secret-for-the-handler-tests-0123456789";
+    let stack = Stack::with_config(|c| c.auth_secret = Some(secret.to_owned())).await;
+    let claims = json!({"aud": "ws", "exp": support::tokens::now() + 300});
+    let t = support::tokens::token(claims, secret);
+    assert_eq!(stack.connect("A=", &[("token", &t)]).await, 200);
+    stack.send("A=", r#"{"action":"whoami"}"#).await;
+    assert_eq!(stack.received_json("A=")["uid"], serde_json::Value::Null);
+    assert!(stack.gateway.bind_uid("A=", "alice").await.unwrap());
+    stack.send("A=", r#"{"action":"whoami"}"#).await;
+    assert_eq!(stack.received_json("A=")["uid"], "alice");
+}

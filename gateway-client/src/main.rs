@@ -407,7 +407,7 @@ mod tests {
         );
         assert_eq!(
             verifier.verify(minted).map(|(uid, _)| uid),
-            Ok("alice".into())
+            Ok(Some("alice".into()))
         );
     }
 }

@@ -64,7 +64,10 @@ impl AuthError {
 
 #[derive(Deserialize)]
 struct Claims {
-    sub: String,
+    /// The uid; a token without one authenticates a connection that has none until a server
+    /// binds one (GatewayWorker's "log in, then bindUid").
+    #[serde(default)]
+    sub: Option<String>,
     exp: u64,
     /// Group patterns the connection may join and see the presence of.
     #[serde(default)]
@@ -153,7 +156,7 @@ impl Verifier {
     /// `max_lifetime` more.
     pub fn new(keys: KeyRing, audience: &str, max_lifetime: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        validation.set_required_spec_claims(&["exp", "aud"]);
         validation.set_audience(&[audience]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
@@ -198,9 +201,9 @@ impl Verifier {
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
     }
 
-    /// The uid a token proves, and what its claims allow (a claim of the wrong type refuses
-    /// the token).
-    pub fn verify(&self, token: &str) -> Result<(String, Permissions), AuthError> {
+    /// The uid a token proves (none without `sub`), and what its claims allow (a claim of the
+    /// wrong type refuses the token).
+    pub fn verify(&self, token: &str) -> Result<(Option<String>, Permissions), AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::BadToken(e.to_string()))?;
         let keys = self.keys();
         if keys.is_empty() {
@@ -242,10 +245,9 @@ impl Verifier {
                 max: self.max_lifetime,
             });
         }
-        if is_valid_name(&sub) {
-            Ok((sub, Permissions::Granted { groups, send }))
-        } else {
-            Err(AuthError::BadSubject(sub))
+        match sub {
+            Some(sub) if !is_valid_name(&sub) => Err(AuthError::BadSubject(sub)),
+            sub => Ok((sub, Permissions::Granted { groups, send })),
         }
     }
 }
@@ -268,10 +270,7 @@ pub fn authenticate(
     match verifier {
         Some(verifier) => {
             let (uid, permissions) = verifier.verify(token.ok_or(AuthError::MissingToken)?)?;
-            Ok(Identity {
-                uid: Some(uid),
-                permissions,
-            })
+            Ok(Identity { uid, permissions })
         }
         None => {
             let uid = match claimed_uid {
@@ -350,6 +349,17 @@ mod tests {
     }
 
     #[test]
+    fn a_token_without_sub_authenticates_a_connection_without_a_uid() {
+        let t = token(
+            json!({"aud": AUDIENCE, "exp": now() + 60, "groups": ["room-*"]}),
+            SECRET,
+        );
+        let identity = authenticate(Some(&verifier()), Some(&t), Some("mallory")).unwrap();
+        assert_eq!(identity.uid, None, "no uid, and ?uid= is not one");
+        assert!(matches!(identity.permissions, Permissions::Granted { .. }));
+    }
+
+    #[test]
     fn with_a_secret_the_claimed_uid_is_ignored() {
         let verifier = verifier();
         let t = token(claims("alice"), SECRET);
@@ -390,10 +400,6 @@ mod tests {
                     json!({"sub": "a", "aud": AUDIENCE, "exp": later, "nbf": now() + 120}),
                     SECRET,
                 ),
-            ),
-            (
-                "no sub",
-                token(json!({"aud": AUDIENCE, "exp": later}), SECRET),
             ),
             ("no aud", token(json!({"sub": "a", "exp": later}), SECRET)),
             // alg: none, with the same claims and no signature.
@@ -473,7 +479,10 @@ mod tests {
     #[test]
     fn a_token_naming_the_previous_key_is_checked_with_it() {
         let t = token_with(Some("1"), claims("alice"), OLD);
-        assert_eq!(rotated().verify(&t).map(|(uid, _)| uid), Ok("alice".into()));
+        assert_eq!(
+            rotated().verify(&t).map(|(uid, _)| uid),
+            Ok(Some("alice".into()))
+        );
     }
 
     #[test]
