@@ -490,6 +490,32 @@ pub async fn run(
         client.send(r#"{"action":"join","group":"five"}"#).await;
         client.recv().await;
     }
+    // A join that follows the group, into a group someone follows: its list and the follower's
+    // event come from one version and one read of the group.
+    clients[2]
+        .send(r#"{"action":"join","group":"followed","presence":true}"#)
+        .await;
+    clients[2].recv().await;
+    stack.idle().await;
+    forget();
+    let frame = r#"{"action":"join","group":"followed","presence":true}"#;
+    clients[3].send(frame).await;
+    let reply = clients[3].recv().await;
+    assert!(
+        reply.starts_with(r#"{"type":"joined","group":"followed""#),
+        "{reply}"
+    );
+    let outcome = Instant::now();
+    let event = clients[2].recv().await;
+    assert!(event.contains(r#""event":"join""#), "{event}");
+    stack.idle().await;
+    note(
+        rows,
+        "a join with presence, one follower told",
+        Some(outcome),
+        messages(&[frame, reply.as_str(), event.as_str()]),
+    );
+
     // A send to the group, with an id: each member (the sender too) gets it, and the sender an ack.
     stack.idle().await;
     forget();

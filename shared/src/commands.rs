@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use crate::error::Error;
 use crate::events::Client;
+use crate::presence_events::Subject;
 use crate::protocol::{self, Command, Outgoing, Target};
 use crate::push::Push;
 use serde_json::value::RawValue;
@@ -96,18 +97,38 @@ async fn join<S: Store, P: Push>(
 ) -> Result<Vec<String>, Error> {
     let gateway = sender.gateway();
     let id = sender.connection_id();
-    if !gateway
-        .join_at(Some(sender.endpoint()), id, group, presence)
-        .await?
-    {
-        return Err(Error::UnknownConnection(id.to_owned()));
-    }
-    let (position, list) = futures_util::try_join!(gateway.stream_position(group), async {
-        match presence {
-            true => Ok(Some(gateway.member_list(group).await?)),
-            false => Ok(None),
+    let gone = || Error::UnknownConnection(id.to_owned());
+    // The stream's position is read after the membership is written; with `presence`, the list
+    // and its announcement are one version and one read.
+    let (position, list) = if presence {
+        let record = gateway
+            .join_record(id, group, true)
+            .await?
+            .ok_or_else(gone)?;
+        let subject = Subject {
+            connection_id: id,
+            uid: record.uid.as_deref(),
+        };
+        let (list, position) = futures_util::try_join!(
+            async {
+                Ok::<_, Error>(
+                    gateway
+                        .list_and_announce_join(Some(sender.endpoint()), group, subject)
+                        .await?,
+                )
+            },
+            gateway.stream_position(group)
+        )?;
+        (position, Some(list))
+    } else {
+        if !gateway
+            .join_at(Some(sender.endpoint()), id, group, false)
+            .await?
+        {
+            return Err(gone());
         }
-    })?;
+        (gateway.stream_position(group).await?, None)
+    };
     let members = list.as_ref().and_then(|list| list.members.as_ref());
     let listed = members.map(|members| {
         members

@@ -21,7 +21,7 @@ use crate::protocol::{PresenceChange, Target};
 use crate::push::{Delivery, Push, PushError};
 use crate::rate_limit::{self, RateLimiter};
 use crate::session::{self, Session};
-use crate::store::{Joining, Members, Store, StoreError};
+use crate::store::{ConnectionRecord, Joining, Members, Store, StoreError};
 
 /// The store, the push client and the settings, built once per process.
 pub struct Gateway<S, P> {
@@ -365,23 +365,9 @@ impl<S: Store, P: Push> Gateway<S, P> {
         group: &str,
         presence: bool,
     ) -> Result<bool, Error> {
-        check_name(group, false)?;
-        let (admitted, record) =
-            futures_util::join!(rate_limit::admitted(), self.store.connection(connection_id));
-        admitted?;
-        let Some(record) = record? else {
+        let Some(record) = self.join_record(connection_id, group, presence).await? else {
             return Ok(false);
         };
-        let max_groups = self.config.max_groups;
-        match self
-            .store
-            .join(&record, group, presence, max_groups)
-            .await?
-        {
-            Joining::Joined => {}
-            Joining::Gone => return Ok(false),
-            Joining::Full => return Err(Error::TooManyGroups(max_groups)),
-        }
         // Announced even when the record read above already named the group: that read may be
         // stale (a `leave` landing in between), and the announcement reads the membership after
         // its own version, so a repeated join tells followers nothing new but nothing wrong.
@@ -394,6 +380,33 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 .await;
         }
         Ok(true)
+    }
+
+    /// Writes the membership (once the frame's rate-limit count allows it); the connection's
+    /// record as read before, `None` when it is gone.
+    pub(crate) async fn join_record(
+        &self,
+        connection_id: &str,
+        group: &str,
+        presence: bool,
+    ) -> Result<Option<ConnectionRecord>, Error> {
+        check_name(group, false)?;
+        let (admitted, record) =
+            futures_util::join!(rate_limit::admitted(), self.store.connection(connection_id));
+        admitted?;
+        let Some(record) = record? else {
+            return Ok(None);
+        };
+        let max_groups = self.config.max_groups;
+        match self
+            .store
+            .join(&record, group, presence, max_groups)
+            .await?
+        {
+            Joining::Joined => Ok(Some(record)),
+            Joining::Gone => Ok(None),
+            Joining::Full => Err(Error::TooManyGroups(max_groups)),
+        }
     }
 
     /// leaveGroup; leaving a group one is not in is not an error. The group's followers are told,

@@ -60,9 +60,17 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .await;
     }
 
-    /// The group's members for a joiner that follows it, read after a new version is taken
-    /// (so that every event not above that version is already in the list).
-    pub async fn member_list(&self, group: &str) -> Result<MemberList, StoreError> {
+    /// After `subject` joined `group` following it: the group's members for its `joined` frame,
+    /// read after a new version is taken (so that every event not above that version is already
+    /// in the list), and the join told to the other followers from that same read and version
+    /// (through `endpoint`; none: not told) — one version and one Query for both, where an
+    /// announcement and a list apart take two of each.
+    pub async fn list_and_announce_join(
+        &self,
+        endpoint: Option<&str>,
+        group: &str,
+        subject: Subject<'_>,
+    ) -> Result<MemberList, StoreError> {
         let expiry = expiry_from_now(self.config.connection_ttl);
         let clock = self.store.tick_presence(group, expiry).await?;
         let limit = self.config.presence_limit;
@@ -70,14 +78,46 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .store
             .members_up_to(Members::Group(group), limit + 1)
             .await?;
-        let within = members.len() <= limit;
-        if within && clock.overflowed {
-            // Followed again within the limit: a later overflow is told again.
+        if members.len() > limit {
+            if let Some(endpoint) = endpoint {
+                if let Err(e) = self.overflow(endpoint, group, subject).await {
+                    tracing::warn!(group, error = %e, "presence overflow not told: the group could not be read");
+                }
+            }
+            return Ok(MemberList {
+                version: clock.version,
+                members: None,
+            });
+        }
+        if clock.overflowed {
+            // Followed again within the limit: a later overflow is told again. Its followers
+            // were told it outgrew the limit, and hear of nothing until they join again.
             self.store.clear_overflow(group).await?;
+        } else if let Some(endpoint) = endpoint {
+            // Read after the version was taken, as an announcer reads the membership it tells.
+            let present = members
+                .iter()
+                .any(|m| m.connection_id == subject.connection_id);
+            let followers: Vec<Member> = members
+                .iter()
+                .filter(|m| m.presence && m.connection_id != subject.connection_id)
+                .cloned()
+                .collect();
+            if present && !followers.is_empty() {
+                let frame = Outgoing::PresenceEvent {
+                    event: PresenceChange::Join,
+                    group,
+                    connection_id: subject.connection_id,
+                    uid: subject.uid,
+                    version: clock.version,
+                }
+                .to_json();
+                self.tell(endpoint, group, followers, &frame).await;
+            }
         }
         Ok(MemberList {
             version: clock.version,
-            members: within.then_some(members),
+            members: Some(members),
         })
     }
 
