@@ -1159,3 +1159,29 @@ async fn a_token_without_sub_connects_without_a_uid_and_a_server_binds_one() {
     stack.send("A=", r#"{"action":"whoami"}"#).await;
     assert_eq!(stack.received_json("A=")["uid"], "alice");
 }
+
+#[tokio::test]
+async fn presence_reads_eventually_consistent_and_a_fan_out_consistently() {
+    let (proxy, stack) = Stack::behind_proxy(|c| c.rate_limit = 0).await;
+    for (id, uid) in [("A=", "alice"), ("B=", "bob")] {
+        assert_eq!(stack.connect(id, &[("uid", uid)]).await, 200);
+        stack.send(id, r#"{"action":"join","group":"g"}"#).await;
+        stack.received(id);
+    }
+    let (eventual, consistent) = (r#""ConsistentRead":false"#, r#""ConsistentRead":true"#);
+    proxy.look_for(eventual);
+    proxy.look_for(consistent);
+    stack
+        .send("A=", r#"{"action":"presence","group":"g"}"#)
+        .await;
+    assert_eq!(stack.received_json("A=")["connections"], 2);
+    assert_eq!(proxy.seen(consistent), 0, "a count reads half price");
+    assert!(proxy.seen(eventual) >= 1);
+    stack
+        .send("A=", r#"{"action":"send","to":{"group":"g"},"data":1}"#)
+        .await;
+    assert!(
+        proxy.seen(consistent) >= 1,
+        "a fan-out reads every member that joined before it"
+    );
+}

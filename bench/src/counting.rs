@@ -195,4 +195,16 @@ impl<S: Store> Store for CountingStore<S> {
             })
             .boxed()
     }
+
+    fn census<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>> {
+        let counter = self.items_read.clone();
+        self.inner
+            .census(of)
+            .inspect(move |item| {
+                if item.is_ok() {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .boxed()
+    }
 }

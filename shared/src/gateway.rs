@@ -226,10 +226,11 @@ impl<S: Store, P: Push> Gateway<S, P> {
         Ok(report)
     }
 
-    /// The connections and distinct uids of a set.
+    /// The connections and distinct uids of a set, read eventually consistent (half the read
+    /// units of a fan-out's read; a change of the last second may be missing).
     pub async fn presence(&self, of: Members<'_>) -> Result<Presence, StoreError> {
         self.store
-            .members(of)
+            .census(of)
             .try_fold(Presence::default(), |mut presence, member| {
                 presence.connections += 1;
                 presence.uids.extend(member.uid);

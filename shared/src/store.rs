@@ -309,6 +309,10 @@ pub trait Store: Send + Sync {
     /// however large the set is.
     fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>>;
 
+    /// [`Store::members`] for a count (`presence`): eventually consistent, so half the read
+    /// units, and a change of the last second may be missing from it.
+    fn census<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>>;
+
     /// The first `limit` live members of a set (all when it has fewer), reading no more than
     /// that: presence events need only know whether a group is within its limit, the authorizer
     /// whether a uid is at its cap, and a Query without a limit would read (and bill) a whole

@@ -42,6 +42,8 @@ struct State {
     hold: Option<String>,
     /// Requests held so far.
     held: usize,
+    /// Markers looked for in the requests carried, and how many requests held each.
+    seen: Vec<(String, usize)>,
     /// The IAM actions of the requests carried so far.
     actions: BTreeSet<String>,
     /// Every request carried, in the order they began.
@@ -232,6 +234,20 @@ impl FaultProxy {
         lock(&self.state).hold = Some(marker.to_owned());
     }
 
+    /// From now on, counts the requests whose bytes contain `marker` (`"ConsistentRead":true`).
+    pub fn look_for(&self, marker: &str) {
+        lock(&self.state).seen.push((marker.to_owned(), 0));
+    }
+
+    /// How many requests carried so far contained `marker`, since [`FaultProxy::look_for`].
+    pub fn seen(&self, marker: &str) -> usize {
+        lock(&self.state)
+            .seen
+            .iter()
+            .find(|(m, _)| m == marker)
+            .map_or(0, |(_, count)| *count)
+    }
+
     /// How many requests were held so far.
     pub fn held(&self) -> usize {
         lock(&self.state).held
@@ -403,6 +419,9 @@ async fn relay(
             }
             let hold = {
                 let mut state = lock(&state);
+                for (marker, count) in &mut state.seen {
+                    *count += usize::from(find(chunk, marker.as_bytes()).is_some());
+                }
                 let hold = state
                     .hold
                     .as_ref()

@@ -19,6 +19,7 @@ mod membership;
 mod presence;
 mod rate_limit;
 mod read;
+use read::Read;
 mod write;
 
 use std::collections::HashMap;
@@ -398,7 +399,7 @@ impl Store for DynamoStore {
         let page = i32::try_from(limit).unwrap_or(i32::MAX);
         while members.len() < limit {
             let (found, next) = self
-                .query_page(partition.clone(), after, Some(page))
+                .query_page(partition.clone(), after, Some(page), Read::Consistent)
                 .await?;
             members.extend(found);
             match next {
@@ -411,14 +412,28 @@ impl Store for DynamoStore {
     }
 
     fn members<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>> {
+        self.members_read(of, Read::Consistent)
+    }
+
+    fn census<'a>(&'a self, of: Members<'a>) -> BoxStream<'a, Result<Member, StoreError>> {
+        self.members_read(of, Read::Eventual)
+    }
+}
+
+impl DynamoStore {
+    fn members_read<'a>(
+        &'a self,
+        of: Members<'a>,
+        read: Read,
+    ) -> BoxStream<'a, Result<Member, StoreError>> {
         match of {
-            Members::Uid(uid) => self.partition(uid_partition(uid)),
-            Members::Group(group) => self.partition(group_partition(group)),
+            Members::Uid(uid) => self.partition(uid_partition(uid), read),
+            Members::Group(group) => self.partition(group_partition(group), read),
             // Every shard at once (unless told fewer, for a slow server): one round trip for any
             // audience a page per shard holds; each shard reads ahead on its own, so the pushes
             // stay fed.
             Members::All => stream::iter(0..ALL_SHARDS)
-                .map(|shard| self.partition(all_partition(shard)))
+                .map(move |shard| self.partition(all_partition(shard), read))
                 .flatten_unordered(self.shards_at_once)
                 .boxed(),
         }

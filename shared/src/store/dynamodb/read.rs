@@ -17,6 +17,15 @@ use crate::store::{now_secs, ConnectionRecord, Member, StoreError};
 /// Members read ahead of the reader, per partition (about one page).
 const PAGE_AHEAD: usize = 1024;
 
+/// How a set's members are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Read {
+    /// Every write that succeeded before: what a fan-out and presence events need.
+    Consistent,
+    /// Half the read units, and a write of the last second may be missing: what a count needs.
+    Eventual,
+}
+
 impl DynamoStore {
     /// The item at `key`, read consistently, unless it has expired (DynamoDB deletes it days
     /// late).
@@ -55,6 +64,7 @@ impl DynamoStore {
         pk: String,
         after: Option<Item>,
         limit: Option<i32>,
+        read: Read,
     ) -> Result<(Vec<Member>, Option<Item>), StoreError> {
         let output = self
             .client
@@ -66,7 +76,7 @@ impl DynamoStore {
             .expression_attribute_values(":pk", AttributeValue::S(pk))
             .expression_attribute_values(":now", AttributeValue::N(now_secs().to_string()))
             .projection_expression("connectionId, uid, presence")
-            .consistent_read(true)
+            .consistent_read(read == Read::Consistent)
             .set_limit(limit)
             .set_exclusive_start_key(after)
             .send()
@@ -85,14 +95,18 @@ impl DynamoStore {
     /// The pages are read by a task of their own, one page ahead of the reader: a Query in
     /// flight is always driven to its end, however slowly the stream is consumed (a fan-out
     /// pushing to 10,000 connections consumes slowly; an unpolled Query would time out).
-    pub(super) fn partition(&self, pk: String) -> BoxStream<'static, Result<Member, StoreError>> {
+    pub(super) fn partition(
+        &self,
+        pk: String,
+        read: Read,
+    ) -> BoxStream<'static, Result<Member, StoreError>> {
         let (ahead, mut behind) = tokio::sync::mpsc::channel(PAGE_AHEAD);
         let store = self.clone();
         tokio::spawn(async move {
             let mut after = None;
             loop {
                 match store
-                    .query_page(pk.clone(), after.take(), store.page_items)
+                    .query_page(pk.clone(), after.take(), store.page_items, read)
                     .await
                 {
                     Ok((members, next)) => {
