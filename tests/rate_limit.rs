@@ -80,7 +80,7 @@ async fn a_burst_of_300_broadcasts_from_one_connection_does_at_most_twice_its_li
             .await;
     }
     // Every frame is invoked (the connection stays open) and logs one line when done.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     let lines = loop {
         let lines = message_lines(&stack.function_log(), &sender.connection_id);
         if lines.len() >= 300 {
@@ -88,7 +88,7 @@ async fn a_burst_of_300_broadcasts_from_one_connection_does_at_most_twice_its_li
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{} of 300 frames handled within 2 minutes",
+            "{} of 300 frames handled within 5 minutes (alone here, 300 take about 15 s: is another cargo holding the package cache lock that each environment's `cargo run` takes?)",
             lines.len()
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
