@@ -113,7 +113,7 @@ say "starting the functions under cargo lambda watch on 127.0.0.1:$INVOKE_PORT"
 # DEV_IGNORE_CHANGES=1 (the JavaScript tests) keeps the functions as built, whatever is edited.
 watch_flags=()
 [ "${DEV_IGNORE_CHANGES:-}" = 1 ] && watch_flags+=(--ignore-changes)
-PATH="$PWD/$BIN:$PATH" env -u AWS_SESSION_TOKEN -u AUTH_SECRET -u AUTH_SECRET_ARN setsid cargo lambda watch "${watch_flags[@]}" -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency 4 \
+PATH="$PWD/$BIN:$PATH" env -u AWS_SESSION_TOKEN -u AUTH_SECRET -u AUTH_SECRET_ARN setsid cargo lambda watch "${watch_flags[@]}" -A 127.0.0.1 -P "$INVOKE_PORT" --concurrency "${FUNCTION_INSTANCES:-4}" \
   --env-vars "$env_vars" >"$LOGS/functions.log" 2>&1 &
 pids+=($!); wait_port "$INVOKE_PORT" functions $!
 

@@ -318,3 +318,45 @@ async fn a_disconnect_racing_a_prune_closes_once() {
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert_eq!(leaves_of_x(&stack).len(), 1);
 }
+
+/// Answers its sender first, then sends to a group: an application that pushes before it does
+/// anything costly.
+struct AnswerThenShare;
+
+impl Events for AnswerThenShare {
+    async fn on_message<S: Store, P: Push>(
+        &self,
+        client: &mut Client<'_, S, P>,
+        frame: &str,
+    ) -> Result<(), Error> {
+        client.send_to_current_client("noted").await;
+        client.gateway().send_to_group("g", frame, &[]).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_frame_whose_own_answer_ends_its_connection_still_carries_out_what_follows() {
+    // The answer meets 410 and ends the connection; the send after it waits for the frame's
+    // rate-limit count, which must not wait for a connection that is gone.
+    let stack = Stack::with_app_and_config(AnswerThenShare, |c| {
+        c.connect_grace = std::time::Duration::ZERO
+    })
+    .await;
+    for id in ["A=", "B="] {
+        assert_eq!(stack.connect(id, &[]).await, 200);
+    }
+    stack.gateway.join_group("B=", "g").await.unwrap();
+    stack.sink.mark_gone("A=");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stack.send("A=", "hello"),
+    )
+    .await
+    .expect("the frame is handled, not left waiting on its count");
+    assert_eq!(stack.received("B="), vec!["hello".to_owned()]);
+    assert!(
+        stack.items_of("A=").await.is_empty(),
+        "A was ended by its 410"
+    );
+}

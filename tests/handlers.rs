@@ -272,7 +272,10 @@ async fn disconnect_leaves_nothing_behind() {
     assert_eq!(stack.disconnect("A=").await, 200);
     assert!(stack.items_of("A=").await.is_empty());
     assert_eq!(stack.disconnect("B=").await, 200);
-    assert!(stack.items().await.is_empty());
+    assert!(
+        stack.items_but_counts().await.is_empty(),
+        "only the rate counts are left, to their TTL"
+    );
 }
 
 #[tokio::test]
@@ -304,7 +307,12 @@ async fn three_connect_chat_and_leave_with_an_empty_table_at_the_end() {
     for id in ["A=", "B=", "C="] {
         stack.disconnect(id).await;
     }
-    assert!(stack.items().await.is_empty());
+    assert!(stack.items_but_counts().await.is_empty());
+    assert_eq!(
+        stack.items().await.len(),
+        2,
+        "the rate counts of A and C, left to their TTL"
+    );
 }
 
 #[tokio::test]
@@ -1184,4 +1192,27 @@ async fn presence_reads_eventually_consistent_and_a_fan_out_consistently() {
         proxy.seen(consistent) >= 1,
         "a fan-out reads every member that joined before it"
     );
+}
+
+#[tokio::test]
+async fn closing_at_the_first_frame_over_the_limit_still_says_why() {
+    let stack = Stack::with_config(|c| {
+        limit_of_three(c);
+        c.rate_close_multiple = 1;
+    })
+    .await;
+    stack.connect("A=", &[]).await;
+    for _ in 0..3 {
+        stack.send("A=", "hi").await;
+    }
+    stack.received("A=");
+    stack.send("A=", "hi").await;
+    let frames = stack.received("A=");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.contains(r#""code":"rate_limited""#)),
+        "told before it is closed: {frames:?}"
+    );
+    assert!(stack.sink.take_methods().contains("DELETE"), "and closed");
 }

@@ -553,7 +553,8 @@ pub async fn run(
     );
 
     // A frame's count is one write of an item of its own, whatever the connection holds: the
-    // same echo from a connection in 1 group and in MAX_GROUPS (100), which cannot join more.
+    // same echo from a connection in 1 group and in MAX_GROUPS (90 by default), which cannot join
+    // more.
     let one_group = what_an_echo_costs(&stack, &mut clients[1], &forget).await;
     note(
         rows,
@@ -561,7 +562,9 @@ pub async fn run(
         Some(one_group),
         2,
     );
-    // 99 more, joined as a backend joins them: as frames they would pass the rate limit.
+    // The rest up to MAX_GROUPS, joined as a backend joins them: as frames they would pass the
+    // rate limit.
+    let max = shared::Config::DEFAULT_MAX_GROUPS;
     clients[1].send(r#"{"action":"whoami"}"#).await;
     let whoami = clients[1].recv_json().await;
     let id = whoami["connectionId"]
@@ -573,10 +576,10 @@ pub async fn run(
         .await
         .expect("read the connection")
         .expect("the connection is recorded");
-    for g in 1..100 {
+    for g in 1..max {
         let joined = stack
             .store
-            .join(&record, &format!("group-{g:03}"), false, 100)
+            .join(&record, &format!("group-{g:03}"), false, max)
             .await
             .expect("join");
         assert_eq!(joined, shared::store::Joining::Joined);
@@ -587,13 +590,13 @@ pub async fn run(
     let refused = clients[1].recv_json().await;
     assert_eq!(refused["code"], "bad_request", "past MAX_GROUPS: {refused}");
     rows.push((
-        "a join past MAX_GROUPS (100)".into(),
+        format!("a join past MAX_GROUPS ({max})"),
         format!("refused: {}", refused["message"]),
     ));
     let hundred = what_an_echo_costs(&stack, &mut clients[1], &forget).await;
     note(
         rows,
-        "an echo from a connection in 100 groups (MAX_GROUPS)",
+        &format!("an echo from a connection in {max} groups (MAX_GROUPS)"),
         Some(hundred),
         2,
     );

@@ -92,11 +92,7 @@ pub fn gateway(config: Config, sdk: &SdkConfig) -> AwsGateway {
         aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
         &config.table_name,
     )
-    .with_read_concurrency(config.read_concurrency)
-    .with_rate_window(match config.rate_limit {
-        0 => 0,
-        _ => config.rate_window.as_secs().max(1),
-    });
+    .with_read_concurrency(config.read_concurrency);
     let push = ManagementApi::new(sdk, PushLimits::new(config.push_timeout));
     Gateway::new(config, store, push)
 }

@@ -40,7 +40,10 @@ pub async fn run<S: Store, P: Push>(
         }
         Command::Join { group, presence } => join(sender, &group, presence).await,
         Command::Leave { group } => {
-            let uid = sender.uid().await?;
+            // The count beside the uid's read (a connection without a proven uid reads its record).
+            let (admitted, uid) = futures_util::join!(crate::rate_limit::admitted(), sender.uid());
+            admitted?;
+            let uid = uid?;
             gateway
                 .leave_at(
                     Some(sender.endpoint()),
@@ -74,7 +77,7 @@ pub async fn run<S: Store, P: Push>(
         Command::Presence { group } => {
             let of = group.as_deref().map_or(Members::All, Members::Group);
             crate::rate_limit::admitted().await?;
-            let presence = gateway.presence(of).await?;
+            let presence = gateway.census(of).await?;
             Ok(vec![Outgoing::Presence {
                 group: group.as_deref(),
                 connections: presence.connections,
@@ -109,17 +112,13 @@ async fn join<S: Store, P: Push>(
             connection_id: id,
             uid: record.uid.as_deref(),
         };
-        let (list, position) = futures_util::try_join!(
-            async {
-                Ok::<_, Error>(
-                    gateway
-                        .list_and_announce_join(Some(sender.endpoint()), group, subject)
-                        .await?,
-                )
-            },
+        // Both run to their end, so that a failing read of the position cannot cut the
+        // announcement short.
+        let (list, position) = futures_util::join!(
+            gateway.list_and_announce_join(Some(sender.endpoint()), group, subject),
             gateway.stream_position(group)
-        )?;
-        (position, Some(list))
+        );
+        (position?, Some(list?))
     } else {
         if !gateway
             .join_at(Some(sender.endpoint()), id, group, false)
@@ -153,7 +152,10 @@ async fn send_message<S: Store, P: Push>(
     sender: &Client<'_, S, P>,
     send: protocol::Send,
 ) -> Result<Vec<String>, Error> {
-    let uid = sender.uid().await?;
+    // The count beside the uid's read (a connection without a proven uid reads its record).
+    let (admitted, uid) = futures_util::join!(crate::rate_limit::admitted(), sender.uid());
+    admitted?;
+    let uid = uid?;
     let message = |group: Option<&str>, position: Option<&Position>| {
         Outgoing::Message {
             from: protocol::From {

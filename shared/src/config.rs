@@ -125,10 +125,10 @@ impl Config {
     pub const MAX_TOKEN_LIFETIME_LIMIT: u64 = 86_400;
     pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
     pub const DEFAULT_RATE_CLOSE_MULTIPLE: u32 = 3;
-    pub const DEFAULT_MAX_GROUPS: usize = 100;
-    /// A connection item holding this many names of 128 characters stays far under DynamoDB's
-    /// 400 KB, and `$disconnect` deletes them in a few batches.
-    pub const MAX_GROUPS_LIMIT: usize = 1000;
+    pub const DEFAULT_MAX_GROUPS: usize = 90;
+    /// A uid change (`bindUid`, `unbindUid`) rewrites the connection's item, its uid binding, its
+    /// place in "all" and in each group in one transaction, which holds at most 100 writes.
+    pub const MAX_GROUPS_LIMIT: usize = 97;
     /// Every shard of "all" at once: a broadcast's reads in one round trip.
     pub const DEFAULT_READ_CONCURRENCY: usize = crate::store::ALL_SHARDS as usize;
     pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(10);
@@ -305,7 +305,7 @@ impl Config {
                 "MAX_GROUPS",
                 &v,
                 Self::MAX_GROUPS_LIMIT,
-                "a whole number of groups from 1 to 1000",
+                "a whole number of groups from 1 to 97 (a uid change rewrites them all in one transaction of at most 100 writes)",
             )?;
         }
         if let Some(v) = get("HISTORY_SIZE") {

@@ -21,7 +21,7 @@ use crate::protocol::{PresenceChange, Target};
 use crate::push::{Delivery, Push, PushError};
 use crate::rate_limit::{self, RateLimiter};
 use crate::session::{self, Session};
-use crate::store::{ConnectionRecord, Joining, Members, Store, StoreError};
+use crate::store::{ConnectionRecord, Joining, Member, Members, Store, StoreError};
 
 /// The store, the push client and the settings, built once per process.
 pub struct Gateway<S, P> {
@@ -226,18 +226,27 @@ impl<S: Store, P: Push> Gateway<S, P> {
         Ok(report)
     }
 
-    /// The connections and distinct uids of a set, read eventually consistent (half the read
-    /// units of a fan-out's read; a change of the last second may be missing).
+    /// The connections and distinct uids of a set, read consistently: a server's join is in it.
     pub async fn presence(&self, of: Members<'_>) -> Result<Presence, StoreError> {
-        self.store
-            .census(of)
-            .try_fold(Presence::default(), |mut presence, member| {
-                presence.connections += 1;
-                presence.uids.extend(member.uid);
-                ready(Ok(presence))
-            })
-            .await
+        tally(self.store.members(of)).await
     }
+
+    /// [`Gateway::presence`] read eventually consistent, for a client's `presence`: half the read
+    /// units, and a change of the last second may be missing.
+    pub async fn census(&self, of: Members<'_>) -> Result<Presence, StoreError> {
+        tally(self.store.census(of)).await
+    }
+}
+
+/// The connections and distinct uids among `members`.
+async fn tally(members: BoxStream<'_, Result<Member, StoreError>>) -> Result<Presence, StoreError> {
+    members
+        .try_fold(Presence::default(), |mut presence, member| {
+            presence.connections += 1;
+            presence.uids.extend(member.uid);
+            ready(Ok(presence))
+        })
+        .await
 }
 
 /// GatewayWorker's `Gateway` API, for the handlers and for any backend (a web app, a cron job, the
@@ -344,7 +353,10 @@ impl<S: Store, P: Push> Gateway<S, P> {
 
     /// unbindUid; `false` when the connection had no uid.
     pub async fn unbind_uid(&self, connection_id: &str) -> Result<bool, Error> {
-        match self.store.connection(connection_id).await? {
+        let (admitted, record) =
+            futures_util::join!(rate_limit::admitted(), self.store.connection(connection_id));
+        admitted?;
+        match record? {
             Some(record) => Ok(self.store.unbind_uid(&record).await?),
             None => Ok(false),
         }
@@ -433,6 +445,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
         group: &str,
     ) -> Result<(), Error> {
         check_name(group, false)?;
+        rate_limit::admitted().await?;
         let was_member = self.store.leave(connection_id, group).await?;
         if let (true, Some(endpoint)) = (was_member, endpoint) {
             let subject = Subject { connection_id, uid };
@@ -444,6 +457,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
 
     /// ungroup: takes every member out of the group; how many there were.
     pub async fn ungroup(&self, group: &str) -> Result<usize, Error> {
+        // Gated through the read of its members.
         let members = self.client_ids_by_group(group).await?;
         for connection_id in &members {
             self.store.leave(connection_id, group).await?;
@@ -490,6 +504,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
         connection_id: &str,
         session: &serde_json::Value,
     ) -> Result<bool, Error> {
+        rate_limit::admitted().await?;
         Ok(self
             .store
             .set_session(connection_id, &session.to_string())
@@ -549,6 +564,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
         &self,
         group: &str,
     ) -> Result<BTreeMap<String, Session>, Error> {
+        rate_limit::admitted().await?;
         let members = self.client_ids_by_group(group).await?;
         stream::iter(members)
             .map(|connection_id| async move {
@@ -570,6 +586,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
     /// [`crate::ended`]).
     pub async fn close_client(&self, connection_id: &str) -> Result<(), Error> {
         let endpoint = self.management_endpoint()?;
+        rate_limit::admitted().await?;
         self.push.close(endpoint, connection_id).await?;
         if ended::can_close() {
             self.end(Some(endpoint), connection_id, Cause::Kicked).await;
@@ -587,6 +604,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
     }
 
     async fn connection_ids(&self, of: Members<'_>) -> Result<Vec<String>, Error> {
+        rate_limit::admitted().await?;
         Ok(self
             .store
             .members(of)

@@ -362,12 +362,20 @@ pub async fn message<S: Store, P: Push, A: Events>(
             Some(window) => Box::pin(rate_limit::counted(gateway, &ids.connection_id, window, answer)).await,
             None => (Standing::Uncounted, answer.await),
         };
+        // The window's one `rate_limited` frame: from the first frame over the limit (or from
+        // the one that closes the connection, when no frame over the limit came before it).
+        let tells = standing == Standing::Crossed
+            || (standing == Standing::Close && gateway.config.rate_close_multiple == 1);
+        let mut told = false;
         let (outcome, refused_action) = match result {
             Ok(()) => ("ok", None),
             Err(Error::Rejected(rejection)) => {
-                // A frame refused by the count is told so only by the window's first.
-                if rejection.code != ErrorCode::RateLimited || standing == Standing::Crossed {
+                // Refused by the count (not by the application's own `rate_limited`): told
+                // only by the window's first such frame.
+                let by_count = rejection.code == ErrorCode::RateLimited && !standing.admits();
+                if !by_count || tells {
                     client.send_to_current_client(&rejection.frame()).await;
+                    told |= by_count;
                 }
                 // The action a refused frame named, as the client wrote it: bounded, for the log.
                 let named = rejection.action.as_deref().map(|a| a.chars().take(64).collect::<String>());
@@ -380,8 +388,7 @@ pub async fn message<S: Store, P: Push, A: Events>(
                 ("internal", None)
             }
         };
-        let refused_by_count = outcome == "rate_limited";
-        if standing == Standing::Crossed && !refused_by_count {
+        if tells && !told {
             // A cheap answer went out before the count was back: the window's one refusal still does.
             client.send_to_current_client(&rate_limit::refusal(&gateway.config).frame()).await;
         }

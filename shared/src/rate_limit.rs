@@ -213,11 +213,14 @@ pub async fn counted<S: Store, P: Push, F: Future>(
             () = asked.notified() => {}
             () = done.notified() => {}
         }
-        // A connection its own frame ended (its reply met 410) has nothing left to count in.
-        if crate::ended::ended_here(connection_id) {
-            return Standing::Uncounted;
-        }
-        let standing = count(gateway, connection_id, window).await;
+        // A connection its own frame ended (its reply met 410) has nothing left to count in;
+        // whatever the work does next is let through, as when a count fails. (Every way out of
+        // here opens or shuts the gate: a work waiting on it would otherwise wait forever.)
+        let standing = if crate::ended::ended_here(connection_id) {
+            Standing::Uncounted
+        } else {
+            count(gateway, connection_id, window).await
+        };
         let state = match standing.admits() {
             true => Gate::Open,
             false => Gate::Shut(refusal(&gateway.config)),

@@ -77,6 +77,11 @@ impl<A: Events> Stack<A> {
         Stack::new_table(&table_name(), |_| {}, app).await
     }
 
+    /// [`Stack::with_app`] with settings of its own.
+    pub async fn with_app_and_config(app: A, adjust: impl FnOnce(&mut Config)) -> Stack<A> {
+        Stack::new_table(&table_name(), adjust, app).await
+    }
+
     /// [`Stack::behind_proxy`], for a stack whose functions run `app`.
     pub async fn app_behind_proxy(
         app: A,

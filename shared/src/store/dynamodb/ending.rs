@@ -21,9 +21,7 @@ use super::DynamoStore;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::store::{
-    now_millis, now_secs, ConnectionRecord, Ending, Left, Member, Members, StoreError,
-};
+use crate::store::{now_millis, ConnectionRecord, Ending, Left, Member, Members, StoreError};
 
 /// The attribute that marks a record ended (epoch milliseconds).
 pub(super) const ENDED_AT: &str = "endedAt";
@@ -84,17 +82,12 @@ impl DynamoStore {
         decide(won, item.as_ref(), &token)
     }
 
-    /// Deletes what an ended record names: its member items and its rate counts, then the
-    /// record itself.
+    /// Deletes what an ended record names: its member items, then the record itself. Not its
+    /// rate counts: frames of its last burst may still be counted, and a count started afresh
+    /// would let them through (the counts expire a minute after their window).
     pub(super) async fn remove_ended(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
         let mut keys = Key::all_of(record);
         let own = keys.pop();
-        if self.rate_window > 0 {
-            let current = now_secs() / self.rate_window * self.rate_window;
-            for window in [current, current - self.rate_window] {
-                keys.push(Key::rate(&record.connection_id, window));
-            }
-        }
         self.delete_keys(keys).await?;
         self.delete_keys(own.into_iter().collect()).await
     }

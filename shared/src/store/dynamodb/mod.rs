@@ -50,9 +50,6 @@ pub struct DynamoStore {
     shards_at_once: usize,
     /// The most members one Query page of a fan-out reads (`None`: DynamoDB's 1 MB pages).
     page_items: Option<i32>,
-    /// The rate limit's window in seconds (0: no counts), so that an ended connection's counts
-    /// go with it.
-    rate_window: i64,
 }
 
 impl DynamoStore {
@@ -63,15 +60,7 @@ impl DynamoStore {
             // All of them, so that a broadcast's reads take one round trip.
             shards_at_once: ALL_SHARDS as usize,
             page_items: None,
-            rate_window: 0,
         }
-    }
-
-    /// Counts frames in windows of `seconds` (0: not at all): an ended connection's items then
-    /// include its counts of the current and the previous window (older ones have expired).
-    pub fn with_rate_window(mut self, seconds: u64) -> Self {
-        self.rate_window = i64::try_from(seconds).unwrap_or(i64::MAX);
-        self
     }
 
     /// Reads the members of a set at most `items` per Query page, not DynamoDB's 1 MB: smaller
