@@ -152,10 +152,10 @@ async fn send_message<S: Store, P: Push>(
     sender: &Client<'_, S, P>,
     send: protocol::Send,
 ) -> Result<Vec<String>, Error> {
-    // The count beside the uid's read (a connection without a proven uid reads its record).
-    let (admitted, uid) = futures_util::join!(crate::rate_limit::admitted(), sender.uid());
-    admitted?;
-    let uid = uid?;
+    // The count begins beside the uid's read (a connection without a proven uid reads its
+    // record) and is waited for by the first costly request: the stream offset, or the fan-out.
+    crate::rate_limit::begin();
+    let uid = sender.uid().await?;
     let message = |group: Option<&str>, position: Option<&Position>| {
         Outgoing::Message {
             from: protocol::From {

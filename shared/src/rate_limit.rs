@@ -164,6 +164,13 @@ tokio::task_local! {
     static GATE: Gatekeeper;
 }
 
+/// Starts the frame's count without waiting for it, ahead of reads whose result decides what
+/// the work asks next (a send's sender, before its stream offset): the count then overlaps them,
+/// and [`admitted`] later waits for it. Nothing outside a counted frame.
+pub fn begin() {
+    let _ = GATE.try_with(|keeper| keeper.asked.notify_one());
+}
+
 /// Waits until the frame being handled is known to be within its connection's limit; its
 /// `rate_limited` rejection when it is not. Immediate outside a counted frame (`$connect`,
 /// `on_close`, a backend).
