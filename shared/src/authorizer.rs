@@ -51,30 +51,26 @@ pub fn context(uid: Option<&str>, permissions: &Permissions) -> Map<String, Valu
 /// The authorizer's answer that lets the handshake go on to `$connect`: an IAM policy allowing
 /// `execute-api:Invoke` on the route being authorized, and the context.
 pub fn allow(principal: &str, method_arn: &str, context: Map<String, Value>) -> Value {
-    json!({
-        "principalId": principal,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Action": "execute-api:Invoke",
-                "Effect": "Allow",
-                "Resource": method_arn,
-            }],
-        },
-        "context": context,
-    })
+    let mut answer = policy("Allow", principal, method_arn);
+    answer["context"] = Value::Object(context);
+    answer
 }
 
 /// The authorizer's answer that refuses the handshake with 403 (an explicit Deny), for a token
 /// that is valid but may not open another connection.
 pub fn deny(principal: &str, method_arn: &str) -> Value {
+    policy("Deny", principal, method_arn)
+}
+
+/// An authorizer's answer: `effect` on `execute-api:Invoke` of the route being authorized.
+fn policy(effect: &str, principal: &str, method_arn: &str) -> Value {
     json!({
         "principalId": principal,
         "policyDocument": {
             "Version": "2012-10-17",
             "Statement": [{
                 "Action": "execute-api:Invoke",
-                "Effect": "Deny",
+                "Effect": effect,
                 "Resource": method_arn,
             }],
         },

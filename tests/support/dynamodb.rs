@@ -86,12 +86,23 @@ fn start_dynoxide() -> Server {
 
 fn start_moto() -> Server {
     let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+    let (endpoint, watchdog) = spawn_moto(&program, "moto");
+    Server {
+        endpoint,
+        _watchdog: Some(watchdog),
+    }
+}
+
+/// Starts moto's server `program` on a free loopback port behind a shell watchdog (when the test
+/// process exits, however it exits, the pipe closes and the watchdog stops it), logging to
+/// `{log_name}-{port}.log`, and waits until it listens: its endpoint and the watchdog.
+pub(crate) fn spawn_moto(program: &str, log_name: &str) -> (String, Child) {
     let port = free_port();
     let script =
         r#""$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 & server=$!; cat >/dev/null; kill $server"#;
-    let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+    let log = std::env::temp_dir().join(format!("{log_name}-{port}.log"));
     let mut watchdog = Command::new("sh")
-        .args(["-c", script, &program, &port.to_string()])
+        .args(["-c", script, program, &port.to_string()])
         .arg(&log)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -116,8 +127,5 @@ fn start_moto() -> Server {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Server {
-        endpoint: format!("http://{addr}"),
-        _watchdog: Some(watchdog),
-    }
+    (format!("http://{addr}"), watchdog)
 }

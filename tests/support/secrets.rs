@@ -6,18 +6,16 @@
 //! test process exits, however it exits, the pipe closes and the watchdog stops the server.
 //! `moto_server` comes from `.tools/venv/bin` (what `make test` installs) or PATH.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use serde_json::{json, Value};
 use shared::secrets_manager::SecretsManager;
 
-use crate::dynamodb::free_port;
+use crate::dynamodb::spawn_moto;
 
 struct Server {
     endpoint: String,
@@ -44,36 +42,9 @@ fn program() -> String {
 }
 
 fn start() -> Server {
-    let program = program();
-    let port = free_port();
-    let script =
-        r#""$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 & server=$!; cat >/dev/null; kill $server"#;
-    let log = std::env::temp_dir().join(format!("moto-secrets-{port}.log"));
-    let mut watchdog = Command::new("sh")
-        .args(["-c", script, &program, &port.to_string()])
-        .arg(&log)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("could not start {program}: {e}; run `make test`, which installs it")
-        });
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if let Ok(Some(status)) = watchdog.try_wait() {
-            let output = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!("{program} exited ({status}) before listening: {output}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{program} did not listen on {addr} within 60 s: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (endpoint, watchdog) = spawn_moto(&program(), "moto-secrets");
     Server {
-        endpoint: format!("http://{addr}"),
+        endpoint,
         _watchdog: watchdog,
     }
 }
