@@ -21,15 +21,11 @@ struct Keys {
 }
 
 impl Events for Keys {
-    async fn on_message<S: Store, P: Push>(
-        &self,
-        client: &mut Client<'_, S, P>,
-        frame: &str,
-    ) -> Result<(), Error> {
+    async fn on_message(&self, client: &mut Client<'_>, frame: &str) -> Result<(), AppError> {
         let mut words: Vec<&str> = frame.split(' ').collect();
         if words == ["show"] {
             let session = Value::Object(client.session().await?.clone()).to_string();
-            client.send_to_current_client(&session).await;
+            client.send_to_current_client(&session).await?;
             return Ok(());
         }
         if words.first() == Some(&"alone") {
@@ -46,9 +42,7 @@ impl Events for Keys {
             ["del", key] => {
                 session.remove(key);
             }
-            _ => {
-                return Err(Rejection::new(ErrorCode::BadRequest, "set, del or show", None).into())
-            }
+            _ => return Err(AppError::bad_request("set, del or show")),
         }
         Ok(())
     }
@@ -99,10 +93,7 @@ struct Doorman {
 }
 
 impl Events for Doorman {
-    async fn on_connect<S: Store, P: Push>(
-        &self,
-        client: &mut Connecting<'_, S, P>,
-    ) -> Result<Verdict, Error> {
+    async fn on_connect(&self, client: &mut Connecting<'_>) -> Result<Verdict, AppError> {
         let Some(name) = client.query("name").map(str::to_owned) else {
             return Ok(Verdict::Accept);
         };
@@ -117,19 +108,15 @@ impl Events for Doorman {
         Ok(Verdict::Accept)
     }
 
-    async fn on_message<S: Store, P: Push>(
-        &self,
-        client: &mut Client<'_, S, P>,
-        _frame: &str,
-    ) -> Result<(), Error> {
+    async fn on_message(&self, client: &mut Client<'_>, _frame: &str) -> Result<(), AppError> {
         let uid = client.uid().await?;
         let session = client.session().await?.clone();
         let answer = json!({"uid": uid, "session": session});
-        client.send_to_current_client(&answer.to_string()).await;
+        client.send_to_current_client(&answer.to_string()).await?;
         Ok(())
     }
 
-    async fn on_close<S: Store, P: Push>(&self, client: &Closing<'_, S, P>) -> Result<(), Error> {
+    async fn on_close(&self, client: &Closing<'_>) -> Result<(), AppError> {
         let groups: Vec<&str> = client.groups().collect();
         let still_a_member = client.gateway().client_ids_by_group("lobby").await?;
         self.closed.lock().unwrap().push(json!({
@@ -196,18 +183,14 @@ struct Warden {
 }
 
 impl Events for Warden {
-    async fn on_message<S: Store, P: Push>(
-        &self,
-        client: &mut Client<'_, S, P>,
-        frame: &str,
-    ) -> Result<(), Error> {
+    async fn on_message(&self, client: &mut Client<'_>, frame: &str) -> Result<(), AppError> {
         match frame.strip_prefix("kick ") {
-            Some(id) => client.gateway().close_client(id).await,
+            Some(id) => Ok(client.gateway().close_client(id).await?),
             None => BuiltIn.on_message(client, frame).await,
         }
     }
 
-    async fn on_close<S: Store, P: Push>(&self, client: &Closing<'_, S, P>) -> Result<(), Error> {
+    async fn on_close(&self, client: &Closing<'_>) -> Result<(), AppError> {
         self.closed
             .lock()
             .unwrap()
@@ -324,12 +307,8 @@ async fn a_disconnect_racing_a_prune_closes_once() {
 struct AnswerThenShare;
 
 impl Events for AnswerThenShare {
-    async fn on_message<S: Store, P: Push>(
-        &self,
-        client: &mut Client<'_, S, P>,
-        frame: &str,
-    ) -> Result<(), Error> {
-        client.send_to_current_client("noted").await;
+    async fn on_message(&self, client: &mut Client<'_>, frame: &str) -> Result<(), AppError> {
+        client.send_to_current_client("noted").await?;
         client.gateway().send_to_group("g", frame, &[]).await?;
         Ok(())
     }

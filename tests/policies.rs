@@ -12,9 +12,7 @@
 use std::collections::BTreeSet;
 
 use serde_yaml_ng::Value;
-use shared::events::{Client, Closing, Events};
-use shared::push::Push;
-use shared::store::Store;
+use shared::prelude::*;
 use support::fault_proxy::FaultProxy;
 use support::stack::Stack;
 use workerman_chat::Chat;
@@ -357,21 +355,14 @@ fn no_function_has_a_token_key_in_its_environment() {
 struct KickingChat;
 
 impl Events for KickingChat {
-    async fn on_message<S: Store, P: Push>(
-        &self,
-        client: &mut Client<'_, S, P>,
-        frame: &str,
-    ) -> Result<(), shared::Error> {
+    async fn on_message(&self, client: &mut Client<'_>, frame: &str) -> Result<(), AppError> {
         match frame.strip_prefix("kick ") {
-            Some(id) => client.gateway().close_client(id).await,
+            Some(id) => Ok(client.gateway().close_client(id).await?),
             None => Chat.on_message(client, frame).await,
         }
     }
 
-    async fn on_close<S: Store, P: Push>(
-        &self,
-        client: &Closing<'_, S, P>,
-    ) -> Result<(), shared::Error> {
+    async fn on_close(&self, client: &Closing<'_>) -> Result<(), AppError> {
         Chat.on_close(client).await
     }
 }

@@ -1,12 +1,10 @@
 //! The built-in wire protocol (`docs/protocol.md`) as an application: the default one, which the
 //! three functions run unless their `main.rs` hands them another.
 
+use crate::app_error::AppError;
 use crate::commands;
-use crate::error::Error;
 use crate::events::{Client, Events};
 use crate::protocol::{self, Command, Incoming};
-use crate::push::Push;
-use crate::store::Store;
 
 /// Plain text is echoed; a JSON frame with an `action` is a command (`send`, `join`, `presence`,
 /// …), checked against the token's claims, carried out, and answered.
@@ -14,14 +12,10 @@ use crate::store::Store;
 pub struct BuiltIn;
 
 impl Events for BuiltIn {
-    async fn on_message<S: Store, P: Push>(
-        &self,
-        client: &mut Client<'_, S, P>,
-        frame: &str,
-    ) -> Result<(), Error> {
+    async fn on_message(&self, client: &mut Client<'_>, frame: &str) -> Result<(), AppError> {
         let command = match protocol::parse(frame)? {
             Incoming::Plain => {
-                client.send_to_current_client(&protocol::echo(frame)).await;
+                client.push_to_sender(&protocol::echo(frame)).await;
                 return Ok(());
             }
             Incoming::Command(command) => command,
@@ -32,29 +26,27 @@ impl Events for BuiltIn {
             Command::Send(send) => send.id.clone(),
             _ => None,
         };
-        let named = |error: Error, client: &Client<'_, S, P>| match error {
-            Error::Rejected(rejection) => Error::Rejected(rejection.for_command(id.as_deref())),
-            error if id.is_some() => {
-                tracing::error!(action = "send", error = %error, "the frame failed");
-                Error::Rejected(
-                    error
-                        .rejection(Some("send"), client.request_id())
-                        .for_command(id.as_deref()),
-                )
+        let named = |error: AppError, client: &Client<'_>| {
+            if id.is_none() {
+                return error;
             }
-            error => error,
+            if !error.is_refusal() {
+                tracing::error!(action = "send", error = %error, "the frame failed");
+            }
+            let rejection = error.rejection(Some("send"), client.request_id());
+            AppError::from(rejection.for_command(id.as_deref()))
         };
         if let Err(rejection) = client.permissions().check(&command) {
-            return Err(named(Error::Rejected(rejection), client));
+            return Err(named(rejection.into(), client));
         }
         // Boxed: the SDK's futures nest deeply enough to pass the compiler's type-layout depth
         // limit in a function's `main`.
         let replies = match Box::pin(commands::run(client, command)).await {
             Ok(replies) => replies,
-            Err(error) => return Err(named(error, client)),
+            Err(error) => return Err(named(error.into(), client)),
         };
         for reply in &replies {
-            client.send_to_current_client(reply).await;
+            client.push_to_sender(reply).await;
         }
         Ok(())
     }

@@ -9,16 +9,12 @@ use crate::error::Error;
 use crate::events::Client;
 use crate::presence_events::Subject;
 use crate::protocol::{self, Command, Outgoing, Target};
-use crate::push::Push;
 use serde_json::value::RawValue;
 
 use crate::store::{Members, Position, Store, StoreError};
 
 /// Carries out `command`; returns the frames for the sender.
-pub async fn run<S: Store, P: Push>(
-    sender: &Client<'_, S, P>,
-    command: Command,
-) -> Result<Vec<String>, Error> {
+pub async fn run(sender: &Client<'_>, command: Command) -> Result<Vec<String>, Error> {
     let gateway = sender.gateway();
     match command {
         Command::Ping => Ok(vec![Outgoing::Pong.to_json()]),
@@ -93,11 +89,7 @@ pub async fn run<S: Store, P: Push>(
 /// with `presence`, who is in it. Both are read after the membership is written: every message
 /// after the position is pushed to the joiner or kept for it, and every presence event after the
 /// list's version tells of a change the list does not hold.
-async fn join<S: Store, P: Push>(
-    sender: &Client<'_, S, P>,
-    group: &str,
-    presence: bool,
-) -> Result<Vec<String>, Error> {
+async fn join(sender: &Client<'_>, group: &str, presence: bool) -> Result<Vec<String>, Error> {
     let gateway = sender.gateway();
     let id = sender.connection_id();
     let gone = || Error::UnknownConnection(id.to_owned());
@@ -148,10 +140,7 @@ async fn join<S: Store, P: Push>(
     .to_json()])
 }
 
-async fn send_message<S: Store, P: Push>(
-    sender: &Client<'_, S, P>,
-    send: protocol::Send,
-) -> Result<Vec<String>, Error> {
+async fn send_message(sender: &Client<'_>, send: protocol::Send) -> Result<Vec<String>, Error> {
     // The count begins beside the uid's read (a connection without a proven uid reads its
     // record) and is waited for by the first costly request: the stream offset, or the fan-out.
     crate::rate_limit::begin();

@@ -38,6 +38,9 @@ pub enum Error {
         "the connection is in {0} groups, the most it may be in; leave one before joining another"
     )]
     TooManyGroups(usize),
+    /// A [`crate::payload::Json`] value with no JSON form: the application's mistake.
+    #[error("the frame could not be serialized as JSON: {0}")]
+    Unserializable(String),
     #[error("the event is neither an authorizer request nor a $connect event: {0}")]
     UnexpectedEvent(String),
     /// A frame the application will not carry out: the client gets this rejection's error frame
@@ -71,6 +74,7 @@ impl Error {
                 "the service is misconfigured".to_owned()
             }
             Error::InvalidName(name) => format!("{name:?} is not a valid name"),
+            Error::Unserializable(_) => "a reply could not be serialized".to_owned(),
             Error::Unauthorized | Error::UnexpectedEvent(_) => "the request was refused".to_owned(),
         };
         Rejection::new(
@@ -95,6 +99,7 @@ impl From<Error> for lambda_runtime::Diagnostic {
             Error::TooManyGroups(_) => "TooManyGroups",
             Error::Unauthorized => "Unauthorized",
             Error::UnexpectedEvent(_) => "UnexpectedEvent",
+            Error::Unserializable(_) => "Unserializable",
             Error::Rejected(_) => "Rejected",
         };
         lambda_runtime::Diagnostic {

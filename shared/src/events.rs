@@ -16,42 +16,44 @@ use std::future::Future;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
+use crate::app_error::AppError;
 use crate::authorizer::Proven;
 use crate::ended::Cause;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::names;
+use crate::payload::Payload;
 use crate::permissions::Permissions;
-use crate::push::{Delivery, Push};
+use crate::push::Delivery;
+use crate::rejection::Rejection;
 use crate::session::{self, Change, Session};
 use crate::store::{ConnectionRecord, Store};
 
 /// An application. Only `on_message` is required; the others default to accepting every
 /// connection and doing nothing on close.
 ///
-/// The hooks are generic over the store and the push client so that tests run an application on
-/// any of them; an implementation writes them as `async fn` with the same generic parameters.
+/// An implementation writes each hook as a plain `async fn` with the signature below.
 pub trait Events: Send + Sync {
     /// `$connect` (GatewayWorker's `onConnect`): may refuse the handshake, bind a uid, join
     /// groups and fill the session, all written with the connection's record in one request.
     /// Nothing can be pushed to the connecting client yet: API Gateway answers 410 until its
     /// handshake completes.
-    fn on_connect<S: Store, P: Push>(
+    fn on_connect(
         &self,
-        client: &mut Connecting<'_, S, P>,
-    ) -> impl Future<Output = Result<Verdict, Error>> + Send {
+        client: &mut Connecting<'_>,
+    ) -> impl Future<Output = Result<Verdict, AppError>> + Send {
         let _ = client;
         async { Ok(Verdict::Accept) }
     }
 
     /// A frame from a client (`onMessage`), as the client sent it. Its session is read when first
     /// asked for ([`Client::session`]) and its changes saved after this returns `Ok`. An `Err`
-    /// gets the client an error frame: the rejection's for [`Error::Rejected`], else `internal`.
-    fn on_message<S: Store, P: Push>(
+    /// is logged and gets the client the error frame [`Events::error_frame`] makes of it.
+    fn on_message(
         &self,
-        client: &mut Client<'_, S, P>,
+        client: &mut Client<'_>,
         frame: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
 
     /// A connection ended (`onClose`), after its items are deleted, with its uid, groups and
     /// session as they were: at most once per connection, whichever of its `$disconnect`, a push
@@ -60,12 +62,17 @@ pub trait Events: Send + Sync {
     /// invocation dies first (its timeout), it does not run. A connection ended by a backend
     /// outside the functions, or only by its TTL (its `$disconnect` lost and nothing pushed to
     /// it), is not seen here.
-    fn on_close<S: Store, P: Push>(
-        &self,
-        client: &Closing<'_, S, P>,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
+    fn on_close(&self, client: &Closing<'_>) -> impl Future<Output = Result<(), AppError>> + Send {
         let _ = client;
         async { Ok(()) }
+    }
+
+    /// The frame a client gets when one of its frames is refused or fails — by the application
+    /// (an `Err` from `on_message`) or by the library (too large, over the rate limit) — or
+    /// `None` to send nothing, as a GatewayWorker application that never answers errors does.
+    /// By default, `docs/protocol.md`'s error frame.
+    fn error_frame(&self, rejection: &Rejection) -> Option<String> {
+        Some(rejection.frame())
     }
 }
 
@@ -73,21 +80,22 @@ pub trait Events: Send + Sync {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Accept,
-    /// Refuse the handshake with this HTTP status (401, 403, 429, …); nothing is written.
+    /// Refuse the handshake with this HTTP status, 400 to 599 (401, 403, 429, …); nothing is
+    /// written. Any other status is a mistake: the handshake is refused with 500 and logged.
     Refuse(u16),
 }
 
 /// A connection during its `$connect`: what it asked with, and the record about to be written.
-pub struct Connecting<'a, S, P> {
-    gateway: &'a Gateway<S, P>,
+pub struct Connecting<'a> {
+    gateway: &'a Gateway,
     request: &'a ApiGatewayWebsocketProxyRequest,
     record: ConnectionRecord,
     session: Session,
 }
 
-impl<'a, S: Store, P: Push> Connecting<'a, S, P> {
+impl<'a> Connecting<'a> {
     pub(crate) fn new(
-        gateway: &'a Gateway<S, P>,
+        gateway: &'a Gateway,
         request: &'a ApiGatewayWebsocketProxyRequest,
         record: ConnectionRecord,
     ) -> Self {
@@ -100,7 +108,7 @@ impl<'a, S: Store, P: Push> Connecting<'a, S, P> {
     }
 
     /// The GatewayWorker calls, for anyone but this connection (it cannot be pushed to yet).
-    pub fn gateway(&self) -> &'a Gateway<S, P> {
+    pub fn gateway(&self) -> &'a Gateway {
         self.gateway
     }
 
@@ -161,8 +169,8 @@ impl<'a, S: Store, P: Push> Connecting<'a, S, P> {
 }
 
 /// The sender of a frame, during `on_message`.
-pub struct Client<'a, S, P> {
-    gateway: &'a Gateway<S, P>,
+pub struct Client<'a> {
+    gateway: &'a Gateway,
     connection_id: &'a str,
     request_id: &'a str,
     endpoint: &'a str,
@@ -175,9 +183,9 @@ pub struct Client<'a, S, P> {
     undelivered: usize,
 }
 
-impl<'a, S: Store, P: Push> Client<'a, S, P> {
+impl<'a> Client<'a> {
     pub(crate) fn new(
-        gateway: &'a Gateway<S, P>,
+        gateway: &'a Gateway,
         connection_id: &'a str,
         request_id: &'a str,
         endpoint: &'a str,
@@ -199,7 +207,7 @@ impl<'a, S: Store, P: Push> Client<'a, S, P> {
     }
 
     /// The GatewayWorker calls (`Gateway::` in PHP).
-    pub fn gateway(&self) -> &'a Gateway<S, P> {
+    pub fn gateway(&self) -> &'a Gateway {
         self.gateway
     }
 
@@ -238,9 +246,16 @@ impl<'a, S: Store, P: Push> Client<'a, S, P> {
         Ok(record.uid)
     }
 
-    /// sendToCurrentClient: pushes `data` to the sender now; whether it arrived. A failure is
-    /// logged and counted on the frame's log line, not returned: there is no one else to tell.
-    pub async fn send_to_current_client(&mut self, data: &str) -> bool {
+    /// sendToCurrentClient: pushes `data` (text, or a JSON value) to the sender now; whether it
+    /// arrived. A failed push is logged and counted on the frame's log line, not returned: there
+    /// is no one else to tell. Fails only for a value that has no JSON form.
+    pub async fn send_to_current_client(&mut self, data: impl Payload) -> Result<bool, Error> {
+        let data = data.into_text()?;
+        Ok(self.push_to_sender(&data).await)
+    }
+
+    /// Pushes a frame the library made (an error frame) to the sender.
+    pub(crate) async fn push_to_sender(&mut self, data: &str) -> bool {
         self.replies += 1;
         let pushed = Box::pin(
             self.gateway
@@ -311,15 +326,15 @@ impl<'a, S: Store, P: Push> Client<'a, S, P> {
 }
 
 /// A connection that has closed, during `on_close`: what its record said.
-pub struct Closing<'a, S, P> {
-    gateway: &'a Gateway<S, P>,
+pub struct Closing<'a> {
+    gateway: &'a Gateway,
     record: ConnectionRecord,
     session: Session,
     cause: Cause,
 }
 
-impl<'a, S: Store, P: Push> Closing<'a, S, P> {
-    pub(crate) fn new(gateway: &'a Gateway<S, P>, record: ConnectionRecord, cause: Cause) -> Self {
+impl<'a> Closing<'a> {
+    pub(crate) fn new(gateway: &'a Gateway, record: ConnectionRecord, cause: Cause) -> Self {
         let session = session::parse(record.session.as_deref()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the closing connection's session could not be read");
             Session::new()
@@ -333,7 +348,7 @@ impl<'a, S: Store, P: Push> Closing<'a, S, P> {
     }
 
     /// The GatewayWorker calls; the closed connection is no longer among any set's members.
-    pub fn gateway(&self) -> &'a Gateway<S, P> {
+    pub fn gateway(&self) -> &'a Gateway {
         self.gateway
     }
 

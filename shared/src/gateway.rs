@@ -16,15 +16,19 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::ended::{self, Cause};
 use crate::error::Error;
+use crate::payload::Payload;
 use crate::presence_events::Subject;
 use crate::protocol::{PresenceChange, Target};
-use crate::push::{Delivery, Push, PushError};
+use crate::push::{Delivery, ManagementApi, Push, PushError};
 use crate::rate_limit::{self, RateLimiter};
 use crate::session::{self, Session};
+use crate::store::dynamodb::DynamoStore;
 use crate::store::{ConnectionRecord, Joining, Member, Members, Store, StoreError};
 
-/// The store, the push client and the settings, built once per process.
-pub struct Gateway<S, P> {
+/// The store, the push client and the settings, built once per process. The functions run on
+/// DynamoDB and the management API (the defaults); the parameters are the seams a benchmark or
+/// a backend wraps.
+pub struct Gateway<S = DynamoStore, P = ManagementApi> {
     pub config: Config,
     pub store: S,
     pub push: P,
@@ -266,19 +270,24 @@ impl<S: Store, P: Push> Gateway<S, P> {
     pub async fn send_to(
         &self,
         target: &Target,
-        data: &str,
+        data: impl Payload,
         exclude: &[String],
     ) -> Result<Report, Error> {
+        let data = data.into_text()?;
         for name in target_names(target) {
             check_name(name, matches!(target, Target::Connections(_)))?;
         }
         let exclude: HashSet<&str> = exclude.iter().map(String::as_str).collect();
-        self.send(self.management_endpoint()?, target, &exclude, data)
+        self.send(self.management_endpoint()?, target, &exclude, &data)
             .await
     }
 
     /// sendToClient.
-    pub async fn send_to_client(&self, connection_id: &str, data: &str) -> Result<Report, Error> {
+    pub async fn send_to_client(
+        &self,
+        connection_id: &str,
+        data: impl Payload,
+    ) -> Result<Report, Error> {
         self.send_to(
             &Target::Connections(vec![connection_id.to_owned()]),
             data,
@@ -288,7 +297,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
     }
 
     /// sendToUid.
-    pub async fn send_to_uid(&self, uid: &str, data: &str) -> Result<Report, Error> {
+    pub async fn send_to_uid(&self, uid: &str, data: impl Payload) -> Result<Report, Error> {
         self.send_to(&Target::Uids(vec![uid.to_owned()]), data, &[])
             .await
     }
@@ -297,7 +306,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
     pub async fn send_to_group(
         &self,
         group: &str,
-        data: &str,
+        data: impl Payload,
         exclude: &[String],
     ) -> Result<Report, Error> {
         self.send_to(&Target::Groups(vec![group.to_owned()]), data, exclude)
@@ -305,7 +314,11 @@ impl<S: Store, P: Push> Gateway<S, P> {
     }
 
     /// sendToAll, minus the connections in `exclude`.
-    pub async fn send_to_all(&self, data: &str, exclude: &[String]) -> Result<Report, Error> {
+    pub async fn send_to_all(
+        &self,
+        data: impl Payload,
+        exclude: &[String],
+    ) -> Result<Report, Error> {
         self.send_to(&Target::All, data, exclude).await
     }
 

@@ -18,6 +18,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::app_error::AppError;
 use crate::auth::{self, AuthError};
 use crate::authorizer;
 use crate::ended::{self, Cause, Closed};
@@ -71,8 +72,8 @@ fn millis(elapsed: Duration) -> f64 {
 
 /// The `$connect` function's entry point. API Gateway calls it twice per handshake: first as the
 /// route's authorizer, then with the `$connect` event.
-pub async fn connect_function<S: Store, P: Push, A: Events>(
-    gateway: &Gateway<S, P>,
+pub async fn connect_function<A: Events>(
+    gateway: &Gateway,
     app: &A,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error> {
@@ -103,8 +104,8 @@ pub async fn connect_function<S: Store, P: Push, A: Events>(
 /// `Unauthorized`, which API Gateway answers with 401 without invoking `$connect`. A bad `?uid=`
 /// (anonymous mode) is let through without a uid: `$connect` answers it with 400, as the
 /// protocol says.
-pub async fn authorize<S: Store, P: Push>(
-    gateway: &Gateway<S, P>,
+pub async fn authorize(
+    gateway: &Gateway,
     event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>,
     connection_id: String,
 ) -> Result<Value, Error> {
@@ -149,7 +150,7 @@ pub async fn authorize<S: Store, P: Push>(
 /// `Limit`ed to the cap. A read before the write, so handshakes of one uid racing each other may
 /// pass the cap by their number; a failed read lets the handshake through (its `$connect` needs
 /// the store too).
-async fn at_connection_cap<S: Store, P: Push>(gateway: &Gateway<S, P>, uid: &str) -> bool {
+async fn at_connection_cap(gateway: &Gateway, uid: &str) -> bool {
     let cap = gateway.config.max_connections_per_uid;
     if cap == 0 {
         return false;
@@ -166,8 +167,8 @@ async fn at_connection_cap<S: Store, P: Push>(gateway: &Gateway<S, P>, uid: &str
 /// `$connect`: checks who is connecting, asks the application ([`Events::on_connect`]), and
 /// records the connection. Answers 401 for a bad token and 400 for a bad `?uid=`, writing nothing;
 /// the application's status when it refuses; 500 when it or the store fails.
-pub async fn connect<S: Store, P: Push, A: Events>(
-    gateway: &Gateway<S, P>,
+pub async fn connect<A: Events>(
+    gateway: &Gateway,
     app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
@@ -202,9 +203,14 @@ pub async fn connect<S: Store, P: Push, A: Events>(
                 let mut connecting = Connecting::new(gateway, request, record);
                 match Box::pin(app.on_connect(&mut connecting)).await {
                     Ok(Verdict::Accept) => {}
-                    Ok(Verdict::Refuse(status)) => {
+                    Ok(Verdict::Refuse(status)) if (400..=599).contains(&status) => {
                         tracing::info!(outcome = "refused", status, by = "application", duration_ms = millis(started.elapsed()), "connect refused");
                         return Ok(response(status));
+                    }
+                    Ok(Verdict::Refuse(status)) => {
+                        // A 2xx would let the client in with nothing recorded.
+                        tracing::error!(outcome = "failed", status, duration_ms = millis(started.elapsed()), "connect failed: on_connect refused with a status that is not an HTTP error (400 to 599); answered 500");
+                        return Ok(response(500));
                     }
                     Err(e) => {
                         tracing::error!(outcome = "failed", error = %e, duration_ms = millis(started.elapsed()), "connect failed: the application's on_connect failed; nothing was recorded");
@@ -247,8 +253,8 @@ pub async fn connect<S: Store, P: Push, A: Events>(
 
 /// `$disconnect`: ends the connection unless a prune or a kick already did (see
 /// [`crate::ended`]), then tells the application ([`Events::on_close`]) what its records said.
-pub async fn disconnect<S: Store, P: Push, A: Events>(
-    gateway: &Gateway<S, P>,
+pub async fn disconnect<A: Events>(
+    gateway: &Gateway,
     app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
@@ -297,8 +303,8 @@ pub async fn disconnect<S: Store, P: Push, A: Events>(
 /// one over the size limit, hands the rest to the application ([`Events::on_message`]) while the
 /// frame is counted against the sender's rate limit ([`crate::rate_limit`]: costly work waits
 /// for the count), saves the session it changed, and answers a failure with an error frame.
-pub async fn message<S: Store, P: Push, A: Events>(
-    gateway: &Gateway<S, P>,
+pub async fn message<A: Events>(
+    gateway: &Gateway,
     app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
@@ -347,14 +353,14 @@ pub async fn message<S: Store, P: Push, A: Events>(
         let limit = gateway.config.max_message_bytes;
         let answer = async {
             if body.len() > limit {
-                return Err(Error::Rejected(Rejection::new(
+                return Err(AppError::from(Rejection::new(
                     ErrorCode::TooLarge,
                     format!("the message is {} bytes; the limit is {limit}", body.len()),
                     None,
                 )));
             }
             match Box::pin(app.on_message(&mut client, body)).await {
-                Ok(()) => client.save_session().await,
+                Ok(()) => Ok(client.save_session().await?),
                 Err(e) => Err(e),
             }
         };
@@ -369,12 +375,15 @@ pub async fn message<S: Store, P: Push, A: Events>(
         let mut told = false;
         let (outcome, refused_action) = match result {
             Ok(()) => ("ok", None),
-            Err(Error::Rejected(rejection)) => {
+            Err(error) if error.is_refusal() => {
+                let rejection = error.rejection(client.action(), &ids.request_id);
                 // Refused by the count (not by the application's own `rate_limited`): told
                 // only by the window's first such frame.
                 let by_count = rejection.code == ErrorCode::RateLimited && !standing.admits();
                 if !by_count || tells {
-                    client.send_to_current_client(&rejection.frame()).await;
+                    if let Some(frame) = app.error_frame(&rejection) {
+                        client.push_to_sender(&frame).await;
+                    }
                     told |= by_count;
                 }
                 // The action a refused frame named, as the client wrote it: bounded, for the log.
@@ -383,14 +392,18 @@ pub async fn message<S: Store, P: Push, A: Events>(
             }
             Err(error) => {
                 tracing::error!(action = client.action(), error = %error, "the frame failed");
-                let frame = error.rejection(client.action(), &ids.request_id).frame();
-                client.send_to_current_client(&frame).await;
+                let rejection = error.rejection(client.action(), &ids.request_id);
+                if let Some(frame) = app.error_frame(&rejection) {
+                    client.push_to_sender(&frame).await;
+                }
                 ("internal", None)
             }
         };
         if tells && !told {
             // A cheap answer went out before the count was back: the window's one refusal still does.
-            client.send_to_current_client(&rate_limit::refusal(&gateway.config).frame()).await;
+            if let Some(frame) = app.error_frame(&rate_limit::refusal(&gateway.config)) {
+                client.push_to_sender(&frame).await;
+            }
         }
         if standing == Standing::Close {
             close_for_rate(gateway, &endpoint, &ids.connection_id).await;
@@ -417,11 +430,7 @@ pub async fn message<S: Store, P: Push, A: Events>(
 
 /// Closes a connection that went on far past its rate limit, and ends it here (its groups told,
 /// `on_close` run) rather than waiting for the `$disconnect` API Gateway sends best-effort.
-async fn close_for_rate<S: Store, P: Push>(
-    gateway: &Gateway<S, P>,
-    endpoint: &str,
-    connection_id: &str,
-) {
+async fn close_for_rate(gateway: &Gateway, endpoint: &str, connection_id: &str) {
     tracing::warn!(closed = %connection_id, "the connection sent more than {} times its rate limit in one window: closing it", gateway.config.rate_close_multiple);
     match gateway.push.close(endpoint, connection_id).await {
         Ok(_) => {
@@ -444,11 +453,7 @@ const CLOSE_ROUNDS: usize = 8;
 const CLOSE_CONCURRENCY: usize = 8;
 
 /// Runs the application's `on_close` for each connection this invocation ended, once each.
-async fn close_all<S: Store, P: Push, A: Events>(
-    gateway: &Gateway<S, P>,
-    app: &A,
-    mut closed: Vec<Closed>,
-) {
+async fn close_all<A: Events>(gateway: &Gateway, app: &A, mut closed: Vec<Closed>) {
     for _ in 0..CLOSE_ROUNDS {
         if closed.is_empty() {
             return;

@@ -3,6 +3,7 @@
 //! ([`events`]), the built-in wire protocol as the default application ([`BuiltIn`]), and the
 //! handlers.
 
+pub mod app_error;
 pub mod auth;
 pub mod authorizer;
 pub mod aws;
@@ -18,11 +19,13 @@ pub mod gateway;
 pub mod handlers;
 pub mod jitter;
 pub mod names;
+pub mod payload;
 pub mod permissions;
 pub mod presence_events;
 pub mod protocol;
 pub mod push;
 pub mod rate_limit;
+pub mod rejection;
 pub mod secrets_manager;
 pub mod session;
 pub mod sigv4;
@@ -30,6 +33,7 @@ pub mod store;
 pub mod streams;
 pub mod token_keys;
 
+pub use app_error::AppError;
 pub use built_in::BuiltIn;
 pub use config::Config;
 pub use error::Error;
@@ -37,13 +41,12 @@ pub use gateway::Gateway;
 
 /// What an application's one file needs: `use shared::prelude::*;`.
 pub mod prelude {
-    pub use crate::error::Error;
+    pub use crate::app_error::AppError;
     pub use crate::events::{Client, Closing, Connecting, Events, Verdict};
     pub use crate::gateway::Gateway;
-    pub use crate::protocol::{ErrorCode, Rejection, Target};
-    pub use crate::push::Push;
+    pub use crate::payload::Json;
+    pub use crate::rejection::{ErrorCode, Rejection};
     pub use crate::session::Session;
-    pub use crate::store::Store;
 }
 
 /// The porting guide's Rust example, compiled by `cargo test` so that it stays true.

@@ -113,60 +113,7 @@ pub enum Target {
     All,
 }
 
-/// The error codes of the protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    UnknownAction,
-    BadRequest,
-    TooLarge,
-    RateLimited,
-    /// The connection's token does not allow the command (protocol: "Authorization").
-    Forbidden,
-    Internal,
-}
-
-/// A frame the service will not carry out, with the words that tell the client why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    pub code: ErrorCode,
-    pub message: String,
-    pub action: Option<String>,
-    /// The `id` of the `send` refused, so that a client with several in flight knows which.
-    pub id: Option<String>,
-}
-
-impl Rejection {
-    pub fn new(code: ErrorCode, message: impl Into<String>, action: Option<&str>) -> Self {
-        Rejection {
-            code,
-            message: message.into(),
-            action: action.map(str::to_owned),
-            id: None,
-        }
-    }
-
-    /// The same rejection, naming the `id` the refused command carried (when it carried one).
-    pub fn for_command(mut self, id: Option<&str>) -> Self {
-        self.id = id.map(str::to_owned);
-        self
-    }
-
-    fn bad(action: &str, message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::BadRequest, message, Some(action))
-    }
-
-    /// The error frame for this rejection.
-    pub fn frame(&self) -> String {
-        Outgoing::Error {
-            code: self.code,
-            message: &self.message,
-            action: self.action.as_deref(),
-            id: self.id.as_deref(),
-        }
-        .to_json()
-    }
-}
+pub use crate::rejection::{ErrorCode, Rejection};
 
 /// Reads one client frame. `body` is the frame's text as API Gateway passed it.
 pub fn parse(body: &str) -> Result<Incoming, Rejection> {

@@ -15,8 +15,8 @@
 //! Names are HTML-escaped, and content HTML-escaped with its line breaks made `<br />`, because
 //! the page inserts both as HTML. Times are UTC, `YYYY-MM-DD HH:MM:SS`.
 //!
-//! What differs from the PHP: a frame it cannot read gets a `bad_request` error frame (the PHP
-//! ignores it or throws), names are escaped once (the PHP escapes the login notice's twice), and no
+//! A frame it cannot read gets nothing, as from the PHP (its refusal is on the frame's log line).
+//! What differs from the PHP: names are escaped once (the PHP escapes the login notice's twice), and no
 //! server pings come (a Lambda has no timers; API Gateway closes a connection idle for 10 minutes,
 //! and the page then reconnects and logs in again).
 
@@ -49,13 +49,9 @@ const ROOM: &str = "room_id";
 const NAME: &str = "client_name";
 
 impl Events for Chat {
-    async fn on_message<S: Store, P: Push>(
-        &self,
-        client: &mut Client<'_, S, P>,
-        frame: &str,
-    ) -> Result<(), Error> {
+    async fn on_message(&self, client: &mut Client<'_>, frame: &str) -> Result<(), AppError> {
         let frame: Frame = serde_json::from_str(frame).map_err(|e| {
-            bad_request(format!(
+            AppError::bad_request(format!(
                 "expected a JSON frame of type login, say or pong: {e}"
             ))
         })?;
@@ -82,7 +78,13 @@ impl Events for Chat {
         }
     }
 
-    async fn on_close<S: Store, P: Push>(&self, client: &Closing<'_, S, P>) -> Result<(), Error> {
+    /// Nothing: the PHP answers a frame it cannot carry out with silence, and the page has no
+    /// use for an error frame. The refusal is still on the frame's log line.
+    fn error_frame(&self, _: &Rejection) -> Option<String> {
+        None
+    }
+
+    async fn on_close(&self, client: &Closing<'_>) -> Result<(), AppError> {
         let session = client.session();
         let (Some(room), Some(name)) = (text(session, ROOM), text(session, NAME)) else {
             return Ok(()); // it never logged in
@@ -93,26 +95,23 @@ impl Events for Chat {
             "from_client_name": name,
             "time": now(),
         });
-        client
-            .gateway()
-            .send_to_group(room, &notice.to_string(), &[])
-            .await?;
+        client.gateway().send_to_group(room, notice, &[]).await?;
         Ok(())
     }
 }
 
-async fn login<S: Store, P: Push>(
-    client: &mut Client<'_, S, P>,
+async fn login(
+    client: &mut Client<'_>,
     room: Option<Value>,
     name: Option<&str>,
-) -> Result<(), Error> {
+) -> Result<(), AppError> {
     let room = match room {
         Some(Value::String(room)) => room,
         Some(Value::Number(room)) => room.to_string(),
-        _ => return Err(bad_request("login needs a room_id")),
+        _ => return Err(AppError::bad_request("login needs a room_id")),
     };
     if !shared::names::is_valid_name(&room) {
-        return Err(bad_request(format!(
+        return Err(AppError::bad_request(format!(
             "{room:?} is not a room: use 1–128 of A-Z a-z 0-9 _ . : @ -"
         )));
     }
@@ -126,7 +125,9 @@ async fn login<S: Store, P: Push>(
     saved.insert(ROOM.into(), json!(room));
     saved.insert(NAME.into(), json!(name));
     if !gateway.update_session(me, &saved).await? || !gateway.join_group(me, &room).await? {
-        return Err(Error::UnknownConnection(me.to_owned()));
+        return Err(AppError::msg(format!(
+            "{me} has no record: it closed while logging in"
+        )));
     }
     let members: serde_json::Map<String, Value> = gateway
         .client_sessions_by_group(&room)
@@ -142,22 +143,22 @@ async fn login<S: Store, P: Push>(
         "time": now(),
     });
     gateway
-        .send_to_group(&room, &notice.to_string(), &[me.to_owned()])
+        .send_to_group(&room, &notice, &[me.to_owned()])
         .await?;
     notice["client_list"] = Value::Object(members);
-    client.send_to_current_client(&notice.to_string()).await;
+    client.send_to_current_client(notice).await?;
     Ok(())
 }
 
-async fn say<S: Store, P: Push>(
-    client: &mut Client<'_, S, P>,
+async fn say(
+    client: &mut Client<'_>,
     to: &str,
     to_name: &str,
     content: &str,
-) -> Result<(), Error> {
+) -> Result<(), AppError> {
     let session = client.session().await?;
     let (Some(room), Some(name)) = (text(session, ROOM), text(session, NAME)) else {
-        return Err(bad_request(
+        return Err(AppError::bad_request(
             "log in first: send a login frame with a room_id",
         ));
     };
@@ -173,23 +174,17 @@ async fn say<S: Store, P: Push>(
     });
     let gateway = client.gateway();
     if to == "all" {
-        gateway
-            .send_to_group(&room, &message.to_string(), &[])
-            .await?;
+        gateway.send_to_group(&room, message, &[]).await?;
         return Ok(());
     }
     if !shared::names::is_valid_connection_id(to) {
-        return Err(bad_request(format!("{to:?} is not a client id")));
+        return Err(AppError::bad_request(format!("{to:?} is not a client id")));
     }
     message["content"] = json!(format!("<b>对你说: </b>{said}"));
-    gateway.send_to_client(to, &message.to_string()).await?;
+    gateway.send_to_client(to, &message).await?;
     message["content"] = json!(format!("<b>你对{}说: </b>{said}", escape_html(to_name)));
-    client.send_to_current_client(&message.to_string()).await;
+    client.send_to_current_client(message).await?;
     Ok(())
-}
-
-fn bad_request(message: impl Into<String>) -> Error {
-    Rejection::new(ErrorCode::BadRequest, message, None).into()
 }
 
 fn text<'a>(session: &'a Session, key: &str) -> Option<&'a str> {
