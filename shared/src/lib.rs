@@ -28,6 +28,7 @@ pub mod rate_limit;
 pub mod rejection;
 pub mod secrets_manager;
 pub mod session;
+mod signed_client;
 pub mod sigv4;
 pub mod store;
 pub mod streams;

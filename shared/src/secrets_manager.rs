@@ -9,18 +9,16 @@
 //! any other refusal is reported at once, saying what to change. Nothing here logs, and no error
 //! carries a secret's value (only its id, and AWS's own words about the refusal).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use crate::push::{http_client, Http};
-use crate::sigv4::{Identity, Signer, Unsigned};
+use crate::signed_client::{Answer, SignedClient, Unsent};
+use crate::sigv4::Signer;
 
 /// The content type of the awsJson1.1 protocol.
 const JSON_1_1: &str = "application/x-amz-json-1.1";
@@ -114,27 +112,16 @@ impl Default for Limits {
     }
 }
 
-/// What one attempt came back with.
-enum Answer {
-    /// An HTTP answer: its status, `x-amzn-errortype`, and body.
-    Status(http::StatusCode, Option<String>, Bytes),
-    /// No answer: the connection failed or the attempt timed out.
-    Lost(String),
-}
-
 /// A Secrets Manager client for one region (or one local endpoint).
 pub struct SecretsManager {
-    endpoint: String,
-    credentials: Option<SharedCredentialsProvider>,
-    signer: Signer,
-    http: Http,
+    client: SignedClient,
     limits: Limits,
 }
 
 impl std::fmt::Debug for SecretsManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretsManager")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.client.endpoint())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -157,10 +144,12 @@ impl SecretsManager {
             None => format!("https://secretsmanager.{region}.amazonaws.com"),
         };
         SecretsManager {
-            endpoint,
-            credentials,
-            signer: Signer::for_service(region, "secretsmanager"),
-            http: http_client(limits.connect_timeout),
+            client: SignedClient::new(
+                endpoint,
+                credentials,
+                Signer::for_service(region, "secretsmanager"),
+                limits.connect_timeout,
+            ),
             limits,
         }
     }
@@ -178,7 +167,7 @@ impl SecretsManager {
 
     /// Where the calls go.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.client.endpoint()
     }
 
     /// The text of the secret's current version (`AWSCURRENT`), by its ARN or name.
@@ -212,17 +201,10 @@ impl SecretsManager {
         secret_id: &str,
         body: &Value,
     ) -> Result<Value, SecretError> {
-        let bad_endpoint = || SecretError::BadEndpoint {
-            endpoint: self.endpoint.clone(),
-        };
-        let uri: http::Uri = format!("{}/", self.endpoint)
-            .parse()
-            .map_err(|_| bad_endpoint())?;
-        let host = uri
-            .authority()
-            .ok_or_else(bad_endpoint)?
-            .as_str()
-            .to_owned();
+        let (uri, host) = self
+            .client
+            .target("/")
+            .map_err(|endpoint| SecretError::BadEndpoint { endpoint })?;
         let target = format!("secretsmanager.{action}");
         let body = Bytes::from(body.to_string());
         let started = Instant::now();
@@ -243,8 +225,13 @@ impl SecretsManager {
             }
             attempts += 1;
             let timeout = self.limits.attempt_timeout.min(left);
+            let headers = [
+                ("content-type", JSON_1_1),
+                ("x-amz-target", target.as_str()),
+            ];
             let answer = self
-                .attempt(&uri, &host, &target, &body, timeout)
+                .client
+                .attempt(&uri, &host, &headers, &body, timeout)
                 .await
                 .map_err(|why| match why {
                     Unsent::Credentials(why) => SecretError::NoCredentials(why),
@@ -275,99 +262,12 @@ impl SecretsManager {
         Err(SecretError::Unavailable {
             action: action.to_owned(),
             secret: secret_id.to_owned(),
-            endpoint: self.endpoint.clone(),
+            endpoint: self.endpoint().to_owned(),
             attempts,
             budget,
             last,
         })
     }
-
-    /// The credentials to sign with, asked of the provider for each call (the calls are rare).
-    async fn identity(&self) -> Result<Identity, String> {
-        let provider = self
-            .credentials
-            .as_ref()
-            .ok_or_else(|| "no credentials provider is configured".to_owned())?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| DisplayErrorContext(&e).to_string())?;
-        Ok(Identity {
-            access_key_id: credentials.access_key_id().to_owned(),
-            secret_access_key: credentials.secret_access_key().to_owned(),
-            session_token: credentials.session_token().map(str::to_owned),
-        })
-    }
-
-    /// One signed attempt, bounded by `timeout`.
-    async fn attempt(
-        &self,
-        uri: &http::Uri,
-        host: &str,
-        target: &str,
-        body: &Bytes,
-        timeout: Duration,
-    ) -> Result<Answer, Unsent> {
-        let identity = self.identity().await.map_err(Unsent::Credentials)?;
-        let headers = [("content-type", JSON_1_1), ("x-amz-target", target)];
-        let signature = self.signer.sign_request(
-            &identity,
-            &Unsigned {
-                method: "POST",
-                host,
-                path: "/",
-                headers: &headers,
-                body,
-            },
-            SystemTime::now(),
-        );
-        let mut request = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(uri.clone())
-            .header("content-type", JSON_1_1)
-            .header("x-amz-target", target)
-            .header("authorization", signature.authorization)
-            .header("x-amz-date", signature.amz_date);
-        if let Some(token) = signature.security_token {
-            request = request.header("x-amz-security-token", token);
-        }
-        let request = request
-            .body(Full::new(body.clone()))
-            .map_err(|e| Unsent::Request(format!("the request could not be built: {e}")))?;
-        let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| {
-                use std::error::Error as _;
-                match e.source() {
-                    Some(source) => format!("{e}: {source}"),
-                    None => e.to_string(),
-                }
-            })?;
-            let status = response.status();
-            let error_type = response
-                .headers()
-                .get("x-amzn-errortype")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("the answer broke off: {e}"))?
-                .to_bytes();
-            Ok::<_, String>(Answer::Status(status, error_type, body))
-        };
-        Ok(match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(lost)) => Answer::Lost(lost),
-            Err(_) => Answer::Lost(format!("no answer within {timeout:?}")),
-        })
-    }
-}
-
-/// Why an attempt was never sent.
-enum Unsent {
-    Credentials(String),
-    Request(String),
 }
 
 /// The error code (`__type`, else `x-amzn-errortype`) and message of a refusal.
