@@ -73,8 +73,8 @@ test: tools browser-tools ## Run every test: unit, handlers, end to end through 
 	# The functions first, built as cargo lambda watch builds them, so the end-to-end tests find them ready.
 	cargo build --locked --bin connect --bin message --bin disconnect
 	cargo build --locked --bin gateway-client
-	# workerman-chat's functions, which its end-to-end test runs the same way.
-	cargo build --locked -p workerman-chat --bins
+	# The examples' functions, which their end-to-end tests run the same way.
+	cargo build --locked -p workerman-chat -p hello --bins
 	cargo test --workspace --locked
 	# The client library: type-checked and built, its unit tests, then it and the chat page
 	# against the real local stack, in Node and in Chromium.

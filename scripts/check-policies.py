@@ -6,7 +6,9 @@ Every statement of every AWS::Serverless::Function's inline policies must
   indexes (`!Sub ${ConnectionsTable.Arn}/index/...`), or the WebSocket API's `@connections`
   (`!Sub arn:...:execute-api:...:${WebSocketApi}/${StageName}/POST/@connections/*`) — never `*`;
 - read the token secret (`!Ref TokenSecret`) with `secretsmanager:GetSecretValue` and nothing
-  else, in a statement of its own.
+  else, in a statement of its own;
+- invoke another function of the template (`!GetAtt MessageFunction.Arn`: on_open) with
+  `lambda:InvokeFunction` and nothing else, in a statement of its own.
 Managed policy names and SAM policy templates are refused too: they cannot be checked here.
 
 Usage: check-policies.py TEMPLATE [TEMPLATE ...]; exits 1 and says why on the first offence.
@@ -44,6 +46,7 @@ Loader.add_multi_constructor("!", construct_tag)
 TABLE = "ConnectionsTable"
 SECRET = "TokenSecret"
 SECRET_ACTIONS = ["secretsmanager:GetSecretValue"]
+INVOKE_ACTIONS = ["lambda:InvokeFunction"]
 ALLOWED_RESOURCES = [
     lambda r: isinstance(r, Tag) and r.tag == "!GetAtt" and r.value in (f"{TABLE}.Arn", [TABLE, "Arn"]),
     lambda r: isinstance(r, Tag) and r.tag == "!Sub" and isinstance(r.value, str)
@@ -63,6 +66,14 @@ def as_list(value):
 
 def is_secret(resource):
     return isinstance(resource, Tag) and resource.tag == "!Ref" and resource.value == SECRET
+
+
+def is_function_of(functions, resource):
+    if not (isinstance(resource, Tag) and resource.tag == "!GetAtt"):
+        return False
+    value = resource.value
+    parts = value.split(".") if isinstance(value, str) else value
+    return len(parts) == 2 and parts[0] in functions and parts[1] == "Arn"
 
 
 def check(path):
@@ -95,6 +106,11 @@ def check(path):
                     actions = as_list(statement.get("Action", []))
                     if actions != SECRET_ACTIONS or len(resources) != 1:
                         problems.append(f"{name}: the token secret may only be read (secretsmanager:GetSecretValue), in a statement of its own, not with {actions!r} on {resources!r}")
+                    continue
+                if any(is_function_of(functions, resource) for resource in resources):
+                    actions = as_list(statement.get("Action", []))
+                    if actions != INVOKE_ACTIONS or not all(is_function_of(functions, r) for r in resources):
+                        problems.append(f"{name}: a function may only be invoked (lambda:InvokeFunction), in a statement of its own, not with {actions!r} on {resources!r}")
                     continue
                 for resource in resources:
                     if not any(allowed(resource) for allowed in ALLOWED_RESOURCES):

@@ -97,6 +97,9 @@ fi
 env_vars="TABLE_NAME=$TABLE_NAME,DYNAMODB_ENDPOINT=http://127.0.0.1:$DYNAMODB_PORT"
 env_vars+=",MANAGEMENT_ENDPOINT=http://127.0.0.1:$GATEWAY_PORT/$STAGE"
 env_vars+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1"
+# on_open: the $connect function asks the local gateway's Invoke API for the message function,
+# as it asks Lambda in AWS (used only by an application that implements on_open).
+env_vars+=",ON_OPEN_FUNCTION=${APP:+$APP-}message,LAMBDA_ENDPOINT=http://127.0.0.1:$GATEWAY_PORT"
 # Without token keys the functions refuse to start unless told this is development.
 if [ -n "${AUTH_SECRET:-}" ]; then
   env_vars+=",AUTH_SECRET_ARN=$secret_arn,SECRETS_MANAGER_ENDPOINT=http://127.0.0.1:$SECRETS_PORT"

@@ -35,6 +35,10 @@ impl<S: Store> Store for CountingStore<S> {
         Ok(record)
     }
 
+    async fn mark_opened(&self, connection_id: &str) -> Result<bool, StoreError> {
+        self.inner.mark_opened(connection_id).await
+    }
+
     async fn forget(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
         self.inner.forget(record).await
     }

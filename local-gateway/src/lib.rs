@@ -10,6 +10,7 @@ pub mod client_library;
 pub mod connections;
 pub mod events;
 pub mod invoke;
+pub mod lambda_api;
 pub mod management;
 pub mod routes;
 pub mod sigv4;
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -164,6 +165,10 @@ pub fn router(settings: Settings) -> Router {
         .route("/", get(socket::handshake))
         .route("/{stage}", get(socket::staged_handshake))
         .route("/client/{file}", get(client_library::file))
+        .route(
+            "/2015-03-31/functions/{function}/invocations",
+            post(lambda_api::invocations),
+        )
         .route("/@connections/{id}", any(management::unstaged_connection))
         .route(
             "/{stage}/@connections/{id}",

@@ -75,6 +75,7 @@ fn handle(
     }
     if let Some(expected) = &gateway.settings.aws.signing {
         let request = sigv4::Request {
+            service: "execute-api",
             method: method.as_str(),
             raw_path: uri.path(),
             raw_query: uri.query().unwrap_or(""),

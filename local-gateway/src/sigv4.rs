@@ -201,8 +201,10 @@ fn amz_date(at: SystemTime) -> String {
     )
 }
 
-/// A request, as the management API received it.
+/// A request, as the management API (or the Invoke API) received it.
 pub struct Request<'a> {
+    /// The service it must be signed for: `execute-api`, or `lambda`.
+    pub service: &'a str,
     pub method: &'a str,
     pub raw_path: &'a str,
     pub raw_query: &'a str,
@@ -220,10 +222,10 @@ pub fn verify(expected: &Expected, request: &Request<'_>, now: SystemTime) -> Re
     {
         return Err(Refusal::UnknownCredentials);
     }
-    if authorization.service != "execute-api" || authorization.region != expected.region {
+    if authorization.service != request.service || authorization.region != expected.region {
         return Err(Refusal::WrongScope(format!(
-            "{}/{} where execute-api/{} was expected",
-            authorization.service, authorization.region, expected.region
+            "{}/{} where {}/{} was expected",
+            authorization.service, authorization.region, request.service, expected.region
         )));
     }
     let stamp = header("x-amz-date").ok_or(Refusal::Malformed("an X-Amz-Date header"))?;
@@ -269,8 +271,8 @@ pub fn verify(expected: &Expected, request: &Request<'_>, now: SystemTime) -> Re
         authorization.signed_headers,
     );
     let scope = format!(
-        "{}/{}/execute-api/aws4_request",
-        authorization.date, expected.region
+        "{}/{}/{}/aws4_request",
+        authorization.date, expected.region, request.service
     );
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
@@ -280,7 +282,7 @@ pub fn verify(expected: &Expected, request: &Request<'_>, now: SystemTime) -> Re
         format!("AWS4{}", credentials.secret_access_key).as_bytes(),
         authorization.date,
     );
-    for part in [expected.region.as_str(), "execute-api", "aws4_request"] {
+    for part in [expected.region.as_str(), request.service, "aws4_request"] {
         key = hmac(&key, part);
     }
     if hex(&hmac(&key, &string_to_sign)) == authorization.signature {
@@ -355,6 +357,7 @@ mod tests {
         body: &[u8],
     ) -> Result<(), Refusal> {
         let request = Request {
+            service: "execute-api",
             method: "POST",
             raw_path: path,
             raw_query: "",
@@ -452,6 +455,7 @@ mod tests {
     fn a_signature_from_ten_minutes_ago_has_expired() {
         let headers = signed(PATH, b"hi", "local-secret", "us-east-1", None);
         let request = Request {
+            service: "execute-api",
             method: "POST",
             raw_path: PATH,
             raw_query: "",

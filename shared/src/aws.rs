@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::on_open::Opener;
 use crate::push::{ManagementApi, PushLimits};
 use crate::secrets_manager::SecretsManager;
 use crate::store::dynamodb::DynamoStore;
@@ -54,7 +55,11 @@ pub async fn connect_gateway_from_env() -> Result<ConnectGateway, Error> {
     let config = Config::from_env()?;
     config.require_secret()?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let gateway = gateway(config, &sdk);
+    let mut gateway = gateway(config, &sdk);
+    if let Some(function) = &gateway.config.on_open_function {
+        let endpoint = gateway.config.lambda_endpoint.as_deref();
+        gateway.opener = Some(Opener::from_sdk(&sdk, endpoint, function));
+    }
     // The connections to DynamoDB and @connections open while the keys are read.
     gateway.warm_up();
     let keys = match (&gateway.config.auth_secret_arn, &gateway.verifier) {

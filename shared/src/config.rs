@@ -45,6 +45,13 @@ pub struct Config {
     /// `ALLOW_ANONYMOUS=true` permits (local development): a missing secret never silently opens
     /// a deployed stack.
     pub auth_secret_arn: Option<String>,
+    /// `ON_OPEN_FUNCTION`: the function (name or ARN) the `$connect` function invokes
+    /// asynchronously for an application's `on_open` (the template: the message function).
+    /// Unset, `on_open` never runs.
+    pub on_open_function: Option<String>,
+    /// `LAMBDA_ENDPOINT`: a Lambda Invoke API to use instead of AWS's (local runs: the local
+    /// gateway, which serves asynchronous invocations).
+    pub lambda_endpoint: Option<String>,
     /// `SECRETS_MANAGER_ENDPOINT`: a Secrets Manager-compatible server to read
     /// `AUTH_SECRET_ARN` from instead of AWS (local runs: moto).
     pub secrets_manager_endpoint: Option<String>,
@@ -151,6 +158,8 @@ impl Config {
             management_endpoint: None,
             auth_secret_arn: None,
             secrets_manager_endpoint: None,
+            on_open_function: None,
+            lambda_endpoint: None,
             auth_secret: None,
             token_audience: Self::DEFAULT_TOKEN_AUDIENCE.to_owned(),
             max_token_lifetime: Self::DEFAULT_MAX_TOKEN_LIFETIME,
@@ -212,6 +221,9 @@ impl Config {
         }
         config.secrets_manager_endpoint =
             get("SECRETS_MANAGER_ENDPOINT").map(|e| e.trim().trim_end_matches('/').to_owned());
+        config.on_open_function = get("ON_OPEN_FUNCTION").map(|f| f.trim().to_owned());
+        config.lambda_endpoint =
+            get("LAMBDA_ENDPOINT").map(|e| e.trim().trim_end_matches('/').to_owned());
         if let Some(v) = get("TOKEN_AUDIENCE") {
             config.token_audience = v.trim().to_owned();
         }

@@ -41,7 +41,7 @@ pub enum Error {
     /// A [`crate::payload::Json`] value with no JSON form: the application's mistake.
     #[error("the frame could not be serialized as JSON: {0}")]
     Unserializable(String),
-    #[error("the event is neither an authorizer request nor a $connect event: {0}")]
+    #[error("the event is not one this function handles (its route's, or for $connect the authorizer's; for the message function an on_open request): {0}")]
     UnexpectedEvent(String),
     /// A frame the application will not carry out: the client gets this rejection's error frame
     /// (`bad_request`, `forbidden`, …) rather than `internal`.

@@ -46,6 +46,25 @@ pub trait Events: Send + Sync {
         async { Ok(Verdict::Accept) }
     }
 
+    /// Whether [`Events::on_open`] runs. Set it `true` when implementing `on_open`: each
+    /// connection then costs one more Lambda invocation (see [`crate::on_open`]), which an
+    /// application without the hook should not pay.
+    const ON_OPEN: bool = false;
+
+    /// The client's handshake has completed: the first moment it can be pushed to (a greeting,
+    /// the room's state), with the same [`Client`] as `on_message` (no frame, no rate limit).
+    /// Runs once per connection, shortly after `$connect` — typically within tens of
+    /// milliseconds — in the message function, only when [`Events::ON_OPEN`] is `true` and the
+    /// stack sets `ON_OPEN_FUNCTION`. A client that sends at once may have frames handled
+    /// before, or while, it runs. An `Err` is logged; the client is told nothing.
+    fn on_open(
+        &self,
+        client: &mut Client<'_>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send {
+        let _ = client;
+        async { Ok(()) }
+    }
+
     /// A frame from a client (`onMessage`), as the client sent it. Its session is read when first
     /// asked for ([`Client::session`]) and its changes saved after this returns `Ok`. An `Err`
     /// is logged and gets the client the error frame [`Events::error_frame`] makes of it.

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::aws;
 use crate::events::Events;
 use crate::handlers;
+use crate::on_open::{self, OpenEvent};
 
 /// The `$connect` function, which is also the `$connect` route's authorizer. Reads the token
 /// keys from the secret `AUTH_SECRET_ARN` names at init; refuses to start without one unless
@@ -30,13 +31,30 @@ pub async fn connect(app: impl Events) -> Result<(), Error> {
     .await
 }
 
-/// The function of every message route.
+/// The function of every message route, which also runs `on_open` when `$connect` asks for it
+/// (see [`crate::on_open`]).
 pub async fn message(app: impl Events) -> Result<(), Error> {
     tracing::init_default_subscriber();
     let gateway = aws::gateway_from_env().await?;
-    // Boxed: the SDK's futures nest past the compiler's type-layout depth limit in `main`.
-    run(service_fn(|event| {
-        Box::pin(handlers::message(&gateway, &app, event))
+    let (gateway, app) = (&gateway, &app);
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let (payload, context) = event.into_parts();
+        if OpenEvent::is_one(&payload) {
+            let open: OpenEvent = serde_json::from_value(payload)
+                .map_err(|e| crate::Error::UnexpectedEvent(e.to_string()))?;
+            Box::pin(on_open::open(gateway, app, open, &context.request_id)).await;
+            return Ok(Value::Null);
+        }
+        let request = serde_json::from_value(payload)
+            .map_err(|e| crate::Error::UnexpectedEvent(e.to_string()))?;
+        // Boxed: the SDK's futures nest past the compiler's type-layout depth limit in `main`.
+        let response = Box::pin(handlers::message(
+            gateway,
+            app,
+            LambdaEvent::new(request, context),
+        ))
+        .await?;
+        serde_json::to_value(response).map_err(|e| crate::Error::UnexpectedEvent(e.to_string()))
     }))
     .await
 }

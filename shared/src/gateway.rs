@@ -16,6 +16,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::ended::{self, Cause};
 use crate::error::Error;
+use crate::on_open::Opener;
 use crate::payload::Payload;
 use crate::presence_events::Subject;
 use crate::protocol::{PresenceChange, Target};
@@ -34,6 +35,8 @@ pub struct Gateway<S = DynamoStore, P = ManagementApi> {
     pub push: P,
     pub(crate) verifier: Option<Verifier>,
     pub(crate) limiter: RateLimiter,
+    /// What asks for `on_open` (the `$connect` function's, with `ON_OPEN_FUNCTION`).
+    pub(crate) opener: Option<Opener>,
 }
 
 /// What a fan-out did.
@@ -89,6 +92,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
             push,
             verifier,
             limiter: RateLimiter::default(),
+            opener: None,
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse,
-    ApiGatewayWebsocketProxyRequest,
+    ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext,
 };
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
@@ -40,9 +40,9 @@ pub fn response(status: u16) -> ApiGatewayProxyResponse {
     response
 }
 
-struct Ids {
-    connection_id: String,
-    request_id: String,
+pub(crate) struct Ids {
+    pub(crate) connection_id: String,
+    pub(crate) request_id: String,
 }
 
 fn ids(event: &Event) -> Ids {
@@ -56,7 +56,7 @@ fn ids(event: &Event) -> Ids {
     }
 }
 
-fn span(route: &str, ids: &Ids, aws_request_id: &str) -> tracing::Span {
+pub(crate) fn span(route: &str, ids: &Ids, aws_request_id: &str) -> tracing::Span {
     tracing::info_span!(
         "request",
         route,
@@ -66,7 +66,7 @@ fn span(route: &str, ids: &Ids, aws_request_id: &str) -> tracing::Span {
     )
 }
 
-fn millis(elapsed: Duration) -> f64 {
+pub(crate) fn millis(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1000.0
 }
 
@@ -220,6 +220,9 @@ pub async fn connect<A: Events>(
                 let record = connecting.into_record();
                 match gateway.store.put_connection(&record).await {
                     Ok(()) => {
+                        if A::ON_OPEN {
+                            Box::pin(ask_for_on_open(gateway, &request.request_context)).await;
+                        }
                         // Groups the application's on_connect joined: their followers are told.
                         if let (false, Ok(endpoint)) = (record.groups.is_empty(), gateway.endpoint(&request.request_context)) {
                             Box::pin(gateway.announce_record(&endpoint, &record, PresenceChange::Join)).await;
@@ -249,6 +252,19 @@ pub async fn connect<A: Events>(
     .await;
     close_all(gateway, app, closed).instrument(span).await;
     result
+}
+
+/// Queues the invocation that runs `on_open` once the handshake completes (see
+/// [`crate::on_open`]); a failure leaves the connection open without it, and says so.
+async fn ask_for_on_open(gateway: &Gateway, context: &ApiGatewayWebsocketProxyRequestContext) {
+    match &gateway.opener {
+        Some(opener) => {
+            if let Err(e) = opener.request(context).await {
+                tracing::error!(error = %e, "on_open could not be asked for: the connection is open without it");
+            }
+        }
+        None => tracing::warn!("the application implements on_open (Events::ON_OPEN), but ON_OPEN_FUNCTION is not set: on_open does not run"),
+    }
 }
 
 /// `$disconnect`: ends the connection unless a prune or a kick already did (see
@@ -453,7 +469,7 @@ const CLOSE_ROUNDS: usize = 8;
 const CLOSE_CONCURRENCY: usize = 8;
 
 /// Runs the application's `on_close` for each connection this invocation ended, once each.
-async fn close_all<A: Events>(gateway: &Gateway, app: &A, mut closed: Vec<Closed>) {
+pub(crate) async fn close_all<A: Events>(gateway: &Gateway, app: &A, mut closed: Vec<Closed>) {
     for _ in 0..CLOSE_ROUNDS {
         if closed.is_empty() {
             return;

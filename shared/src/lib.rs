@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod handlers;
 pub mod jitter;
 pub mod names;
+pub mod on_open;
 pub mod payload;
 pub mod permissions;
 pub mod presence_events;

@@ -64,6 +64,14 @@ pub trait Push: Send + Sync {
         endpoint: &str,
         connection_id: &str,
     ) -> impl Future<Output = Result<Delivery, PushError>> + Send;
+
+    /// Asks whether the connection is open (GetConnection): `Delivered` once its handshake has
+    /// completed, `Gone` before that and after it closed — API Gateway does not tell them apart.
+    fn probe(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Delivery, PushError>> + Send;
 }
 
 /// Timeouts and retries of every push.
@@ -349,16 +357,17 @@ impl ManagementApi {
     }
 }
 
-impl Push for ManagementApi {
-    async fn post(
+impl ManagementApi {
+    /// One request with its retries, within the push's whole budget.
+    async fn bounded(
         &self,
+        method: http::Method,
         endpoint: &str,
         connection_id: &str,
-        data: &str,
+        body: Bytes,
     ) -> Result<Delivery, PushError> {
-        let body = Bytes::copy_from_slice(data.as_bytes());
-        let push = self.request(http::Method::POST, endpoint, connection_id, body);
-        let outcome = match tokio::time::timeout(self.limits.operation_timeout, push).await {
+        let request = self.request(method, endpoint, connection_id, body);
+        let outcome = match tokio::time::timeout(self.limits.operation_timeout, request).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!(
                 "no answer within {:?}",
@@ -369,6 +378,24 @@ impl Push for ManagementApi {
             connection_id: connection_id.to_owned(),
             message,
         })
+    }
+}
+
+impl Push for ManagementApi {
+    async fn post(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        data: &str,
+    ) -> Result<Delivery, PushError> {
+        let body = Bytes::copy_from_slice(data.as_bytes());
+        self.bounded(http::Method::POST, endpoint, connection_id, body)
+            .await
+    }
+
+    async fn probe(&self, endpoint: &str, connection_id: &str) -> Result<Delivery, PushError> {
+        self.bounded(http::Method::GET, endpoint, connection_id, Bytes::new())
+            .await
     }
 
     async fn close(&self, endpoint: &str, connection_id: &str) -> Result<Delivery, PushError> {

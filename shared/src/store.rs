@@ -204,6 +204,14 @@ pub trait Store: Send + Sync {
         group: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Marks the connection opened (its `on_open` run); `true` for the one call that marks it,
+    /// `false` when it was marked before, has ended, or is not (or no longer) recorded. An
+    /// asynchronous invocation may be delivered twice: the mark keeps `on_open` to once.
+    fn mark_opened(
+        &self,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Replaces the connection's session; `false` when the connection no longer exists.
     fn set_session(
         &self,

@@ -181,6 +181,13 @@ impl LocalStack {
             ),
             ("AWS_SESSION_TOKEN".to_owned(), SESSION_TOKEN.to_owned()),
             ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+            // on_open: the message function, invoked asynchronously through the local
+            // gateway's Invoke API (only by an application that implements on_open).
+            ("ON_OPEN_FUNCTION".to_owned(), format!("{prefix}message")),
+            (
+                "LAMBDA_ENDPOINT".to_owned(),
+                format!("http://{gateway_address}"),
+            ),
             // Without a secret the functions refuse to start unless told this is development.
             ("ALLOW_ANONYMOUS".to_owned(), "true".to_owned()),
         ];

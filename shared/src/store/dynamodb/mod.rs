@@ -35,8 +35,8 @@ pub use items::{group_item, new_connection_items, Item, TTL_ATTRIBUTE};
 pub use keys::Key;
 
 use super::{
-    ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position, PresenceClock, Store,
-    StoreError, ALL_SHARDS,
+    now_secs, ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position,
+    PresenceClock, Store, StoreError, ALL_SHARDS,
 };
 use items::member_item;
 use keys::{all_partition, group_partition, uid_partition};
@@ -233,6 +233,27 @@ impl Store for DynamoStore {
             HashMap::new(),
         )
         .await
+    }
+
+    async fn mark_opened(&self, connection_id: &str) -> Result<bool, StoreError> {
+        let values =
+            HashMap::from([(":now".to_owned(), AttributeValue::N(now_secs().to_string()))]);
+        let marked = write::conditional_update(|| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Key::connection(connection_id).item()))
+                .update_expression("SET openedAt = :now")
+                .condition_expression(
+                    "attribute_exists(pk) AND attribute_not_exists(endedAt) \
+                     AND attribute_not_exists(openedAt) AND #expires > :now",
+                )
+                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                .set_expression_attribute_values(Some(values.clone()))
+                .send()
+        })
+        .await?;
+        Ok(marked.is_some())
     }
 
     async fn swap_session(

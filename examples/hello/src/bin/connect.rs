@@ -1,0 +1,6 @@
+//! The hello chat's `$connect` function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::functions::connect(hello::Hello).await
+}

@@ -1,0 +1,6 @@
+//! The hello chat's `$disconnect` function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::functions::disconnect(hello::Hello).await
+}

@@ -1,0 +1,6 @@
+//! The hello chat's `message routes` function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::functions::message(hello::Hello).await
+}
