@@ -5,10 +5,10 @@
 use std::future::Future;
 use std::sync::Mutex;
 
+use protocol::BuiltIn;
 use serde_json::{json, Value};
 use shared::ended::Cause;
 use shared::prelude::*;
-use shared::BuiltIn;
 use support::stack::Stack;
 use tokio::sync::Barrier;
 

@@ -15,9 +15,7 @@ const CODES: &[&str] = &[
     "rate_limited",
     "internal",
 ];
-const TYPES: &[&str] = &[
-    "pong", "whoami", "joined", "left", "message", "ack", "presence", "error",
-];
+const TYPES: &[&str] = protocol::FRAME_TYPES;
 
 /// Checks that one reply is the protocol's: the echo of the frame, the broadcast text of a
 /// `sendmessage`, or a JSON frame of a known type (errors with a known code and words).

@@ -3,8 +3,8 @@
 use thiserror::Error;
 
 use crate::config::ConfigError;
-use crate::protocol::{ErrorCode, Rejection};
 use crate::push::PushError;
+use crate::rejection::{ErrorCode, Rejection};
 use crate::store::StoreError;
 use crate::token_keys::KeysError;
 

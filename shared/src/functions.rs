@@ -1,10 +1,10 @@
 //! The three Lambda functions' `main`: build the clients once per environment (init), then serve
 //! events with the application. Each function's `main.rs` is one call:
 //!
-//! ```no_run
+//! ```text
 //! #[tokio::main]
 //! async fn main() -> Result<(), lambda_runtime::Error> {
-//!     shared::functions::message(shared::BuiltIn).await
+//!     shared::functions::message(protocol::BuiltIn).await
 //! }
 //! ```
 

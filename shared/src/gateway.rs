@@ -16,15 +16,16 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::ended::{self, Cause};
 use crate::error::Error;
+use crate::frames::PresenceChange;
 use crate::on_open::Opener;
 use crate::payload::Payload;
 use crate::presence_events::Subject;
-use crate::protocol::{PresenceChange, Target};
 use crate::push::{Delivery, ManagementApi, Push, PushError};
 use crate::rate_limit::{self, RateLimiter};
 use crate::session::{self, Session};
 use crate::store::dynamodb::DynamoStore;
 use crate::store::{ConnectionRecord, Joining, Member, Members, Store, StoreError};
+use crate::target::Target;
 
 /// The store, the push client and the settings, built once per process. The functions run on
 /// DynamoDB and the management API (the defaults); the parameters are the seams a benchmark or
@@ -326,6 +327,12 @@ impl<S: Store, P: Push> Gateway<S, P> {
         self.send_to(&Target::All, data, exclude).await
     }
 
+    /// The connection's record — its uid, groups, session, and when and from where it
+    /// connected — or `None` when it is gone.
+    pub async fn connection(&self, connection_id: &str) -> Result<Option<ConnectionRecord>, Error> {
+        Ok(self.store.connection(connection_id).await?)
+    }
+
     /// isOnline: whether the connection is recorded.
     pub async fn is_online(&self, connection_id: &str) -> Result<bool, Error> {
         Ok(self.store.connection(connection_id).await?.is_some())
@@ -414,7 +421,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
 
     /// Writes the membership (once the frame's rate-limit count allows it); the connection's
     /// record as read before, `None` when it is gone.
-    pub(crate) async fn join_record(
+    pub async fn join_record(
         &self,
         connection_id: &str,
         group: &str,

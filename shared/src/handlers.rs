@@ -24,11 +24,12 @@ use crate::authorizer;
 use crate::ended::{self, Cause, Closed};
 use crate::error::Error;
 use crate::events::{Client, Closing, Connecting, Events, Verdict};
+use crate::frames::PresenceChange;
 use crate::gateway::Gateway;
 use crate::permissions::Permissions;
-use crate::protocol::{ErrorCode, PresenceChange, Rejection};
 use crate::push::Push;
 use crate::rate_limit::{self, RateLimiter, Standing};
+use crate::rejection::{ErrorCode, Rejection};
 use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Ending, Members, Store};
 
 type Event = LambdaEvent<ApiGatewayWebsocketProxyRequest>;

@@ -1,19 +1,18 @@
 //! The library behind the three Lambda functions: configuration, connection records in DynamoDB,
 //! pushes through the API Gateway Management API, the Events API an application implements
-//! ([`events`]), the built-in wire protocol as the default application ([`BuiltIn`]), and the
-//! handlers.
+//! ([`events`]), and the handlers. The built-in wire protocol is an application of its own (the
+//! `protocol` crate), written on this crate's public surface like any other.
 
 pub mod app_error;
 pub mod auth;
 pub mod authorizer;
 pub mod aws;
-pub mod built_in;
 pub mod civil;
-pub mod commands;
 pub mod config;
 pub mod ended;
 pub mod error;
 pub mod events;
+pub mod frames;
 pub mod functions;
 pub mod gateway;
 pub mod handlers;
@@ -23,7 +22,6 @@ pub mod on_open;
 pub mod payload;
 pub mod permissions;
 pub mod presence_events;
-pub mod protocol;
 pub mod push;
 pub mod rate_limit;
 pub mod rejection;
@@ -33,10 +31,10 @@ mod signed_client;
 pub mod sigv4;
 pub mod store;
 pub mod streams;
+pub mod target;
 pub mod token_keys;
 
 pub use app_error::AppError;
-pub use built_in::BuiltIn;
 pub use config::Config;
 pub use error::Error;
 pub use gateway::Gateway;
@@ -49,6 +47,7 @@ pub mod prelude {
     pub use crate::payload::Json;
     pub use crate::rejection::{ErrorCode, Rejection};
     pub use crate::session::Session;
+    pub use crate::target::Target;
 }
 
 /// The porting guide's Rust example, compiled by `cargo test` so that it stays true.

@@ -13,7 +13,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::protocol::{Command, ErrorCode, Rejection, Target};
+use crate::target::Target;
 
 /// The context keys that carry the claims.
 pub const GROUPS: &str = "groups";
@@ -75,14 +75,18 @@ impl Permissions {
         }
     }
 
-    fn group(&self, group: &str) -> bool {
+    /// Whether the connection may join `group` (and so receive its messages), follow its
+    /// presence and read its history: the `groups` claim.
+    pub fn may_join(&self, group: &str) -> bool {
         match self {
             Permissions::Everything => true,
             Permissions::Granted { groups, .. } => groups.iter().any(|p| matches(p, group)),
         }
     }
 
-    fn target(&self, kind: &str, name: Option<&str>) -> bool {
+    /// Whether the `send` claim names a target of `kind` (`group`, `uid`) matching `name`, or,
+    /// without a name, the kind itself (`connection`, `all`).
+    fn may_send(&self, kind: &str, name: Option<&str>) -> bool {
         let Permissions::Granted { send, .. } = self else {
             return true;
         };
@@ -94,65 +98,27 @@ impl Permissions {
             })
     }
 
-    fn send_to(&self, target: &Target) -> bool {
+    /// Whether the connection may send to every name `target` holds (one refused refuses all).
+    pub fn may_send_to(&self, target: &Target) -> bool {
         match target {
-            Target::Connections(_) => self.target("connection", None),
-            Target::Uids(uids) => uids.iter().all(|u| self.target("uid", Some(u))),
-            Target::Groups(groups) => groups.iter().all(|g| self.target("group", Some(g))),
-            Target::All => self.target("all", None),
+            Target::Connections(_) => self.may_send("connection", None),
+            Target::Uids(uids) => uids.iter().all(|u| self.may_send("uid", Some(u))),
+            Target::Groups(groups) => groups.iter().all(|g| self.may_send("group", Some(g))),
+            Target::All => self.may_send("all", None),
         }
     }
 
-    /// Whether the connection may carry out `command`: the `forbidden` rejection when not.
-    pub fn check(&self, command: &Command) -> Result<(), Rejection> {
-        let (allowed, what) = match command {
-            Command::Join { group, .. } => (self.group(group), format!("join group {group:?}")),
-            Command::History { group, .. } => (
-                self.group(group),
-                format!("read the history of group {group:?}"),
-            ),
-            Command::Presence { group: Some(group) } => (
-                self.group(group),
-                format!("see the presence of group {group:?}"),
-            ),
-            Command::Presence { group: None } => (
-                self.target("all", None),
-                "see the presence of everyone".to_owned(),
-            ),
-            Command::SendMessage { .. } => {
-                (self.target("all", None), "send to everyone".to_owned())
-            }
-            Command::Send(send) => (
-                self.send_to(&send.target),
-                "send to every target named".to_owned(),
-            ),
-            Command::Ping | Command::Whoami | Command::Leave { .. } => (true, String::new()),
-        };
-        if allowed {
-            return Ok(());
-        }
-        Err(Rejection::new(
-            ErrorCode::Forbidden,
-            format!(
-                "your token does not allow you to {what}; ask for a token whose claims grant it"
-            ),
-            Some(command.action()),
-        ))
+    /// Whether the connection may reach everyone: broadcast, and see everyone's presence (the
+    /// `all` claim).
+    pub fn may_reach_everyone(&self) -> bool {
+        self.may_send("all", None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{parse, Incoming};
     use serde_json::json;
-
-    fn command(frame: &str) -> Command {
-        match parse(frame) {
-            Ok(Incoming::Command(command)) => command,
-            other => panic!("{frame}: {other:?}"),
-        }
-    }
 
     fn granted(groups: &[&str], send: &[&str]) -> Permissions {
         Permissions::Granted {
@@ -161,82 +127,27 @@ mod tests {
         }
     }
 
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
     #[test]
-    fn a_group_pattern_allows_join_and_presence_of_the_groups_it_matches() {
+    fn a_group_pattern_is_a_name_or_a_prefix_and_a_star() {
         let p = granted(&["room-*", "lobby"], &[]);
-        assert!(p
-            .check(&command(r#"{"action":"join","group":"room-1"}"#))
-            .is_ok());
-        assert!(p
-            .check(&command(r#"{"action":"presence","group":"lobby"}"#))
-            .is_ok());
-        let refused = p
-            .check(&command(r#"{"action":"join","group":"admin"}"#))
-            .unwrap_err();
-        assert_eq!(refused.code, ErrorCode::Forbidden);
-        assert_eq!(refused.action.as_deref(), Some("join"));
-        assert!(p
-            .check(&command(r#"{"action":"join","group":"lobby2"}"#))
-            .is_err());
+        assert!(p.may_join("room-1") && p.may_join("lobby"));
+        assert!(!p.may_join("admin") && !p.may_join("lobby2"));
     }
 
     #[test]
-    fn send_patterns_name_the_kind_of_target() {
+    fn send_patterns_name_the_kind_of_target_and_a_list_is_refused_whole() {
         let p = granted(&[], &["group:room-*", "uid:*", "connection"]);
-        let ok = |frame: &str| p.check(&command(frame)).is_ok();
-        assert!(ok(r#"{"action":"send","to":{"group":"room-2"},"data":1}"#));
-        assert!(ok(r#"{"action":"send","to":{"uids":["a","b"]},"data":1}"#));
-        assert!(ok(
-            r#"{"action":"send","to":{"connectionId":"x="},"data":1}"#
-        ));
-        assert!(
-            !ok(r#"{"action":"send","to":{"groups":["room-1","staff"]},"data":1}"#),
-            "refused whole"
-        );
-        assert!(!ok(r#"{"action":"send","to":{"all":true},"data":1}"#));
-        assert!(!ok(r#"{"action":"sendmessage","data":"hi"}"#));
-        assert!(!ok(r#"{"action":"presence"}"#));
-    }
-
-    #[test]
-    fn a_star_matches_any_name_of_its_kind_and_no_other_kind() {
-        let p = granted(&["*"], &["group:*"]);
-        let ok = |frame: &str| p.check(&command(frame)).is_ok();
-        assert!(ok(r#"{"action":"join","group":"a:b"}"#));
-        assert!(ok(
-            r#"{"action":"send","to":{"groups":["x","y:z"]},"data":1}"#
-        ));
-        assert!(
-            !ok(r#"{"action":"send","to":{"uid":"x"},"data":1}"#),
-            "a group pattern is not a uid pattern"
-        );
-        assert!(!ok(
-            r#"{"action":"send","to":{"connectionIds":["a=","b="]},"data":1}"#
-        ));
+        assert!(p.may_send_to(&Target::Groups(names(&["room-2"]))));
+        assert!(p.may_send_to(&Target::Uids(names(&["a", "b"]))));
+        assert!(p.may_send_to(&Target::Connections(names(&["x="]))));
+        assert!(!p.may_send_to(&Target::Groups(names(&["room-1", "staff"]))));
+        assert!(!p.may_send_to(&Target::All) && !p.may_reach_everyone());
         let kindless = granted(&[], &["*"]);
-        assert!(kindless
-            .check(&command(r#"{"action":"send","to":{"uid":"x"},"data":1}"#))
-            .is_err());
-    }
-
-    #[test]
-    fn one_name_not_allowed_refuses_a_list_whole_and_exclude_needs_nothing() {
-        let p = granted(&[], &["uid:team-*"]);
-        let ok = |frame: &str| p.check(&command(frame)).is_ok();
-        assert!(!ok(
-            r#"{"action":"send","to":{"uids":["team-a","boss"]},"data":1}"#
-        ));
-        assert!(ok(
-            r#"{"action":"send","to":{"uids":["team-a"]},"exclude":["z="],"data":1}"#
-        ));
-    }
-
-    #[test]
-    fn group_presence_needs_the_groups_claim_not_send() {
-        let p = granted(&[], &["group:*", "all"]);
-        assert!(p
-            .check(&command(r#"{"action":"presence","group":"g"}"#))
-            .is_err());
+        assert!(!kindless.may_send_to(&Target::Uids(names(&["x"]))));
     }
 
     #[test]
@@ -250,42 +161,6 @@ mod tests {
             let p = Permissions::of(true, |_| Some(&bad));
             assert_eq!(p, granted(&[], &[]), "{bad}");
         }
-    }
-
-    #[test]
-    fn all_allows_broadcasts_and_the_presence_of_everyone() {
-        let p = granted(&[], &["all"]);
-        assert!(p
-            .check(&command(r#"{"action":"sendmessage","data":"hi"}"#))
-            .is_ok());
-        assert!(p
-            .check(&command(r#"{"action":"send","to":{"all":true},"data":1}"#))
-            .is_ok());
-        assert!(p.check(&command(r#"{"action":"presence"}"#)).is_ok());
-    }
-
-    #[test]
-    fn a_token_without_claims_may_still_ping_whoami_and_leave() {
-        let p = granted(&[], &[]);
-        for frame in [
-            r#"{"action":"ping"}"#,
-            r#"{"action":"whoami"}"#,
-            r#"{"action":"leave","group":"x"}"#,
-        ] {
-            assert!(p.check(&command(frame)).is_ok(), "{frame}");
-        }
-        assert!(p
-            .check(&command(r#"{"action":"join","group":"x"}"#))
-            .is_err());
-    }
-
-    #[test]
-    fn without_a_secret_everything_is_allowed() {
-        let p = Permissions::of(false, |_| None);
-        assert_eq!(p, Permissions::Everything);
-        assert!(p
-            .check(&command(r#"{"action":"sendmessage","data":"hi"}"#))
-            .is_ok());
     }
 
     #[test]

@@ -20,8 +20,8 @@
 
 use futures_util::stream::{self, StreamExt};
 
+use crate::frames::{Frame, PresenceChange};
 use crate::gateway::Gateway;
-use crate::protocol::{Outgoing, PresenceChange};
 use crate::push::{Delivery, Push};
 use crate::store::{expiry_from_now, ConnectionRecord, Member, Members, Store, StoreError};
 
@@ -104,7 +104,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 .cloned()
                 .collect();
             if present && !followers.is_empty() {
-                let frame = Outgoing::PresenceEvent {
+                let frame = Frame::PresenceEvent {
                     event: PresenceChange::Join,
                     group,
                     connection_id: subject.connection_id,
@@ -177,7 +177,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
             );
             return Ok(());
         }
-        let frame = Outgoing::PresenceEvent {
+        let frame = Frame::PresenceEvent {
             event: change,
             group,
             connection_id: subject.connection_id,
@@ -217,7 +217,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
             limit = self.config.presence_limit,
             "presence limit reached: followers told, no more events"
         );
-        let frame = Outgoing::presence_overflow(group).to_json();
+        let frame = Frame::presence_overflow(group).to_json();
         self.tell(endpoint, group, followers, &frame).await;
         Ok(())
     }

@@ -34,8 +34,8 @@ use tokio::sync::{watch, Notify};
 use crate::config::Config;
 use crate::error::Error;
 use crate::gateway::Gateway;
-use crate::protocol::{ErrorCode, Rejection};
 use crate::push::Push;
+use crate::rejection::{ErrorCode, Rejection};
 use crate::store::{now_secs, Store};
 
 /// How long a window's count outlives the window (it is never read after).

@@ -44,15 +44,11 @@ impl Rejection {
         self
     }
 
-    pub(crate) fn bad(action: &str, message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::BadRequest, message, Some(action))
-    }
-
     /// The error frame `docs/protocol.md` gives this rejection:
     /// `{"type":"error","code":…,"message":…,"action"?:…,"id"?:…}`; what [`crate::events::Events::error_frame`]
     /// sends unless an application frames its errors its own way.
     pub fn frame(&self) -> String {
-        crate::protocol::Outgoing::Error {
+        crate::frames::Frame::Error {
             code: self.code,
             message: &self.message,
             action: self.action.as_deref(),

@@ -14,7 +14,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::stream::BoxStream;
 use thiserror::Error;
 
-pub use crate::protocol::Position;
+/// A place in a group's stream: its epoch, and the offset of a message in it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Position {
+    /// The stream's epoch: a new one when its head was lost and started again.
+    pub epoch: String,
+    /// The message's offset in the epoch, from 1.
+    pub offset: u64,
+}
 
 /// How many partitions the set of all connections is spread over. Each `$connect` and
 /// `$disconnect` writes to one of them, and a broadcast reads all of them at once.

@@ -4,19 +4,12 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-const ACTIONS: &[&str] = &[
-    "sendmessage",
-    "ping",
-    "whoami",
-    "join",
-    "leave",
-    "send",
-    "presence",
-    "",
-    "PING",
-    "$default",
-    "dance",
-];
+/// The protocol's actions (its one list), and names that are not actions.
+fn actions() -> Vec<&'static str> {
+    let mut actions = protocol::ACTIONS.to_vec();
+    actions.extend(["", "PING", "$default", "dance"]);
+    actions
+}
 const KEYS: &[&str] = &[
     "data",
     "group",
@@ -30,6 +23,8 @@ const KEYS: &[&str] = &[
     "uids",
     "groups",
     "all",
+    "since",
+    "presence",
 ];
 
 /// Any JSON value, a few levels deep.
@@ -85,7 +80,7 @@ fn target() -> impl Strategy<Value = Value> {
 /// A command-shaped frame: an object with an action and a mix of the protocol's fields.
 fn command() -> impl Strategy<Value = String> {
     (
-        prop::sample::select(ACTIONS),
+        prop::sample::select(actions()),
         prop::option::of(json_value()),
         prop::option::of(name()),
         prop::option::of(target()),

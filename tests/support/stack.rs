@@ -8,10 +8,11 @@ use aws_config::BehaviorVersion;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use lambda_runtime::{Context, LambdaEvent};
+use protocol::BuiltIn;
 use serde_json::Value;
 use shared::aws::AwsGateway;
 use shared::events::Events;
-use shared::{BuiltIn, Config};
+use shared::Config;
 
 use crate::fault_proxy::FaultProxy;
 use crate::{dynamodb, events, push_sink::PushSink};

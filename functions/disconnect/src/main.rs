@@ -1,7 +1,7 @@
 //! The `$disconnect` function, running the built-in protocol.
-//! To run your own application, hand it here instead of `shared::BuiltIn` (docs/porting.md).
+//! To run your own application, hand it here instead of `protocol::BuiltIn` (docs/porting.md).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::disconnect(shared::BuiltIn).await
+    shared::functions::disconnect(protocol::BuiltIn).await
 }

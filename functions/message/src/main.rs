@@ -1,7 +1,7 @@
 //! The function of every message route, running the built-in protocol.
-//! To run your own application, hand it here instead of `shared::BuiltIn` (docs/porting.md).
+//! To run your own application, hand it here instead of `protocol::BuiltIn` (docs/porting.md).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::message(shared::BuiltIn).await
+    shared::functions::message(protocol::BuiltIn).await
 }

@@ -1,10 +1,28 @@
-//! The built-in wire protocol (`docs/protocol.md`) as an application: the default one, which the
-//! three functions run unless their `main.rs` hands them another.
+//! The built-in wire protocol (`docs/protocol.md`) as an application of the Events API: the one
+//! the three functions run unless their `main.rs` hands them another.
+//!
+//! It is written on `shared`'s public surface only — a crate of its own, so the compiler holds it
+//! to what any application can reach: the [`Client`] of a frame, the Gateway's calls, history,
+//! presence, the token's permissions. Each command is one file of [`commands`]: how it is read,
+//! what the token must allow, and what it does.
 
-use crate::app_error::AppError;
-use crate::commands;
-use crate::events::{Client, Events};
-use crate::protocol::{self, Command, Incoming};
+pub mod commands;
+mod fields;
+mod incoming;
+mod outgoing;
+
+pub use commands::{check, Command, Send, ACTIONS};
+pub use fields::MAX_LIST_NAMES;
+pub use incoming::{parse, Incoming};
+pub use outgoing::{echo, Outgoing};
+
+use shared::prelude::*;
+
+/// Every `type` of frame the protocol sends: the replies of [`Outgoing`] and the library's
+/// presence and error frames (`shared::frames`). The fuzzer checks replies against this list.
+pub const FRAME_TYPES: &[&str] = &[
+    "pong", "whoami", "joined", "left", "message", "history", "ack", "presence", "error",
+];
 
 /// Plain text is echoed; a JSON frame with an `action` is a command (`send`, `join`, `presence`,
 /// …), checked against the token's claims, carried out, and answered.
@@ -13,9 +31,9 @@ pub struct BuiltIn;
 
 impl Events for BuiltIn {
     async fn on_message(&self, client: &mut Client<'_>, frame: &str) -> Result<(), AppError> {
-        let command = match protocol::parse(frame)? {
+        let command = match parse(frame)? {
             Incoming::Plain => {
-                client.push_to_sender(&protocol::echo(frame)).await;
+                client.send_to_current_client(echo(frame)).await?;
                 return Ok(());
             }
             Incoming::Command(command) => command,
@@ -36,7 +54,7 @@ impl Events for BuiltIn {
             let rejection = error.rejection(Some("send"), client.request_id());
             AppError::from(rejection.for_command(id.as_deref()))
         };
-        if let Err(rejection) = client.permissions().check(&command) {
+        if let Err(rejection) = check(client.permissions(), &command) {
             return Err(named(rejection.into(), client));
         }
         // Boxed: the SDK's futures nest deeply enough to pass the compiler's type-layout depth
@@ -45,8 +63,8 @@ impl Events for BuiltIn {
             Ok(replies) => replies,
             Err(error) => return Err(named(error.into(), client)),
         };
-        for reply in &replies {
-            client.push_to_sender(reply).await;
+        for reply in replies {
+            client.send_to_current_client(reply).await?;
         }
         Ok(())
     }

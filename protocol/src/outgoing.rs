@@ -1,0 +1,201 @@
+//! The frames the built-in protocol answers commands with, and the message frame its `send`
+//! delivers (`docs/protocol.md`, "Server → client").
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use shared::frames::Sender;
+use shared::store::Position;
+
+/// Every frame that answers a command, or carries a message (the frames the library pushes by
+/// itself — presence events, errors — are `shared::frames`).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Outgoing<'a> {
+    Pong,
+    #[serde(rename_all = "camelCase")]
+    Whoami {
+        connection_id: &'a str,
+        uid: Option<&'a str>,
+        groups: Vec<&'a str>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Joined {
+        group: &'a str,
+        /// Where the group's stream is (when it keeps history and has one): recover from here.
+        #[serde(flatten)]
+        position: Option<&'a Position>,
+        /// The members, for a `join` with `"presence":true` in a group within the size limit.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<Sender<'a>>>,
+        /// For a `join` with `"presence":true` in a group over the limit: no list, no events.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        presence_limit: Option<usize>,
+        /// For a `join` with `"presence":true`: the presence version the list is as of; events
+        /// not above it are already in it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<u64>,
+    },
+    Left {
+        group: &'a str,
+    },
+    Message {
+        from: Sender<'a>,
+        to: &'a RawValue,
+        data: &'a RawValue,
+        /// For a message to one group that keeps history: the group and the message's place.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<&'a str>,
+        #[serde(flatten)]
+        position: Option<&'a Position>,
+    },
+    History {
+        group: &'a str,
+        epoch: &'a str,
+        /// The group's last offset.
+        offset: u64,
+        recovered: bool,
+        /// Each message exactly as it was delivered.
+        messages: Vec<&'a RawValue>,
+        /// Offsets in the span answered whose sends failed before keeping them (delivered to
+        /// nobody): a client counts them as seen, not as missing.
+        #[serde(skip_serializing_if = "<[u64]>::is_empty")]
+        skipped: &'a [u64],
+        more: bool,
+    },
+    Ack {
+        id: &'a str,
+        delivered: usize,
+        /// For a message kept in a group's stream: the group and its place, which the sender
+        /// may not otherwise see (`excludeSelf`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<&'a str>,
+        #[serde(flatten)]
+        position: Option<&'a Position>,
+    },
+    Presence {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<&'a str>,
+        connections: usize,
+        uids: Vec<&'a str>,
+    },
+}
+
+impl Outgoing<'_> {
+    /// The frame's text.
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: every key is a string and every value is plain data.
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal"}"#))
+    }
+}
+
+/// The reply to a frame that is not a command.
+pub fn echo(body: &str) -> String {
+    format!("Hello, you sent: {body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::frames::{Frame, PresenceChange};
+    use shared::prelude::{ErrorCode, Rejection};
+
+    #[test]
+    fn outgoing_frames_have_the_protocols_shape() {
+        assert_eq!(Outgoing::Pong.to_json(), r#"{"type":"pong"}"#);
+        assert_eq!(
+            Outgoing::Whoami {
+                connection_id: "c",
+                uid: None,
+                groups: vec!["a", "b"]
+            }
+            .to_json(),
+            r#"{"type":"whoami","connectionId":"c","uid":null,"groups":["a","b"]}"#
+        );
+        assert_eq!(
+            Outgoing::Ack {
+                id: "m",
+                delivered: 2,
+                group: None,
+                position: None,
+            }
+            .to_json(),
+            r#"{"type":"ack","id":"m","delivered":2}"#
+        );
+        assert_eq!(
+            Outgoing::Ack {
+                id: "m",
+                delivered: 0,
+                group: Some("g"),
+                position: Some(&Position {
+                    epoch: "e".into(),
+                    offset: 4
+                }),
+            }
+            .to_json(),
+            r#"{"type":"ack","id":"m","delivered":0,"group":"g","epoch":"e","offset":4}"#
+        );
+        assert_eq!(
+            Outgoing::Presence {
+                group: None,
+                connections: 3,
+                uids: vec!["a"]
+            }
+            .to_json(),
+            r#"{"type":"presence","connections":3,"uids":["a"]}"#
+        );
+        let to = RawValue::from_string(r#"{"uid":"bob"}"#.into()).unwrap();
+        let data = RawValue::from_string("[1, 2]".into()).unwrap();
+        assert_eq!(
+            Outgoing::Message {
+                from: Sender {
+                    connection_id: "c",
+                    uid: Some("al")
+                },
+                to: &to,
+                data: &data,
+                group: None,
+                position: None,
+            }
+            .to_json(),
+            r#"{"type":"message","from":{"connectionId":"c","uid":"al"},"to":{"uid":"bob"},"data":[1, 2]}"#
+        );
+        let position = Position {
+            epoch: "e1".into(),
+            offset: 7,
+        };
+        assert_eq!(
+            Outgoing::Message {
+                from: Sender {
+                    connection_id: "c",
+                    uid: None
+                },
+                to: &to,
+                data: &data,
+                group: Some("g"),
+                position: Some(&position),
+            }
+            .to_json(),
+            r#"{"type":"message","from":{"connectionId":"c","uid":null},"to":{"uid":"bob"},"data":[1, 2],"group":"g","epoch":"e1","offset":7}"#
+        );
+        assert_eq!(
+            Frame::PresenceEvent {
+                event: PresenceChange::Leave,
+                group: "g",
+                connection_id: "c",
+                uid: None,
+                version: 7,
+            }
+            .to_json(),
+            r#"{"type":"presence","event":"leave","group":"g","connectionId":"c","uid":null,"version":7}"#
+        );
+        assert_eq!(
+            Frame::presence_overflow("g").to_json(),
+            r#"{"type":"presence","event":"overflow","group":"g"}"#
+        );
+        assert_eq!(
+            Rejection::new(ErrorCode::TooLarge, "big", None).frame(),
+            r#"{"type":"error","code":"too_large","message":"big"}"#
+        );
+    }
+}
