@@ -339,3 +339,55 @@ async fn a_frame_whose_own_answer_ends_its_connection_still_carries_out_what_fol
         "A was ended by its 410"
     );
 }
+
+/// Answers where each frame came from (`$_SERVER['REMOTE_ADDR']`); `bye` closes the sender's
+/// own connection (`closeCurrentClient`).
+#[derive(Default)]
+struct Mirror {
+    closed: Mutex<Vec<String>>,
+}
+
+impl Events for Mirror {
+    async fn on_message(&self, client: &mut Client<'_>, frame: &str) -> Result<(), AppError> {
+        if frame == "bye" {
+            client.close_current_client().await?;
+            return Ok(());
+        }
+        let from = client.source_ip().unwrap_or("nowhere").to_owned();
+        client.send_to_current_client(from).await?;
+        Ok(())
+    }
+
+    async fn on_close(&self, client: &Closing<'_>) -> Result<(), AppError> {
+        let from = client.source_ip().unwrap_or("nowhere");
+        self.closed.lock().unwrap().push(from.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_hook_knows_where_its_client_connected_from() {
+    let stack = Stack::with_app(Mirror::default()).await;
+    stack.connect("A=", &[]).await;
+    stack.send("A=", "where am I?").await;
+    // The message fixture's identity, then the record's (the connect fixture's).
+    assert_eq!(stack.received("A="), ["192.0.2.10"]);
+    stack.send("A=", "bye").await;
+    assert_eq!(*stack.app.closed.lock().unwrap(), ["10.0.0.13"]);
+}
+
+#[tokio::test]
+async fn close_current_client_closes_the_sender_and_runs_its_on_close() {
+    let stack = Stack::with_app(Mirror::default()).await;
+    stack.connect("A=", &[]).await;
+    stack.send("A=", "bye").await;
+    assert!(
+        stack.sink.take_methods().contains("DELETE"),
+        "closed through @connections"
+    );
+    assert!(
+        stack.items_but_counts().await.is_empty(),
+        "the connection ended at once"
+    );
+    assert_eq!(stack.app.closed.lock().unwrap().len(), 1);
+}

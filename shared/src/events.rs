@@ -140,6 +140,16 @@ impl<'a> Connecting<'a> {
         self.record.uid.as_deref()
     }
 
+    /// The client's IP address (`$_SERVER['REMOTE_ADDR']`), kept on its record.
+    pub fn source_ip(&self) -> Option<&str> {
+        self.record.source_ip.as_deref()
+    }
+
+    /// The handshake's `User-Agent`, kept on its record.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.record.user_agent.as_deref()
+    }
+
     /// A query string parameter of the handshake.
     pub fn query(&self, name: &str) -> Option<&str> {
         self.request.query_string_parameters.first(name)
@@ -200,6 +210,8 @@ pub struct Client<'a> {
     action: Option<String>,
     replies: usize,
     undelivered: usize,
+    source_ip: Option<String>,
+    user_agent: Option<String>,
 }
 
 impl<'a> Client<'a> {
@@ -222,7 +234,36 @@ impl<'a> Client<'a> {
             action: None,
             replies: 0,
             undelivered: 0,
+            source_ip: None,
+            user_agent: None,
         }
+    }
+
+    /// The client's address and user agent, as the event's `identity` gives them.
+    pub(crate) fn seen_at(mut self, source_ip: Option<&str>, user_agent: Option<&str>) -> Self {
+        self.source_ip = source_ip.filter(|ip| !ip.is_empty()).map(str::to_owned);
+        self.user_agent = user_agent.map(str::to_owned);
+        self
+    }
+
+    /// The client's IP address (`$_SERVER['REMOTE_ADDR']`), which API Gateway gives with every
+    /// frame. A client behind a proxy shows the proxy's.
+    pub fn source_ip(&self) -> Option<&str> {
+        self.source_ip.as_deref()
+    }
+
+    /// The client's `User-Agent`, when API Gateway gives it with the frame (it does at
+    /// `$connect`; [`Gateway::connection`]'s record keeps that one).
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+
+    /// closeCurrentClient: closes the sender's connection; it ends at once, and `on_close` runs
+    /// once this frame is handled.
+    pub async fn close_current_client(&self) -> Result<(), Error> {
+        self.gateway
+            .close_at(self.endpoint, self.connection_id)
+            .await
     }
 
     /// The GatewayWorker calls (`Gateway::` in PHP).
@@ -377,6 +418,16 @@ impl<'a> Closing<'a> {
 
     pub fn uid(&self) -> Option<&str> {
         self.record.uid.as_deref()
+    }
+
+    /// The client's IP address at its handshake.
+    pub fn source_ip(&self) -> Option<&str> {
+        self.record.source_ip.as_deref()
+    }
+
+    /// The handshake's `User-Agent`.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.record.user_agent.as_deref()
     }
 
     /// The groups it was in.

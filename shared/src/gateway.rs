@@ -535,14 +535,14 @@ impl<S: Store, P: Push> Gateway<S, P> {
             .await?)
     }
 
-    /// updateSession: sets `changes`' top-level keys and leaves the others; `false` when the
-    /// connection is gone.
+    /// updateSession: merges `changes` into the session as PHP does (`array_replace_recursive`:
+    /// objects key by key, lists index by index); `false` when the connection is gone.
     pub async fn update_session(
         &self,
         connection_id: &str,
         changes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, Error> {
-        self.change_session(connection_id, &session::Change::set(changes.clone()))
+        self.change_session(connection_id, &session::Change::merge(changes.clone()))
             .await
     }
 
@@ -609,7 +609,12 @@ impl<S: Store, P: Push> Gateway<S, P> {
     /// backend, which has no application to close it with, that `$disconnect` ends it (see
     /// [`crate::ended`]).
     pub async fn close_client(&self, connection_id: &str) -> Result<(), Error> {
-        let endpoint = self.management_endpoint()?;
+        self.close_at(self.management_endpoint()?, connection_id)
+            .await
+    }
+
+    /// [`Gateway::close_client`] through `endpoint`.
+    pub(crate) async fn close_at(&self, endpoint: &str, connection_id: &str) -> Result<(), Error> {
         rate_limit::admitted().await?;
         self.push.close(endpoint, connection_id).await?;
         if ended::can_close() {

@@ -366,6 +366,10 @@ pub async fn message<A: Events>(
             Permissions::of(gateway.config.is_token_mode(), |key| {
                 context.authorizer.fields.get(key)
             }),
+        )
+        .seen_at(
+            context.identity.source_ip.as_deref(),
+            context.identity.user_agent.as_deref(),
         );
         let limit = gateway.config.max_message_bytes;
         let answer = async {

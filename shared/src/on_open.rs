@@ -245,6 +245,10 @@ pub async fn open<A: Events>(gateway: &Gateway, app: &A, event: OpenEvent, aws_r
                             Permissions::of(gateway.config.is_token_mode(), |key| {
                                 context.authorizer.fields.get(key)
                             }),
+                        )
+                        .seen_at(
+                            context.identity.source_ip.as_deref(),
+                            context.identity.user_agent.as_deref(),
                         );
                         let ran = match Box::pin(app.on_open(&mut client)).await {
                             Ok(()) => client.save_session().await.map_err(Into::into),

@@ -36,12 +36,16 @@ pub struct Change {
     pub set: Map<String, Value>,
     /// Keys removed.
     pub removed: BTreeSet<String>,
+    /// Whether `set` is merged into what is there (GatewayWorker's `updateSession`) rather than
+    /// replacing each key's value (what a frame changed).
+    pub merges: bool,
 }
 
 impl Change {
     /// The keys that differ between a session as loaded and as left.
     pub fn between(before: &Session, after: &Session) -> Change {
         Change {
+            merges: false,
             set: after
                 .iter()
                 .filter(|(key, value)| before.get(*key) != Some(*value))
@@ -55,14 +59,18 @@ impl Change {
         }
     }
 
-    /// Sets these keys, leaving the others as they are (GatewayWorker's `updateSession`).
-    pub fn set(set: Map<String, Value>) -> Change {
+    /// Merges these keys into the session as GatewayWorker's `updateSession` does (PHP's
+    /// `array_replace_recursive`): an object into an object key by key, a list into a list
+    /// index by index (elements past the new list's end stay), anything else replaced.
+    pub fn merge(set: Map<String, Value>) -> Change {
         Change {
             set,
             removed: BTreeSet::new(),
+            merges: true,
         }
     }
 
+    /// Whether it changes nothing.
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.removed.is_empty()
     }
@@ -72,7 +80,39 @@ impl Change {
         for key in &self.removed {
             session.remove(key);
         }
-        session.extend(self.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (key, value) in &self.set {
+            match session.get_mut(key) {
+                Some(old) if self.merges => replace_recursive(old, value),
+                _ => {
+                    session.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+}
+
+/// PHP's `array_replace_recursive` on JSON: objects by key, lists by index, else replaced.
+fn replace_recursive(old: &mut Value, new: &Value) {
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            for (key, value) in new {
+                match old.get_mut(key) {
+                    Some(slot) => replace_recursive(slot, value),
+                    None => {
+                        old.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(old), Value::Array(new)) => {
+            for (i, value) in new.iter().enumerate() {
+                match old.get_mut(i) {
+                    Some(slot) => replace_recursive(slot, value),
+                    None => old.push(value.clone()),
+                }
+            }
+        }
+        (old, new) => *old = new.clone(),
     }
 }
 
@@ -112,6 +152,39 @@ mod tests {
         let mut now = session(json!({"a": 1, "b": 1, "c": 1}));
         change.apply(&mut now);
         assert_eq!(now, session(json!({"a": 2, "c": 1})));
+    }
+
+    #[test]
+    fn update_session_merges_as_php_array_replace_recursive_does() {
+        let mut now = session(json!({
+            "user": {"name": "a", "age": 1},
+            "tags": ["a", "b", "c"],
+            "n": 1,
+        }));
+        Change::merge(session(json!({
+            "user": {"age": 2},
+            "tags": ["x"],
+            "n": {"now": "an object"},
+            "new": true,
+        })))
+        .apply(&mut now);
+        assert_eq!(
+            now,
+            session(json!({
+                "user": {"name": "a", "age": 2},
+                "tags": ["x", "b", "c"],
+                "n": {"now": "an object"},
+                "new": true,
+            }))
+        );
+    }
+
+    #[test]
+    fn a_frames_change_replaces_what_it_set() {
+        let mut now = session(json!({"user": {"name": "a", "age": 1}}));
+        let change = Change::between(&now.clone(), &session(json!({"user": {"age": 2}})));
+        change.apply(&mut now);
+        assert_eq!(now, session(json!({"user": {"age": 2}})));
     }
 
     #[test]
