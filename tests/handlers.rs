@@ -756,15 +756,17 @@ async fn the_connect_function_answers_both_its_authorizer_request_and_its_connec
         &[("uid", "alice")],
     ))
     .unwrap();
-    let answer = shared::handlers::connect_function(&stack.gateway, &stack.app, event(request))
-        .await
-        .unwrap();
+    let answer =
+        shared::lambda::connect::connect_function(&stack.gateway, &stack.app, event(request))
+            .await
+            .unwrap();
     assert_eq!(answer["context"], json!({"uid": "alice"}));
     let connect =
         serde_json::to_value(support::events::connect("A=", "r2", &[("uid", "alice")])).unwrap();
-    let answer = shared::handlers::connect_function(&stack.gateway, &stack.app, event(connect))
-        .await
-        .unwrap();
+    let answer =
+        shared::lambda::connect::connect_function(&stack.gateway, &stack.app, event(connect))
+            .await
+            .unwrap();
     assert_eq!(answer["statusCode"], 200);
     assert_eq!(stack.items_of("A=").await.len(), 3);
 }

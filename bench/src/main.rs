@@ -318,7 +318,7 @@ async fn main() {
         let mut config = Config::new("not-read");
         config.dynamodb_endpoint = Some(bench.dynamodb.clone());
         config.management_endpoint = Some(bench.sink.endpoint.clone());
-        shared::aws::gateway(config, &bench.sdk)
+        shared::lambda::init::gateway(config, &bench.sdk)
     };
     let mut fanouts = Vec::new();
     for n in env_list("BENCH_FANOUT", "100,1000,10000") {
@@ -412,7 +412,7 @@ async fn main() {
         let mut config = Config::new(table.table());
         config.management_endpoint = Some(bench.sink.endpoint.clone());
         config.push_concurrency = concurrency;
-        let gateway = shared::aws::gateway(config, &bench.sdk);
+        let gateway = shared::lambda::init::gateway(config, &bench.sdk);
         bench.sink.expect(10_000);
         let started = Instant::now();
         gateway.send_to(&ids, "x", &[]).await.expect("the pushes");
@@ -614,7 +614,7 @@ async fn pushes_only(sdk: &aws_config::SdkConfig, n: usize) {
     let concurrency = Config::DEFAULT_PUSH_CONCURRENCY;
     let mut config = Config::new("not-read");
     config.management_endpoint = Some(sink.endpoint.clone());
-    let gateway = shared::aws::gateway(config, sdk);
+    let gateway = shared::lambda::init::gateway(config, sdk);
     let names: Arc<Vec<String>> = Arc::new((0..n).map(|i| format!("c{i:06}=")).collect());
     let best_floor = sink_floor(&floor_client, &sink, &names).await;
     let ids = Target::Connections(names.to_vec());

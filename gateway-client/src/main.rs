@@ -8,7 +8,7 @@
 use aws_config::BehaviorVersion;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
-use shared::aws::AwsGateway;
+use shared::lambda::init::AwsGateway;
 use shared::secrets_manager::SecretsManager;
 use shared::target::Target;
 use shared::token_keys::{KeyRing, TokenKeys};
@@ -212,7 +212,7 @@ async fn gateway(cli: &Cli) -> Result<AwsGateway, String> {
         .map(|e| e.trim_end_matches('/').to_owned());
     config.dynamodb_endpoint = cli.dynamodb_endpoint.clone();
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    Ok(shared::aws::gateway(config, &sdk))
+    Ok(shared::lambda::init::gateway(config, &sdk))
 }
 
 /// `token`: a client token for `uid` with these claims, signed with the current key.

@@ -1,5 +1,5 @@
 //! The Lambda Invoke API's asynchronous form, which the `$connect` function calls to have
-//! `on_open` run (`shared::on_open`): `POST /2015-03-31/functions/{name}/invocations` with
+//! `on_open` run (`shared::lambda::on_open`): `POST /2015-03-31/functions/{name}/invocations` with
 //! `X-Amz-Invocation-Type: Event`, SigV4-signed for `lambda` as in AWS. It is answered 202 at once
 //! and the function is invoked afterwards, through the same invoke endpoint the routes use; a
 //! failed invocation is logged and not tried again (the template sets `MaximumRetryAttempts: 0`).

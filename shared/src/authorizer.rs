@@ -5,7 +5,7 @@
 //! (`$connect`, each message, `$disconnect`). So the uid the token proved, and what its claims
 //! allow ([`Permissions`]), travel with each frame: a `send` names its sender, and a `join` is
 //! checked, without a read. The `$connect` function
-//! serves as the authorizer too (it holds the secret already); see [`crate::handlers::authorize`].
+//! serves as the authorizer too (it holds the secret already); see [`crate::lambda::connect::authorize`].
 //!
 //! The context holds strings only, as API Gateway requires of it (no objects, no arrays).
 

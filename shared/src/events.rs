@@ -2,7 +2,7 @@
 //! GatewayWorker developer writes `Events.php`.
 //!
 //! An application is a value implementing [`Events`]; each function's `main.rs` hands it to
-//! [`crate::functions`], and the same value serves `$connect` ([`Events::on_connect`]), every
+//! [`crate::lambda`], and the same value serves `$connect` ([`Events::on_connect`]), every
 //! frame ([`Events::on_message`]) and `$disconnect` ([`Events::on_close`]). Each hook gets a
 //! context: the connection it is about and the [`Gateway`], which answers every GatewayWorker call
 //! (`send_to_group`, `join_group`, `client_sessions_by_group`, `close_client`, …) from DynamoDB.

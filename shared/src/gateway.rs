@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::ended::{self, Cause};
 use crate::error::Error;
 use crate::frames::PresenceChange;
-use crate::on_open::Opener;
+use crate::lambda::on_open::Opener;
 use crate::payload::Payload;
 use crate::presence_events::Subject;
 use crate::push::{Delivery, ManagementApi, Push, PushError};
@@ -85,7 +85,7 @@ enum Outcome {
 impl<S: Store, P: Push> Gateway<S, P> {
     pub fn new(config: Config, store: S, push: P) -> Self {
         // With AUTH_SECRET_ARN, a verifier that refuses every token until the `$connect`
-        // function's init reads the keys into it (crate::aws::connect_gateway_from_env).
+        // function's init reads the keys into it (crate::lambda::init::connect_gateway_from_env).
         let verifier = Verifier::for_config(&config);
         Gateway {
             config,

@@ -297,11 +297,11 @@ impl LocalStack {
     }
 
     /// The server-side API over this stack, as a backend would build it.
-    pub fn api(&self) -> shared::aws::AwsGateway {
+    pub fn api(&self) -> shared::lambda::init::AwsGateway {
         let mut config = shared::Config::new(self.store.table());
         config.dynamodb_endpoint = Some(dynamodb::endpoint().to_owned());
         config.management_endpoint = Some(self.management_endpoint());
-        shared::aws::gateway(config, &self.sdk)
+        shared::lambda::init::gateway(config, &self.sdk)
     }
 
     /// The ARN of the secret that holds the functions' token keys (a stack started with

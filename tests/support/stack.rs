@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use lambda_runtime::{Context, LambdaEvent};
 use protocol::BuiltIn;
 use serde_json::Value;
-use shared::aws::AwsGateway;
 use shared::events::Events;
+use shared::lambda::init::AwsGateway;
 use shared::Config;
 
 use crate::fault_proxy::FaultProxy;
@@ -125,7 +125,7 @@ impl<A: Events> Stack<A> {
             .load()
             .await;
         Stack {
-            gateway: shared::aws::gateway(config, &sdk),
+            gateway: shared::lambda::init::gateway(config, &sdk),
             app,
             sink,
             requests: AtomicUsize::new(0),
@@ -162,7 +162,9 @@ impl<A: Events> Stack<A> {
     ) -> Result<HashMap<String, Value>, i64> {
         let request = events::authorizer_request(connection_id, &self.request_id(), query);
         let event = LambdaEvent::new(request, Context::default());
-        match shared::handlers::authorize(&self.gateway, event, connection_id.to_owned()).await {
+        match shared::lambda::connect::authorize(&self.gateway, event, connection_id.to_owned())
+            .await
+        {
             // An explicit Deny is API Gateway's 403.
             Ok(answer) if answer["policyDocument"]["Statement"][0]["Effect"] == "Deny" => Err(403),
             Ok(answer) => {
@@ -219,7 +221,7 @@ impl<A: Events> Stack<A> {
         query: &[(&str, &str)],
     ) -> i64 {
         let event = self.lambda_event(events::connect(connection_id, &self.request_id(), query));
-        shared::handlers::connect(&self.gateway, &self.app, event)
+        shared::lambda::connect::handle(&self.gateway, &self.app, event)
             .await
             .expect("connect answers")
             .status_code
@@ -228,7 +230,7 @@ impl<A: Events> Stack<A> {
     /// A frame from `connection_id`.
     pub async fn send(&self, connection_id: &str, body: &str) {
         let event = self.lambda_event(events::message(connection_id, &self.request_id(), body));
-        let response = shared::handlers::message(&self.gateway, &self.app, event)
+        let response = shared::lambda::message::handle(&self.gateway, &self.app, event)
             .await
             .expect("message answers");
         assert_eq!(response.status_code, 200);
@@ -237,7 +239,7 @@ impl<A: Events> Stack<A> {
     /// `$disconnect`; the status the function answered.
     pub async fn disconnect(&self, connection_id: &str) -> i64 {
         let event = self.lambda_event(events::disconnect(connection_id, &self.request_id()));
-        shared::handlers::disconnect(&self.gateway, &self.app, event)
+        shared::lambda::disconnect::handle(&self.gateway, &self.app, event)
             .await
             .expect("disconnect answers")
             .status_code

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::connect(protocol::BuiltIn).await
+    shared::lambda::connect(protocol::BuiltIn).await
 }

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::disconnect(protocol::BuiltIn).await
+    shared::lambda::disconnect(protocol::BuiltIn).await
 }

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::message(protocol::BuiltIn).await
+    shared::lambda::message(protocol::BuiltIn).await
 }

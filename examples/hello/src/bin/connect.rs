@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::connect(hello::Hello).await
+    shared::lambda::connect(hello::Hello).await
 }

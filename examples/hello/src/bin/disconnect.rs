@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::disconnect(hello::Hello).await
+    shared::lambda::disconnect(hello::Hello).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::message(hello::Hello).await
+    shared::lambda::message(hello::Hello).await
 }

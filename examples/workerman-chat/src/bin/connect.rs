@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::connect(workerman_chat::Chat).await
+    shared::lambda::connect(workerman_chat::Chat).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::disconnect(workerman_chat::Chat).await
+    shared::lambda::disconnect(workerman_chat::Chat).await
 }

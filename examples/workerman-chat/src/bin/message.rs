@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::functions::message(workerman_chat::Chat).await
+    shared::lambda::message(workerman_chat::Chat).await
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::error::Error;
 use crate::gateway::Gateway;
-use crate::on_open::Opener;
+use crate::lambda::on_open::Opener;
 use crate::push::{ManagementApi, PushLimits};
 use crate::secrets_manager::SecretsManager;
 use crate::store::dynamodb::DynamoStore;

@@ -1,15 +1,5 @@
-//! Pushes to connected clients through the API Gateway Management API (`@connections`).
-//!
-//! [`Push`] is the seam; [`ManagementApi`] is the one implementation. A 410 Gone is an answer, not
-//! a failure: the client has left, and the caller removes its records. Everything else that can
-//! pass (429, 5xx, a dropped connection, a timeout) is retried with backoff inside explicit
-//! timeouts (a push must never hang a fan-out), then reported.
-//!
-//! `PostToConnection`, the call a fan-out makes thousands of times, is sent by hand: signed with
-//! [`crate::sigv4`] over one pooled HTTP/1.1 client. Through the SDK it cost 4.5× the bare HTTP
-//! floor on this machine, most of it signing and the SDK's per-request machinery (BENCHMARKS.md).
-//! `DeleteConnection`, rare, goes through `aws-sdk-apigatewaymanagement` and its typed
-//! `GoneException`.
+//! The one [`Push`]: `PostToConnection` and `GetConnection` signed by hand over one pooled
+//! HTTP/1.1 client, `DeleteConnection` through the SDK (see the module above for why).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,75 +18,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use thiserror::Error;
 
 use crate::sigv4::{encode_segment, Identity, Signer};
 
-/// What became of a push.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
-    Delivered,
-    /// API Gateway answered 410: the connection no longer exists.
-    Gone,
-}
-
-/// A push that failed after its retries.
-#[derive(Debug, Error)]
-#[error("push to {connection_id} failed: {message}")]
-pub struct PushError {
-    pub connection_id: String,
-    pub message: String,
-}
-
-/// Sends to and closes connections at a management endpoint.
-pub trait Push: Send + Sync {
-    /// Sends `data` as one text frame to the connection.
-    fn post(
-        &self,
-        endpoint: &str,
-        connection_id: &str,
-        data: &str,
-    ) -> impl Future<Output = Result<Delivery, PushError>> + Send;
-
-    /// Closes the connection (API Gateway then sends `$disconnect`).
-    fn close(
-        &self,
-        endpoint: &str,
-        connection_id: &str,
-    ) -> impl Future<Output = Result<Delivery, PushError>> + Send;
-
-    /// Asks whether the connection is open (GetConnection): `Delivered` once its handshake has
-    /// completed, `Gone` before that and after it closed — API Gateway does not tell them apart.
-    fn probe(
-        &self,
-        endpoint: &str,
-        connection_id: &str,
-    ) -> impl Future<Output = Result<Delivery, PushError>> + Send;
-}
-
-/// Timeouts and retries of every push.
-#[derive(Clone, Copy, Debug)]
-pub struct PushLimits {
-    pub connect_timeout: Duration,
-    pub attempt_timeout: Duration,
-    /// The whole budget of one push, retries included.
-    pub operation_timeout: Duration,
-    pub max_attempts: u32,
-    /// The first retry's backoff ceiling (the SDK's default, 1 s, is long for a fan-out).
-    pub initial_backoff: Duration,
-}
-
-impl PushLimits {
-    pub fn new(operation_timeout: Duration) -> Self {
-        PushLimits {
-            connect_timeout: Duration::from_secs(1),
-            attempt_timeout: operation_timeout.min(Duration::from_secs(2)),
-            operation_timeout,
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(100),
-        }
-    }
-}
+use super::{Delivery, Push, PushError, PushLimits};
 
 /// The pooled HTTP/1.1 client of the pushes (and, in its own instance, of the reads of the
 /// token keys from Secrets Manager).

@@ -1,20 +1,38 @@
-//! The three Lambda functions' `main`: build the clients once per environment (init), then serve
-//! events with the application. Each function's `main.rs` is one call:
+//! The Lambda entry and routing: each function's `main` ([`connect`], [`message`],
+//! [`disconnect`]) builds the clients once per environment (init), then hands each event to its
+//! handler with the application. Each handler is a plain async function over a [`Gateway`] and the
+//! application, so tests drive it with an event and a real store; each logs one line per request
+//! with the connection id, the request id, what was asked, the outcome and the time taken; never
+//! a token or a message body.
+//!
+//! Each function's `main.rs` is one call:
 //!
 //! ```text
 //! #[tokio::main]
 //! async fn main() -> Result<(), lambda_runtime::Error> {
-//!     shared::functions::message(protocol::BuiltIn).await
+//!     shared::lambda::message(protocol::BuiltIn).await
 //! }
 //! ```
+
+pub mod connect;
+pub mod disconnect;
+pub mod init;
+pub mod message;
+mod on_close;
+pub mod on_open;
+mod request;
+
+pub use request::response;
 
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use serde_json::Value;
 
-use crate::aws;
 use crate::events::Events;
-use crate::handlers;
-use crate::on_open::{self, OpenEvent};
+use crate::lambda::init as aws;
+use crate::lambda::{
+    connect as connect_event, disconnect as disconnect_event, message as message_event,
+};
+use on_open::OpenEvent;
 
 /// The `$connect` function, which is also the `$connect` route's authorizer. Reads the token
 /// keys from the secret `AUTH_SECRET_ARN` names at init; refuses to start without one unless
@@ -26,7 +44,12 @@ pub async fn connect(app: impl Events) -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         // A token naming a key not read yet (a rotation) has the keys read again first.
         connect.refresh_keys_for(&event.payload).await;
-        Box::pin(handlers::connect_function(&connect.gateway, app, event)).await
+        Box::pin(connect_event::connect_function(
+            &connect.gateway,
+            app,
+            event,
+        ))
+        .await
     }))
     .await
 }
@@ -48,7 +71,7 @@ pub async fn message(app: impl Events) -> Result<(), Error> {
         let request = serde_json::from_value(payload)
             .map_err(|e| crate::Error::UnexpectedEvent(e.to_string()))?;
         // Boxed: the SDK's futures nest past the compiler's type-layout depth limit in `main`.
-        let response = Box::pin(handlers::message(
+        let response = Box::pin(message_event::handle(
             gateway,
             app,
             LambdaEvent::new(request, context),
@@ -64,7 +87,7 @@ pub async fn disconnect(app: impl Events) -> Result<(), Error> {
     tracing::init_default_subscriber();
     let gateway = aws::gateway_from_env().await?;
     run(service_fn(|event| {
-        Box::pin(handlers::disconnect(&gateway, &app, event))
+        Box::pin(disconnect_event::handle(&gateway, &app, event))
     }))
     .await
 }
