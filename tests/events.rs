@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use protocol::BuiltIn;
 use serde_json::{json, Value};
-use shared::ended::Cause;
+use shared::gateway::ended::Cause;
 use shared::prelude::*;
 use support::stack::Stack;
 use tokio::sync::Barrier;

@@ -2,7 +2,7 @@
 //! kick, and pushes from a backend with the `gateway-client` CLI.
 
 use serde_json::json;
-use shared::target::Target;
+use shared::gateway::target::Target;
 use support::local_stack::LocalStack;
 use support::tokens::{now, token, AUDIENCE};
 

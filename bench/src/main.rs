@@ -31,9 +31,9 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
+use shared::gateway::target::Target;
 use shared::store::dynamodb::{new_connection_items, DynamoStore};
 use shared::store::{expiry_from_now, ConnectionRecord};
-use shared::target::Target;
 use shared::Config;
 
 use counting::CountingStore;

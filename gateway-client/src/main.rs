@@ -8,9 +8,9 @@
 use aws_config::BehaviorVersion;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
+use shared::gateway::target::Target;
 use shared::lambda::init::AwsGateway;
 use shared::secrets_manager::SecretsManager;
-use shared::target::Target;
 use shared::token_keys::{KeyRing, TokenKeys};
 use shared::{Config, Error};
 

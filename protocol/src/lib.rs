@@ -19,7 +19,7 @@ pub use outgoing::{echo, Outgoing};
 use shared::prelude::*;
 
 /// Every `type` of frame the protocol sends: the replies of [`Outgoing`] and the library's
-/// presence and error frames (`shared::frames`). The fuzzer checks replies against this list.
+/// presence and error frames (`shared::gateway::frames`). The fuzzer checks replies against this list.
 pub const FRAME_TYPES: &[&str] = &[
     "pong", "whoami", "joined", "left", "message", "history", "ack", "presence", "error",
 ];

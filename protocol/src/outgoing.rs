@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use shared::frames::Sender;
+use shared::gateway::frames::Sender;
 use shared::store::Position;
 
 /// Every frame that answers a command, or carries a message (the frames the library pushes by
-/// itself — presence events, errors — are `shared::frames`).
+/// itself — presence events, errors — are `shared::gateway::frames`).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Outgoing<'a> {
@@ -97,7 +97,7 @@ pub fn echo(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::frames::{Frame, PresenceChange};
+    use shared::gateway::frames::{Frame, PresenceChange};
     use shared::prelude::{ErrorCode, Rejection};
 
     #[test]

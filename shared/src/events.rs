@@ -18,15 +18,15 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
 use crate::app_error::AppError;
 use crate::authorizer::Proven;
-use crate::ended::Cause;
 use crate::error::Error;
+use crate::gateway::ended::Cause;
+use crate::gateway::session::{self, Change, Session};
 use crate::gateway::Gateway;
 use crate::names;
 use crate::payload::Payload;
 use crate::permissions::Permissions;
 use crate::push::Delivery;
 use crate::rejection::Rejection;
-use crate::session::{self, Change, Session};
 use crate::store::{ConnectionRecord, Store};
 
 /// An application. Only `on_message` is required; the others default to accepting every
@@ -77,7 +77,7 @@ pub trait Events: Send + Sync {
     /// A connection ended (`onClose`), after its items are deleted, with its uid, groups and
     /// session as they were: at most once per connection, whichever of its `$disconnect`, a push
     /// that found it gone (410) or a kick from a function ended it ([`Closing::cause`]; see
-    /// [`crate::ended`]). It runs after the event that found the end is handled; if that
+    /// [`crate::gateway::ended`]). It runs after the event that found the end is handled; if that
     /// invocation dies first (its timeout), it does not run. A connection ended by a backend
     /// outside the functions, or only by its TTL (its `$disconnect` lost and nothing pushed to
     /// it), is not seen here.
@@ -337,7 +337,7 @@ impl<'a> Client<'a> {
     }
 
     /// The sender's session (`$_SESSION`), read on first use in this frame; what the application
-    /// changes is saved when `on_message` returns `Ok` (see [`crate::session`]).
+    /// changes is saved when `on_message` returns `Ok` (see [`crate::gateway::session`]).
     pub async fn session(&mut self) -> Result<&mut Session, Error> {
         let loaded = match self.session.take() {
             Some(loaded) => loaded,

@@ -8,27 +8,20 @@ pub mod auth;
 pub mod authorizer;
 pub mod civil;
 pub mod config;
-pub mod ended;
 pub mod error;
 pub mod events;
-pub mod frames;
 pub mod gateway;
 pub mod jitter;
 pub mod lambda;
 pub mod names;
 pub mod payload;
 pub mod permissions;
-pub mod presence_events;
 pub mod push;
-pub mod rate_limit;
 pub mod rejection;
 pub mod secrets_manager;
-pub mod session;
 mod signed_client;
 pub mod sigv4;
 pub mod store;
-pub mod streams;
-pub mod target;
 pub mod token_keys;
 
 pub use app_error::AppError;
@@ -40,11 +33,11 @@ pub use gateway::Gateway;
 pub mod prelude {
     pub use crate::app_error::AppError;
     pub use crate::events::{Client, Closing, Connecting, Events, Verdict};
+    pub use crate::gateway::session::Session;
+    pub use crate::gateway::target::Target;
     pub use crate::gateway::Gateway;
     pub use crate::payload::Json;
     pub use crate::rejection::{ErrorCode, Rejection};
-    pub use crate::session::Session;
-    pub use crate::target::Target;
 }
 
 /// The porting guide's Rust example, compiled by `cargo test` so that it stays true.

@@ -13,7 +13,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::target::Target;
+use crate::gateway::target::Target;
 
 /// The context keys that carry the claims.
 pub const GROUPS: &str = "groups";

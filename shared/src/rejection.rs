@@ -48,7 +48,7 @@ impl Rejection {
     /// `{"type":"error","code":…,"message":…,"action"?:…,"id"?:…}`; what [`crate::events::Events::error_frame`]
     /// sends unless an application frames its errors its own way.
     pub fn frame(&self) -> String {
-        crate::frames::Frame::Error {
+        crate::gateway::frames::Frame::Error {
             code: self.code,
             message: &self.message,
             action: self.action.as_deref(),

@@ -16,7 +16,8 @@ pub(crate) fn parse(fields: &Fields<'_>) -> Result<Command, Rejection> {
 /// Leaves, and answers `left`.
 pub(crate) async fn run(sender: &Client<'_>, group: &str) -> Result<Vec<String>, Error> {
     // The count beside the uid's read (a connection without a proven uid reads its record).
-    let (admitted, uid) = futures_util::join!(shared::rate_limit::admitted(), sender.uid());
+    let (admitted, uid) =
+        futures_util::join!(shared::gateway::rate_limit::admitted(), sender.uid());
     admitted?;
     let uid = uid?;
     sender

@@ -34,7 +34,7 @@ pub(crate) fn refused(permissions: &Permissions, group: Option<&str>) -> Option<
 /// Counts, and answers `presence`.
 pub(crate) async fn run(sender: &Client<'_>, group: Option<&str>) -> Result<Vec<String>, Error> {
     let of = group.map_or(Members::All, Members::Group);
-    shared::rate_limit::admitted().await?;
+    shared::gateway::rate_limit::admitted().await?;
     let presence = sender.gateway().census(of).await?;
     Ok(vec![Outgoing::Presence {
         group,

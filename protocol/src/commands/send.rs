@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::value::RawValue;
-use shared::frames::Sender;
+use shared::gateway::frames::Sender;
 use shared::permissions::Permissions;
 use shared::prelude::{Client, Rejection, Target};
 use shared::store::{Position, StoreError};
@@ -142,7 +142,7 @@ pub fn parse_target(action: &str, raw: &RawValue) -> Result<Target, Rejection> {
 pub(crate) async fn run(sender: &Client<'_>, send: Send) -> Result<Vec<String>, Error> {
     // The count begins beside the uid's read (a connection without a proven uid reads its
     // record) and is waited for by the first costly request: the stream offset, or the fan-out.
-    shared::rate_limit::begin();
+    shared::gateway::rate_limit::begin();
     let uid = sender.uid().await?;
     let message = |group: Option<&str>, position: Option<&Position>| {
         Outgoing::Message {

@@ -14,10 +14,10 @@ use tracing::Instrument;
 
 use crate::auth::{self, AuthError};
 use crate::authorizer;
-use crate::ended::{self};
 use crate::error::Error;
 use crate::events::{Connecting, Events, Verdict};
-use crate::frames::PresenceChange;
+use crate::gateway::ended::{self};
+use crate::gateway::frames::PresenceChange;
 use crate::gateway::Gateway;
 use crate::permissions::Permissions;
 use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Members, Store};

@@ -1,14 +1,14 @@
 //! `$disconnect`: the end of a connection, when API Gateway tells of it (best-effort: see
-//! [`crate::ended`]).
+//! [`crate::gateway::ended`]).
 
 use std::time::Instant;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::Instrument;
 
-use crate::ended::{self, Cause};
 use crate::error::Error;
 use crate::events::Events;
+use crate::gateway::ended::{self, Cause};
 use crate::gateway::Gateway;
 use crate::store::Ending;
 
@@ -16,7 +16,7 @@ use super::on_close::close_all;
 use super::request::{ids, millis, response, span, Event};
 
 /// `$disconnect`: ends the connection unless a prune or a kick already did (see
-/// [`crate::ended`]), then tells the application ([`Events::on_close`]) what its records said.
+/// [`crate::gateway::ended`]), then tells the application ([`Events::on_close`]) what its records said.
 pub async fn handle<A: Events>(
     gateway: &Gateway,
     app: &A,

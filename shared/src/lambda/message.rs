@@ -8,13 +8,13 @@ use tracing::Instrument;
 
 use crate::app_error::AppError;
 use crate::authorizer;
-use crate::ended::{self, Cause};
 use crate::error::Error;
 use crate::events::{Client, Events};
+use crate::gateway::ended::{self, Cause};
+use crate::gateway::rate_limit::{self, RateLimiter, Standing};
 use crate::gateway::Gateway;
 use crate::permissions::Permissions;
 use crate::push::Push;
-use crate::rate_limit::{self, RateLimiter, Standing};
 use crate::rejection::{ErrorCode, Rejection};
 
 use super::on_close::close_all;
@@ -22,7 +22,7 @@ use super::request::{ids, millis, response, span, Event};
 
 /// Every message route: drops a frame this environment knows to be over the rate limit, refuses
 /// one over the size limit, hands the rest to the application ([`Events::on_message`]) while the
-/// frame is counted against the sender's rate limit ([`crate::rate_limit`]: costly work waits
+/// frame is counted against the sender's rate limit ([`crate::gateway::rate_limit`]: costly work waits
 /// for the count), saves the session it changed, and answers a failure with an error frame.
 pub async fn handle<A: Events>(
     gateway: &Gateway,

@@ -2,8 +2,8 @@
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::ended::{self, Closed};
 use crate::events::{Closing, Events};
+use crate::gateway::ended::{self, Closed};
 use crate::gateway::Gateway;
 
 /// Most rounds of `on_close` one invocation runs: an `on_close` may end connections in turn

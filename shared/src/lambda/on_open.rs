@@ -24,8 +24,8 @@ use thiserror::Error;
 use tracing::Instrument;
 
 use crate::authorizer;
-use crate::ended;
 use crate::events::{Client, Events};
+use crate::gateway::ended;
 use crate::gateway::Gateway;
 use crate::lambda::on_close::close_all;
 use crate::lambda::request::{millis, span, Ids};

@@ -20,7 +20,7 @@
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::frames::{Frame, PresenceChange};
+use crate::gateway::frames::{Frame, PresenceChange};
 use crate::gateway::Gateway;
 use crate::push::{Delivery, Push};
 use crate::store::{expiry_from_now, ConnectionRecord, Member, Members, Store, StoreError};

@@ -13,9 +13,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
+use crate::gateway::rate_limit;
 use crate::gateway::Gateway;
 use crate::push::Push;
-use crate::rate_limit;
 use crate::store::{expiry_from_now, now_millis, Head, Kept, Position, Store};
 
 /// Added to a send's longest possible time under way, for clock differences between environments.

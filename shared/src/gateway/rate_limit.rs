@@ -223,7 +223,7 @@ pub async fn counted<S: Store, P: Push, F: Future>(
         // A connection its own frame ended (its reply met 410) has nothing left to count in;
         // whatever the work does next is let through, as when a count fails. (Every way out of
         // here opens or shuts the gate: a work waiting on it would otherwise wait forever.)
-        let standing = if crate::ended::ended_here(connection_id) {
+        let standing = if crate::gateway::ended::ended_here(connection_id) {
             Standing::Uncounted
         } else {
             count(gateway, connection_id, window).await

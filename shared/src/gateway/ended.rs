@@ -20,9 +20,9 @@ use std::future::Future;
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::frames::PresenceChange;
+use crate::gateway::frames::PresenceChange;
+use crate::gateway::presence::Subject;
 use crate::gateway::Gateway;
-use crate::presence_events::Subject;
 use crate::push::Push;
 use crate::store::{now_millis, ConnectionRecord, Ending, Members, Store};
 

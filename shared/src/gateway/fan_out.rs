@@ -1,0 +1,173 @@
+//! The fan-out: a target's recipients read page by page, pushed with bounded concurrency, the
+//! gone ones pruned; and presence counts.
+
+use std::collections::HashSet;
+use std::future::ready;
+use std::pin::Pin;
+
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
+
+use crate::error::Error;
+use crate::gateway::rate_limit::{self};
+use crate::gateway::target::Target;
+use crate::push::{Delivery, Push, PushError};
+use crate::store::{Member, Members, Store, StoreError};
+
+use super::*;
+
+impl<S: Store, P: Push> Gateway<S, P> {
+    /// Pushes one frame to one connection; a connection found gone has its records removed.
+    pub async fn push_to(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        data: &str,
+    ) -> Result<Delivery, PushError> {
+        self.push_via(endpoint, connection_id, None, data).await
+    }
+
+    /// [`Gateway::push_to`] a recipient that the set `via` named.
+    async fn push_via(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        via: Option<Members<'_>>,
+        data: &str,
+    ) -> Result<Delivery, PushError> {
+        let delivery = self.push.post(endpoint, connection_id, data).await?;
+        if delivery == Delivery::Gone {
+            self.prune_via(endpoint, connection_id, via).await;
+        }
+        Ok(delivery)
+    }
+
+    /// Ends a connection API Gateway says is gone (see [`crate::gateway::ended`]) — unless it was recorded
+    /// within the connect grace: API Gateway also answers 410 to a push that reaches a connection
+    /// whose handshake has not completed, and removing a new connection's records would leave it
+    /// open but unreachable (protocol: "State and lifetime").
+    pub async fn prune(&self, endpoint: &str, connection_id: &str) {
+        self.prune_via(endpoint, connection_id, None).await;
+    }
+
+    /// The connection ids a target names, each with the index in `sets` of the set that named
+    /// it, page by page, possibly with repeats.
+    fn recipients<'a>(
+        &'a self,
+        target: &'a Target,
+        sets: &'a [Members<'a>],
+    ) -> BoxStream<'a, Result<Recipient, StoreError>> {
+        if let Target::Connections(ids) = target {
+            return stream::iter(ids.iter().map(|id| Ok((id.clone(), None)))).boxed();
+        }
+        // Several sets (a list of uids or groups) are read a few at a time, not one after another.
+        stream::iter(sets.iter().copied().enumerate())
+            .map(|(index, set)| {
+                self.store
+                    .members(set)
+                    .map_ok(move |member| (member.connection_id, Some(index)))
+            })
+            .flatten_unordered(self.config.read_concurrency.max(1))
+            .boxed()
+    }
+
+    /// Pushes `data` once to every connection `target` names, except those in `exclude`.
+    ///
+    /// A failing store read stops the fan-out and is returned; failing pushes are counted in the
+    /// report (see [`Report::error`]) so that one bad connection does not cost the others theirs.
+    pub async fn send(
+        &self,
+        endpoint: &str,
+        target: &Target,
+        exclude: &HashSet<&str>,
+        data: &str,
+    ) -> Result<Report, Error> {
+        self.send_after(endpoint, target, exclude, data, ready(Ok(())))
+            .await
+    }
+
+    /// [`Gateway::send`], pushing only once `gate` has succeeded (a group message kept for
+    /// history), while the recipients' first page is read meanwhile: one round trip, not two.
+    pub async fn send_after(
+        &self,
+        endpoint: &str,
+        target: &Target,
+        exclude: &HashSet<&str>,
+        data: &str,
+        gate: impl std::future::Future<Output = Result<(), Error>>,
+    ) -> Result<Report, Error> {
+        let sets = sets_of(target);
+        let sets = &sets;
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut recipients = self.recipients(target, sets).peekable();
+        // The frame's rate-limit count, the kept message and the first page, at once.
+        let (admitted, gate, _) = futures_util::join!(
+            rate_limit::admitted(),
+            gate,
+            Pin::new(&mut recipients).peek()
+        );
+        admitted?;
+        gate?;
+        let mut outcomes = recipients
+            .filter(|item| {
+                ready(match item {
+                    Ok((id, _)) => !exclude.contains(id.as_str()) && seen.insert(id.clone()),
+                    Err(_) => true,
+                })
+            })
+            .map(|item| async move {
+                match item {
+                    Ok((id, via)) => {
+                        let via = via.map(|index| sets[index]);
+                        Outcome::Push(self.push_via(endpoint, &id, via, data).await)
+                    }
+                    Err(e) => Outcome::Store(e),
+                }
+            })
+            .buffer_unordered(self.config.push_concurrency.max(1));
+        let mut report = Report::default();
+        while let Some(outcome) = outcomes.next().await {
+            match outcome {
+                Outcome::Push(Ok(Delivery::Delivered)) => report.delivered += 1,
+                Outcome::Push(Ok(Delivery::Gone)) => report.gone += 1,
+                Outcome::Push(Err(e)) => {
+                    tracing::warn!(recipient = %e.connection_id, error = %e.message, "push failed after retries");
+                    report.failed += 1;
+                }
+                Outcome::Store(e) => return Err(e.into()),
+            }
+        }
+        Ok(report)
+    }
+
+    /// The connections and distinct uids of a set, read consistently: a server's join is in it.
+    pub async fn presence(&self, of: Members<'_>) -> Result<Presence, StoreError> {
+        tally(self.store.members(of)).await
+    }
+
+    /// [`Gateway::presence`] read eventually consistent, for a client's `presence`: half the read
+    /// units, and a change of the last second may be missing.
+    pub async fn census(&self, of: Members<'_>) -> Result<Presence, StoreError> {
+        tally(self.store.census(of)).await
+    }
+}
+
+/// The connections and distinct uids among `members`.
+async fn tally(members: BoxStream<'_, Result<Member, StoreError>>) -> Result<Presence, StoreError> {
+    members
+        .try_fold(Presence::default(), |mut presence, member| {
+            presence.connections += 1;
+            presence.uids.extend(member.uid);
+            ready(Ok(presence))
+        })
+        .await
+}
+
+/// The sets a target names (none for connection ids).
+fn sets_of(target: &Target) -> Vec<Members<'_>> {
+    match target {
+        Target::Connections(_) => Vec::new(),
+        Target::Uids(uids) => uids.iter().map(|u| Members::Uid(u)).collect(),
+        Target::Groups(groups) => groups.iter().map(|g| Members::Group(g)).collect(),
+        Target::All => vec![Members::All],
+    }
+}
