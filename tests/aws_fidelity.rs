@@ -165,7 +165,7 @@ async fn the_management_api_without_the_stage_is_forbidden() {
     let a = stack.client("/dev").await;
     let path = format!(
         "/@connections/{}",
-        shared::sigv4::encode_segment(&a.connection_id)
+        shared::aws::sigv4::encode_segment(&a.connection_id)
     );
     let (status, body) = stack
         .management_request(Method::POST, &path, "hi", true)
@@ -182,7 +182,7 @@ async fn an_unsigned_push_is_forbidden_and_reaches_no_one() {
     let mut a = stack.client("/dev").await;
     let path = format!(
         "/dev/@connections/{}",
-        shared::sigv4::encode_segment(&a.connection_id)
+        shared::aws::sigv4::encode_segment(&a.connection_id)
     );
     let (status, body) = stack
         .management_request(Method::POST, &path, "unsigned", false)

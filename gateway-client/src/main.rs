@@ -8,10 +8,10 @@
 use aws_config::BehaviorVersion;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
+use shared::auth::token_keys::{KeyRing, TokenKeys};
+use shared::aws::secrets_manager::SecretsManager;
 use shared::gateway::target::Target;
 use shared::lambda::init::AwsGateway;
-use shared::secrets_manager::SecretsManager;
-use shared::token_keys::{KeyRing, TokenKeys};
 use shared::{Config, Error};
 
 #[derive(Parser, Debug)]

@@ -4,7 +4,7 @@
 //! answers, instead of passing locally and failing on AWS.
 //!
 //! Written from the SigV4 specification, independently of the service's own signer
-//! (`shared::sigv4`), so that one cannot hide the other's mistakes; the tests check it against the
+//! (`shared::aws::sigv4`), so that one cannot hide the other's mistakes; the tests check it against the
 //! `aws-sigv4` crate.
 
 use std::time::{Duration, SystemTime};

@@ -40,7 +40,7 @@ pub struct Config {
     /// behind a custom domain; the template always sets it.
     pub management_endpoint: Option<String>,
     /// `AUTH_SECRET_ARN`: the Secrets Manager secret that holds the token keys
-    /// ([`crate::token_keys`]), which the `$connect` function reads at init. Without it (or
+    /// ([`crate::auth::token_keys`]), which the `$connect` function reads at init. Without it (or
     /// `AUTH_SECRET`) connections are anonymous and may claim a uid with `?uid=`, which only
     /// `ALLOW_ANONYMOUS=true` permits (local development): a missing secret never silently opens
     /// a deployed stack.

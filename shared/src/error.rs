@@ -2,11 +2,11 @@
 
 use thiserror::Error;
 
+use crate::auth::token_keys::KeysError;
 use crate::config::ConfigError;
 use crate::push::PushError;
 use crate::rejection::{ErrorCode, Rejection};
 use crate::store::StoreError;
-use crate::token_keys::KeysError;
 
 #[derive(Debug, Error)]
 pub enum Error {

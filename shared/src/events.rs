@@ -17,14 +17,14 @@ use std::future::Future;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
 use crate::app_error::AppError;
-use crate::authorizer::Proven;
+use crate::auth::authorizer::Proven;
+use crate::auth::permissions::Permissions;
 use crate::error::Error;
 use crate::gateway::ended::Cause;
 use crate::gateway::session::{self, Change, Session};
 use crate::gateway::Gateway;
 use crate::names;
 use crate::payload::Payload;
-use crate::permissions::Permissions;
 use crate::push::Delivery;
 use crate::rejection::Rejection;
 use crate::store::{ConnectionRecord, Store};

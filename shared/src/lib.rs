@@ -5,7 +5,7 @@
 
 pub mod app_error;
 pub mod auth;
-pub mod authorizer;
+pub mod aws;
 pub mod civil;
 pub mod config;
 pub mod error;
@@ -15,14 +15,9 @@ pub mod jitter;
 pub mod lambda;
 pub mod names;
 pub mod payload;
-pub mod permissions;
 pub mod push;
 pub mod rejection;
-pub mod secrets_manager;
-mod signed_client;
-pub mod sigv4;
 pub mod store;
-pub mod token_keys;
 
 pub use app_error::AppError;
 pub use config::Config;

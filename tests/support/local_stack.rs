@@ -523,7 +523,7 @@ impl LocalStack {
     ) -> (u16, String) {
         let path = format!(
             "/dev/@connections/{}",
-            shared::sigv4::encode_segment(connection_id)
+            shared::aws::sigv4::encode_segment(connection_id)
         );
         self.management_request(method, &path, body, true).await
     }
@@ -541,12 +541,12 @@ impl LocalStack {
             .request(method.clone(), format!("http://{host}{path}"))
             .body(body.to_owned());
         if signed {
-            let identity = shared::sigv4::Identity {
+            let identity = shared::aws::sigv4::Identity {
                 access_key_id: ACCESS_KEY_ID.into(),
                 secret_access_key: SECRET_ACCESS_KEY.into(),
                 session_token: Some(SESSION_TOKEN.into()),
             };
-            let signature = shared::sigv4::Signer::new("us-east-1").sign(
+            let signature = shared::aws::sigv4::Signer::new("us-east-1").sign(
                 &identity,
                 method.as_str(),
                 &host,

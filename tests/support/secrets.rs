@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use serde_json::{json, Value};
-use shared::secrets_manager::SecretsManager;
+use shared::aws::secrets_manager::SecretsManager;
 
 use crate::dynamodb::spawn_moto;
 

@@ -2,7 +2,7 @@
 //! (protocol: "Recovery of missed group messages").
 
 use serde_json::value::RawValue;
-use shared::permissions::Permissions;
+use shared::auth::permissions::Permissions;
 use shared::prelude::{Client, Rejection};
 use shared::store::{Position, StoreError};
 use shared::Error;

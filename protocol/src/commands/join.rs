@@ -1,9 +1,9 @@
 //! `join`: the connection becomes a member of a group; its followers are told, and the joiner
 //! learns where the group's stream is and, with `"presence":true`, who is in it.
 
+use shared::auth::permissions::Permissions;
 use shared::gateway::frames::Sender;
 use shared::gateway::presence::Subject;
-use shared::permissions::Permissions;
 use shared::prelude::{Client, Rejection};
 use shared::Error;
 

@@ -10,7 +10,7 @@ mod send;
 mod send_message;
 mod whoami;
 
-use shared::permissions::Permissions;
+use shared::auth::permissions::Permissions;
 use shared::prelude::{Client, ErrorCode, Rejection};
 use shared::store::Position;
 use shared::Error;

@@ -1,7 +1,7 @@
 //! `presence`: how many connections a group (or, without `group`, the stage) has, and their
 //! uids; read eventually consistent, at half the read units.
 
-use shared::permissions::Permissions;
+use shared::auth::permissions::Permissions;
 use shared::prelude::{Client, Rejection};
 use shared::store::Members;
 use shared::Error;

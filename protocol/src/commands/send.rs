@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::value::RawValue;
+use shared::auth::permissions::Permissions;
 use shared::gateway::frames::Sender;
-use shared::permissions::Permissions;
 use shared::prelude::{Client, Rejection, Target};
 use shared::store::{Position, StoreError};
 use shared::Error;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use shared::permissions::Permissions;
+use shared::auth::permissions::Permissions;
 use shared::prelude::{Client, Rejection, Target};
 use shared::Error;
 

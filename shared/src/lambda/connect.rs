@@ -12,14 +12,14 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::auth::authorizer;
+use crate::auth::permissions::Permissions;
 use crate::auth::{self, AuthError};
-use crate::authorizer;
 use crate::error::Error;
 use crate::events::{Connecting, Events, Verdict};
 use crate::gateway::ended::{self};
 use crate::gateway::frames::PresenceChange;
 use crate::gateway::Gateway;
-use crate::permissions::Permissions;
 use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Members, Store};
 
 use super::on_close::close_all;

@@ -1,17 +1,17 @@
 //! Building the real [`Gateway`] — DynamoDB and the Management API — once per process; and for
-//! `$connect`, reading the token keys from Secrets Manager ([`crate::token_keys`]).
+//! `$connect`, reading the token keys from Secrets Manager ([`crate::auth::token_keys`]).
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use serde_json::Value;
 
+use crate::auth::token_keys::TokenKeys;
+use crate::aws::secrets_manager::SecretsManager;
 use crate::config::Config;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::lambda::on_open::Opener;
 use crate::push::{ManagementApi, PushLimits};
-use crate::secrets_manager::SecretsManager;
 use crate::store::dynamodb::DynamoStore;
-use crate::token_keys::TokenKeys;
 
 /// The gateway the functions run on.
 pub type AwsGateway = Gateway<DynamoStore, ManagementApi>;
@@ -36,7 +36,7 @@ pub struct ConnectGateway {
 impl ConnectGateway {
     /// Before an event is handled: when its token (`?token=`) names a key this environment has
     /// not read — the secret was rotated since — reads the secret again (at most once every
-    /// [`crate::token_keys::REREAD_INTERVAL`]), so that a rotation needs no redeploy.
+    /// [`crate::auth::token_keys::REREAD_INTERVAL`]), so that a rotation needs no redeploy.
     pub async fn refresh_keys_for(&self, event: &Value) {
         let (Some(keys), Some(verifier)) = (&self.keys, &self.gateway.verifier) else {
             return;

@@ -7,13 +7,13 @@ use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::Instrument;
 
 use crate::app_error::AppError;
-use crate::authorizer;
+use crate::auth::authorizer;
+use crate::auth::permissions::Permissions;
 use crate::error::Error;
 use crate::events::{Client, Events};
 use crate::gateway::ended::{self, Cause};
 use crate::gateway::rate_limit::{self, RateLimiter, Standing};
 use crate::gateway::Gateway;
-use crate::permissions::Permissions;
 use crate::push::Push;
 use crate::rejection::{ErrorCode, Rejection};
 

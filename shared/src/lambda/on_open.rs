@@ -23,16 +23,16 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::Instrument;
 
-use crate::authorizer;
+use crate::auth::authorizer;
+use crate::auth::permissions::Permissions;
+use crate::aws::signed_client::{Answer, SignedClient, Unsent};
+use crate::aws::sigv4::{encode_segment, Signer};
 use crate::events::{Client, Events};
 use crate::gateway::ended;
 use crate::gateway::Gateway;
 use crate::lambda::on_close::close_all;
 use crate::lambda::request::{millis, span, Ids};
-use crate::permissions::Permissions;
 use crate::push::{Delivery, Push};
-use crate::signed_client::{Answer, SignedClient, Unsent};
-use crate::sigv4::{encode_segment, Signer};
 use crate::store::Store;
 
 /// The longest the invocation waits for the handshake to complete.

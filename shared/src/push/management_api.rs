@@ -19,7 +19,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::sigv4::{encode_segment, Identity, Signer};
+use crate::aws::sigv4::{encode_segment, Identity, Signer};
 
 use super::{Delivery, Push, PushError, PushLimits};
 

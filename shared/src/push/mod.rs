@@ -6,7 +6,7 @@
 //! timeouts (a push must never hang a fan-out), then reported.
 //!
 //! `PostToConnection`, the call a fan-out makes thousands of times, is sent by hand: signed with
-//! [`crate::sigv4`] over one pooled HTTP/1.1 client. Through the SDK it cost 4.5× the bare HTTP
+//! [`crate::aws::sigv4`] over one pooled HTTP/1.1 client. Through the SDK it cost 4.5× the bare HTTP
 //! floor on this machine, most of it signing and the SDK's per-request machinery (BENCHMARKS.md).
 //! `DeleteConnection`, rare, goes through `aws-sdk-apigatewaymanagement` and its typed
 //! `GoneException`.

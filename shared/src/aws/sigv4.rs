@@ -5,7 +5,7 @@
 //! building the canonical request generically) and its orchestrator. A push is always the same
 //! shape — `POST /{stage}/@connections/{id}` with a small body, no query string — so its canonical
 //! request is a few lines, and the key changes only with the date, the region and the secret.
-//! The same signer reads the token keys from Secrets Manager ([`crate::secrets_manager`]): a
+//! The same signer reads the token keys from Secrets Manager ([`crate::aws::secrets_manager`]): a
 //! `POST /` with two headers more, signed too. The unit tests check every signature against the
 //! `aws-sigv4` crate's.
 

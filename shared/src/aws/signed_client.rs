@@ -10,8 +10,8 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
+use crate::aws::sigv4::{Identity, Signer, Unsigned};
 use crate::push::{http_client, Http};
-use crate::sigv4::{Identity, Signer, Unsigned};
 
 /// What one attempt came back with.
 pub(crate) enum Answer {

@@ -12,7 +12,7 @@
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext;
 use serde_json::{json, Map, Value};
 
-use crate::permissions::Permissions;
+use crate::auth::permissions::Permissions;
 
 /// The context key that holds the uid proven at `$connect` (`""` for an anonymous connection).
 pub const UID: &str = "uid";
