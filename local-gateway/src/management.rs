@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::sigv4;
 use crate::connections::Outbound;
+use crate::sigv4;
 use crate::Gateway;
 use shared::civil::civil;
 

@@ -2,10 +2,10 @@
 
 use thiserror::Error;
 
+use crate::app::{ErrorCode, Rejection};
 use crate::auth::token_keys::KeysError;
 use crate::config::ConfigError;
 use crate::push::PushError;
-use crate::rejection::{ErrorCode, Rejection};
 use crate::store::StoreError;
 
 #[derive(Debug, Error)]
@@ -38,7 +38,7 @@ pub enum Error {
         "the connection is in {0} groups, the most it may be in; leave one before joining another"
     )]
     TooManyGroups(usize),
-    /// A [`crate::payload::Json`] value with no JSON form: the application's mistake.
+    /// A [`crate::app::Json`] value with no JSON form: the application's mistake.
     #[error("the frame could not be serialized as JSON: {0}")]
     Unserializable(String),
     #[error("the event is not one this function handles (its route's, or for $connect the authorizer's; for the message function an on_open request): {0}")]

@@ -3,36 +3,33 @@
 //! ([`events`]), and the handlers. The built-in wire protocol is an application of its own (the
 //! `protocol` crate), written on this crate's public surface like any other.
 
-pub mod app_error;
+pub mod app;
 pub mod auth;
 pub mod aws;
 pub mod civil;
 pub mod config;
 pub mod error;
-pub mod events;
 pub mod gateway;
 pub mod jitter;
 pub mod lambda;
 pub mod names;
-pub mod payload;
 pub mod push;
-pub mod rejection;
 pub mod store;
 
-pub use app_error::AppError;
+pub use app::AppError;
 pub use config::Config;
 pub use error::Error;
 pub use gateway::Gateway;
 
 /// What an application's one file needs: `use shared::prelude::*;`.
 pub mod prelude {
-    pub use crate::app_error::AppError;
-    pub use crate::events::{Client, Closing, Connecting, Events, Verdict};
+    pub use crate::app::AppError;
+    pub use crate::app::Json;
+    pub use crate::app::{Client, Closing, Connecting, Events, Verdict};
+    pub use crate::app::{ErrorCode, Rejection};
     pub use crate::gateway::session::Session;
     pub use crate::gateway::target::Target;
     pub use crate::gateway::Gateway;
-    pub use crate::payload::Json;
-    pub use crate::rejection::{ErrorCode, Rejection};
 }
 
 /// The porting guide's Rust example, compiled by `cargo test` so that it stays true.

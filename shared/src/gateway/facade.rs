@@ -4,13 +4,13 @@ use std::collections::HashSet;
 
 use futures_util::stream::TryStreamExt;
 
+use crate::app::Payload;
 use crate::error::Error;
 use crate::gateway::ended::{self, Cause};
 use crate::gateway::frames::PresenceChange;
 use crate::gateway::presence::Subject;
 use crate::gateway::rate_limit::{self};
 use crate::gateway::target::Target;
-use crate::payload::Payload;
 use crate::push::Push;
 use crate::store::{ConnectionRecord, Joining, Members, Store};
 

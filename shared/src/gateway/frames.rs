@@ -1,12 +1,12 @@
 //! The frames the library pushes by itself, in `docs/protocol.md`'s shapes: a presence event to a
 //! group's followers, the notice that a group grew past the presence limit, and the error frame
 //! an application sends unless it frames its errors its own way
-//! ([`crate::events::Events::error_frame`]). The frames that answer commands are the built-in
+//! ([`crate::app::Events::error_frame`]). The frames that answer commands are the built-in
 //! protocol's own (the `protocol` crate).
 
 use serde::Serialize;
 
-use crate::rejection::ErrorCode;
+use crate::app::ErrorCode;
 
 /// Who sent a message, or whom a presence event is about, as clients see them.
 #[derive(Debug, Serialize)]

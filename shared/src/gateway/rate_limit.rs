@@ -31,11 +31,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{watch, Notify};
 
+use crate::app::{ErrorCode, Rejection};
 use crate::config::Config;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::push::Push;
-use crate::rejection::{ErrorCode, Rejection};
 use crate::store::{now_secs, Store};
 
 /// How long a window's count outlives the window (it is never read after).

@@ -12,11 +12,11 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::app::{Connecting, Events, Verdict};
 use crate::auth::authorizer;
 use crate::auth::permissions::Permissions;
 use crate::auth::{self, AuthError};
 use crate::error::Error;
-use crate::events::{Connecting, Events, Verdict};
 use crate::gateway::ended::{self};
 use crate::gateway::frames::PresenceChange;
 use crate::gateway::Gateway;

@@ -6,8 +6,8 @@ use std::time::Instant;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::Instrument;
 
+use crate::app::Events;
 use crate::error::Error;
-use crate::events::Events;
 use crate::gateway::ended::{self, Cause};
 use crate::gateway::Gateway;
 use crate::store::Ending;

@@ -6,16 +6,16 @@ use std::time::Instant;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::Instrument;
 
-use crate::app_error::AppError;
+use crate::app::AppError;
+use crate::app::{Client, Events};
+use crate::app::{ErrorCode, Rejection};
 use crate::auth::authorizer;
 use crate::auth::permissions::Permissions;
 use crate::error::Error;
-use crate::events::{Client, Events};
 use crate::gateway::ended::{self, Cause};
 use crate::gateway::rate_limit::{self, RateLimiter, Standing};
 use crate::gateway::Gateway;
 use crate::push::Push;
-use crate::rejection::{ErrorCode, Rejection};
 
 use super::on_close::close_all;
 use super::request::{ids, millis, response, span, Event};

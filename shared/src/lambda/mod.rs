@@ -27,7 +27,7 @@ pub use request::response;
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use serde_json::Value;
 
-use crate::events::Events;
+use crate::app::Events;
 use crate::lambda::init as aws;
 use crate::lambda::{
     connect as connect_event, disconnect as disconnect_event, message as message_event,

@@ -2,7 +2,7 @@
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::events::{Closing, Events};
+use crate::app::{Closing, Events};
 use crate::gateway::ended::{self, Closed};
 use crate::gateway::Gateway;
 

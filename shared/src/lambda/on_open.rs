@@ -23,11 +23,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::Instrument;
 
+use crate::app::{Client, Events};
 use crate::auth::authorizer;
 use crate::auth::permissions::Permissions;
 use crate::aws::signed_client::{Answer, SignedClient, Unsent};
 use crate::aws::sigv4::{encode_segment, Signer};
-use crate::events::{Client, Events};
 use crate::gateway::ended;
 use crate::gateway::Gateway;
 use crate::lambda::on_close::close_all;

@@ -7,8 +7,8 @@
 
 use std::fmt;
 
+use crate::app::{ErrorCode, Rejection};
 use crate::error::Error;
-use crate::rejection::{ErrorCode, Rejection};
 
 /// A hook's error. Build refusals with [`AppError::bad_request`], [`AppError::forbidden`] or
 /// [`AppError::refuse`]; everything else arrives by `?`.

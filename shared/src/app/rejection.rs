@@ -1,7 +1,7 @@
 //! A frame the service or an application will not carry out: its code and the words that tell
 //! the client why. The library's own refusals (size, rate, permission) and an application's
-//! ([`crate::app_error::AppError::refuse`]) are both one of these; how a client hears of it is
-//! the application's choice ([`crate::events::Events::error_frame`]).
+//! ([`crate::app::AppError::refuse`]) are both one of these; how a client hears of it is
+//! the application's choice ([`crate::app::Events::error_frame`]).
 
 use serde::Serialize;
 
@@ -45,7 +45,7 @@ impl Rejection {
     }
 
     /// The error frame `docs/protocol.md` gives this rejection:
-    /// `{"type":"error","code":…,"message":…,"action"?:…,"id"?:…}`; what [`crate::events::Events::error_frame`]
+    /// `{"type":"error","code":…,"message":…,"action"?:…,"id"?:…}`; what [`crate::app::Events::error_frame`]
     /// sends unless an application frames its errors its own way.
     pub fn frame(&self) -> String {
         crate::gateway::frames::Frame::Error {
