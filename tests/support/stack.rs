@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use lambda_runtime::{Context, LambdaEvent};
 use protocol::BuiltIn;
 use serde_json::Value;
-use shared::events::Events;
+use shared::app::Events;
 use shared::lambda::init::AwsGateway;
 use shared::Config;
 
