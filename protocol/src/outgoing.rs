@@ -11,15 +11,22 @@ use shared::store::Position;
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Outgoing<'a> {
+    /// The answer to `ping`.
     Pong,
+    /// The answer to `whoami`: the connection as its record has it.
     #[serde(rename_all = "camelCase")]
     Whoami {
+        /// The connection's id.
         connection_id: &'a str,
+        /// Its uid, or `null` when it has none.
         uid: Option<&'a str>,
+        /// The groups it is in, sorted.
         groups: Vec<&'a str>,
     },
+    /// The answer to `join` (idempotent).
     #[serde(rename_all = "camelCase")]
     Joined {
+        /// The group joined.
         group: &'a str,
         /// Where the group's stream is (when it keeps history and has one): recover from here.
         #[serde(flatten)]
@@ -35,24 +42,35 @@ pub enum Outgoing<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         version: Option<u64>,
     },
+    /// The answer to `leave` (idempotent).
     Left {
+        /// The group left.
         group: &'a str,
     },
+    /// A message from a `send`, as each recipient gets it.
     Message {
+        /// Who sent it.
         from: Sender<'a>,
+        /// The target exactly as the sender wrote it.
         to: &'a RawValue,
+        /// The payload exactly as the sender wrote it.
         data: &'a RawValue,
         /// For a message to one group that keeps history: the group and the message's place.
         #[serde(skip_serializing_if = "Option::is_none")]
         group: Option<&'a str>,
+        /// The message's place in that group's stream: its `epoch` and `offset`.
         #[serde(flatten)]
         position: Option<&'a Position>,
     },
+    /// The answer to `history`: a group's kept messages after `since` (or all), oldest first.
     History {
+        /// The group asked about.
         group: &'a str,
+        /// The stream's current epoch (`""` when the group has no stream).
         epoch: &'a str,
         /// The group's last offset.
         offset: u64,
+        /// `false` when something delivered to someone after `since` can no longer be had.
         recovered: bool,
         /// Each message exactly as it was delivered.
         messages: Vec<&'a RawValue>,
@@ -60,22 +78,32 @@ pub enum Outgoing<'a> {
         /// nobody): a client counts them as seen, not as missing.
         #[serde(skip_serializing_if = "<[u64]>::is_empty")]
         skipped: &'a [u64],
+        /// More kept messages follow the last one: ask again from its offset.
         more: bool,
     },
+    /// The answer to a `send` that gave an `id`, after its pushes.
     Ack {
+        /// The `send`'s own `id`.
         id: &'a str,
+        /// The connections the message reached.
         delivered: usize,
         /// For a message kept in a group's stream: the group and its place, which the sender
         /// may not otherwise see (`excludeSelf`).
         #[serde(skip_serializing_if = "Option::is_none")]
         group: Option<&'a str>,
+        /// The message's place in that group's stream: its `epoch` and `offset`.
         #[serde(flatten)]
         position: Option<&'a Position>,
     },
+    /// The answer to `presence`: who is connected to a group, or to the stage, from an
+    /// eventually consistent read.
     Presence {
+        /// The group asked about, when one was.
         #[serde(skip_serializing_if = "Option::is_none")]
         group: Option<&'a str>,
+        /// The connections counted.
         connections: usize,
+        /// Their distinct uids, sorted.
         uids: Vec<&'a str>,
     },
 }

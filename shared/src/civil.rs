@@ -3,11 +3,17 @@
 
 /// A UTC date and time: year, month (1–12), day, hours, minutes, seconds.
 pub struct Civil {
+    /// The year of the proleptic Gregorian calendar.
     pub year: i64,
+    /// The month, 1–12.
     pub month: i64,
+    /// The day of the month, 1–31.
     pub day: i64,
+    /// The hour, 0–23.
     pub hour: i64,
+    /// The minute, 0–59.
     pub minute: i64,
+    /// The second, 0–59 (no leap seconds: epoch time has none).
     pub second: i64,
 }
 

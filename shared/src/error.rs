@@ -5,28 +5,42 @@ use thiserror::Error;
 use crate::app::{ErrorCode, Rejection};
 use crate::auth::token_keys::KeysError;
 use crate::config::ConfigError;
-use crate::push::PushError;
+use crate::push::{PushError, PushFailure};
 use crate::store::StoreError;
 
+/// The library's errors: a misconfiguration, a failed store or push, or a request it refuses. What
+/// a client is told of each is [`Error::rejection`].
 #[derive(Debug, Error)]
 pub enum Error {
+    /// A setting is missing or wrong (at init).
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The token keys could not be read from Secrets Manager (at `$connect`'s init).
     #[error(transparent)]
     Keys(#[from] KeysError),
+    /// DynamoDB failed after the retries.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A push, probe or close failed after the retries.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// Some pushes of a fan-out failed after their retries (the others went out).
     #[error("{failed} of {attempted} pushes failed after retries")]
-    Undelivered { failed: usize, attempted: usize },
+    Undelivered {
+        /// Pushes that failed.
+        failed: usize,
+        /// Pushes attempted.
+        attempted: usize,
+    },
+    /// The connection has no record: it ended, or its `$connect` never stored it.
     #[error("connection {0} has no record: it was removed or never stored; reconnect")]
     UnknownConnection(String),
     #[error(
         "no management endpoint: set MANAGEMENT_ENDPOINT, or send events with domainName and stage"
     )]
+    /// Nowhere to push: neither `MANAGEMENT_ENDPOINT` nor the event names the API.
     NoEndpoint,
+    /// A uid, group or connection id outside the naming rules.
     #[error("{0:?} is not a valid name: use 1–128 characters of A-Z a-z 0-9 _ . : @ - (connection ids: base64)")]
     InvalidName(String),
     /// The authorizer's refusal. Its text is API Gateway's contract: an authorizer that fails
@@ -41,6 +55,7 @@ pub enum Error {
     /// A [`crate::app::Json`] value with no JSON form: the application's mistake.
     #[error("the frame could not be serialized as JSON: {0}")]
     Unserializable(String),
+    /// The function was invoked with an event it does not handle.
     #[error("the event is not one this function handles (its route's, or for $connect the authorizer's; for the message function an on_open request): {0}")]
     UnexpectedEvent(String),
     /// A frame the application will not carry out: the client gets this rejection's error frame
@@ -68,6 +83,11 @@ impl Error {
                 format!("the message could not be pushed to {failed} of {attempted} recipients")
             }
             Error::UnknownConnection(_) => "this connection has no record; reconnect".to_owned(),
+            Error::Store(StoreError::Denied { .. } | StoreError::NoTable { .. })
+            | Error::Push(PushError {
+                failure: PushFailure::Denied | PushFailure::Misconfigured,
+                ..
+            }) => "the service is misconfigured".to_owned(),
             Error::Store(_) => "the connection store failed after retries".to_owned(),
             Error::Push(_) => "the push API failed after retries".to_owned(),
             Error::Config(_) | Error::Keys(_) | Error::NoEndpoint => {
@@ -91,8 +111,18 @@ impl From<Error> for lambda_runtime::Diagnostic {
         let error_type = match &error {
             Error::Config(_) => "Config",
             Error::Keys(_) => "Keys",
+            Error::Store(StoreError::Throttled { .. }) => "StoreThrottled",
+            Error::Store(StoreError::Denied { .. }) => "StoreDenied",
+            Error::Store(StoreError::NoTable { .. }) => "StoreNoTable",
+            Error::Store(StoreError::TimedOut { .. }) => "StoreTimedOut",
             Error::Store(_) => "Store",
-            Error::Push(_) | Error::Undelivered { .. } => "Push",
+            Error::Push(PushError { failure, .. }) => match failure {
+                PushFailure::Throttled => "PushThrottled",
+                PushFailure::Denied => "PushDenied",
+                PushFailure::TimedOut => "PushTimedOut",
+                _ => "Push",
+            },
+            Error::Undelivered { .. } => "Push",
             Error::UnknownConnection(_) => "UnknownConnection",
             Error::NoEndpoint => "NoEndpoint",
             Error::InvalidName(_) => "InvalidName",

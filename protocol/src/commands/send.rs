@@ -21,12 +21,15 @@ pub const MAX_SEND_ID_BYTES: usize = 128;
 /// A `send` command, checked.
 #[derive(Debug)]
 pub struct Send {
+    /// Whom the message goes to.
     pub target: Target,
     /// The target exactly as the client wrote it, repeated to recipients as `to`.
     pub to: Box<RawValue>,
     /// The payload exactly as the client wrote it.
     pub data: Box<RawValue>,
+    /// `exclude`: connection ids that do not get the message.
     pub exclude: Vec<String>,
+    /// `excludeSelf`: the sender does not get the message, even when the target includes it.
     pub exclude_self: bool,
     /// When present, the sender gets an `ack` carrying it.
     pub id: Option<String>,

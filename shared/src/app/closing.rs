@@ -32,10 +32,12 @@ impl<'a> Closing<'a> {
         self.gateway
     }
 
+    /// The connection's id (GatewayWorker's `$client_id`).
     pub fn connection_id(&self) -> &str {
         &self.record.connection_id
     }
 
+    /// Its uid, when it had one.
     pub fn uid(&self) -> Option<&str> {
         self.record.uid.as_deref()
     }

@@ -35,6 +35,7 @@ impl<'a> Connecting<'a> {
         self.gateway
     }
 
+    /// The connection's id (GatewayWorker's `$client_id`).
     pub fn connection_id(&self) -> &str {
         &self.record.connection_id
     }

@@ -87,6 +87,7 @@ pub trait Events: Send + Sync {
 /// What `on_connect` decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// Let the connection in: its record is written, with what `on_connect` set.
     Accept,
     /// Refuse the handshake with this HTTP status, 400 to 599 (401, 403, 429, …); nothing is
     /// written. Any other status is a mistake: the handshake is refused with 500 and logged.

@@ -34,24 +34,46 @@ const LEEWAY_SECONDS: u64 = 5;
 /// Why a connection is refused at `$connect`.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AuthError {
+    /// The service checks tokens, but the connection brought no `?token=`.
     #[error("a token is required: connect with ?token=<JWT signed with the current token key>")]
     MissingToken,
+    /// `jsonwebtoken` refused the token (its form, signature, `exp`, `nbf`, a claim's type…), or
+    /// could not mint one: its words.
     #[error("the token was refused: {0}")]
     BadToken(String),
+    /// The token has no `aud` claim.
     #[error("the token has no aud claim: tokens for this service carry \"aud\": {expected:?} (TOKEN_AUDIENCE)")]
-    MissingAudience { expected: String },
+    MissingAudience {
+        /// The audience this service accepts (`TOKEN_AUDIENCE`).
+        expected: String,
+    },
+    /// The token's `aud` is not this service's.
     #[error("the token is meant for another service: this one accepts \"aud\": {expected:?} (TOKEN_AUDIENCE)")]
-    WrongAudience { expected: String },
+    WrongAudience {
+        /// The audience this service accepts (`TOKEN_AUDIENCE`).
+        expected: String,
+    },
+    /// The token's `exp` is further away than tokens may live (plus the leeway).
     #[error("the token is valid for {seconds} s more, longer than the {max} s a token may be (MAX_TOKEN_LIFETIME_SECONDS): a token travels in the URL, so mint one for each connection, just before it is made")]
-    TooLongLived { seconds: u64, max: u64 },
+    TooLongLived {
+        /// How many seconds the token is still valid for.
+        seconds: u64,
+        /// The most seconds a token may be valid for (`MAX_TOKEN_LIFETIME_SECONDS`).
+        max: u64,
+    },
+    /// The token's header names a key this service does not hold (the kid, cut to 64
+    /// characters).
     #[error("the token's kid {0:?} names no key this service holds: sign with the current key (the secret's kid), or a previous key it still lists")]
     UnknownKey(String),
+    /// The verifier holds no keys: they have not been read from the secret yet.
     #[error("no token keys have been read: the $connect function reads them from AUTH_SECRET_ARN at init")]
     NoKeys,
+    /// The token's `sub` (or, when minting, the uid) is not a valid uid.
     #[error(
         "the token's sub {0:?} is not a valid uid (1–128 characters of A-Z a-z 0-9 _ . : @ -)"
     )]
     BadSubject(String),
+    /// Without token keys, the `?uid=` the connection claims is not a valid uid (a 400).
     #[error("uid {0:?} is not valid: use 1–128 characters of A-Z a-z 0-9 _ . : @ -")]
     BadUid(String),
 }
@@ -133,7 +155,9 @@ pub fn key_id(token: &str) -> Option<String> {
 /// What `$connect`'s authorizer proves about a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
+    /// The uid bound to the connection: none for an anonymous one, or a token without `sub`.
     pub uid: Option<String>,
+    /// What it may do: everything without token keys, else what its token's claims grant.
     pub permissions: Permissions,
 }
 

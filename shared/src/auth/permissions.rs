@@ -17,6 +17,7 @@ use crate::gateway::target::Target;
 
 /// The context keys that carry the claims.
 pub const GROUPS: &str = "groups";
+/// The context key that carries the `send` claim.
 pub const SEND: &str = "send";
 
 /// What a connection may do.
@@ -26,7 +27,9 @@ pub enum Permissions {
     Everything,
     /// Token mode: what the token's claims grant.
     Granted {
+        /// Patterns of the groups it may join (and so receive) and see the presence of.
         groups: Vec<String>,
+        /// Patterns of the targets it may send to: `group:…`, `uid:…`, `connection`, `all`.
         send: Vec<String>,
     },
 }

@@ -62,16 +62,22 @@ fn timestamps(at: SystemTime) -> (String, String) {
 /// The credentials a request is signed with.
 #[derive(Clone, Debug)]
 pub struct Identity {
+    /// The access key id, which the `Authorization` header names.
     pub access_key_id: String,
+    /// The secret access key the signing key is derived from; never sent.
     pub secret_access_key: String,
+    /// The session token of temporary credentials (a role's), sent as `x-amz-security-token`.
     pub session_token: Option<String>,
 }
 
 /// The headers that make a request signed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Signature {
+    /// The `Authorization` header: credential scope, signed header names, signature.
     pub authorization: String,
+    /// The `x-amz-date` header: the moment signed, as `YYYYMMDD'T'HHMMSS'Z'` in UTC.
     pub amz_date: String,
+    /// The `x-amz-security-token` header, when the credentials have a session token.
     pub security_token: Option<String>,
 }
 
@@ -80,10 +86,15 @@ pub struct Signature {
 /// `x-amz-*` ones the signature adds, and must be sent as given.
 #[derive(Clone, Copy, Debug)]
 pub struct Unsigned<'a> {
+    /// The HTTP method (`POST`).
     pub method: &'a str,
+    /// The `host` header: the endpoint's authority.
     pub host: &'a str,
+    /// The path as sent, its segments already encoded.
     pub path: &'a str,
+    /// The headers to sign besides `host` and the `x-amz-*` ones, names in lower case.
     pub headers: &'a [(&'a str, &'a str)],
+    /// The body, whose SHA-256 is signed.
     pub body: &'a [u8],
 }
 

@@ -12,18 +12,27 @@ use thiserror::Error;
 /// Why the environment could not be turned into a [`Config`].
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// A required variable (`TABLE_NAME`) is unset or blank.
     #[error("{0} is not set: give it the DynamoDB table that holds the connections")]
     Missing(&'static str),
+    /// Neither `AUTH_SECRET_ARN` nor `AUTH_SECRET` is set, and `ALLOW_ANONYMOUS` is not `true`
+    /// ([`Config::require_secret`]).
     #[error("AUTH_SECRET_ARN is not set: give the ARN of the Secrets Manager secret that holds the token keys (the template sets it; AUTH_SECRET, a bare key, is for local runs only), or set ALLOW_ANONYMOUS=true for local development")]
     NoSecret,
+    /// `AUTH_SECRET` is nothing but white space (an empty one counts as unset).
     #[error("AUTH_SECRET is blank: give the HS256 secret that signs ?token=")]
     BlankSecret,
+    /// `AUTH_SECRET` and `AUTH_SECRET_ARN` are both set.
     #[error("AUTH_SECRET and AUTH_SECRET_ARN are both set: give one (AUTH_SECRET_ARN in AWS; AUTH_SECRET for local runs only)")]
     TwoSecrets,
+    /// A variable's value is not one the setting accepts.
     #[error("{name} must be {expected}, not {value:?}")]
     Invalid {
+        /// The variable.
         name: &'static str,
+        /// What its value must be, in words.
         expected: &'static str,
+        /// The value it had.
         value: String,
     },
 }
@@ -122,32 +131,46 @@ impl Config {
     /// within 32 KiB, one message of API Gateway's billing, for every recipient; a larger message
     /// would cost two per recipient (see `protocol`'s test of the envelope).
     pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32_000;
+    /// `CONNECTION_TTL_SECONDS`'s default: 3 h, an hour past API Gateway's 2 h limit.
     pub const DEFAULT_CONNECTION_TTL: Duration = Duration::from_secs(3 * 3600);
+    /// `PUSH_CONCURRENCY`'s default: 64 pushes in flight.
     pub const DEFAULT_PUSH_CONCURRENCY: usize = 64;
+    /// `PUSH_TIMEOUT_MS`'s default: 5 s.
     pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+    /// `RATE_LIMIT`'s default: 100 frames per window.
     pub const DEFAULT_RATE_LIMIT: u32 = 100;
+    /// `TOKEN_AUDIENCE`'s default: `"ws"`.
     pub const DEFAULT_TOKEN_AUDIENCE: &'static str = "ws";
+    /// `MAX_TOKEN_LIFETIME_SECONDS`'s default: 600 s.
     pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
     /// A day: past that a token in a URL (and in logs and histories) is a long-lived credential.
     pub const MAX_TOKEN_LIFETIME_LIMIT: u64 = 86_400;
+    /// `RATE_WINDOW_SECONDS`'s default: 10 s.
     pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
+    /// `RATE_CLOSE_MULTIPLE`'s default: 3 times the limit.
     pub const DEFAULT_RATE_CLOSE_MULTIPLE: u32 = 3;
+    /// `MAX_GROUPS`'s default: 90 groups.
     pub const DEFAULT_MAX_GROUPS: usize = 90;
     /// A uid change (`bindUid`, `unbindUid`) rewrites the connection's item, its uid binding, its
     /// place in "all" and in each group in one transaction, which holds at most 100 writes.
     pub const MAX_GROUPS_LIMIT: usize = 97;
     /// Every shard of "all" at once: a broadcast's reads in one round trip.
     pub const DEFAULT_READ_CONCURRENCY: usize = crate::store::ALL_SHARDS as usize;
+    /// `DYNAMODB_TIMEOUT_MS`'s default: 10 s.
     pub const DEFAULT_DYNAMODB_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `CONNECT_GRACE_SECONDS`'s default: 30 s, past `$connect`'s 29 s timeout.
     pub const DEFAULT_CONNECT_GRACE: Duration = Duration::from_secs(30);
+    /// `HISTORY_SIZE`'s default: 100 messages per group.
     pub const DEFAULT_HISTORY_SIZE: u64 = 100;
     /// Ten minutes: a client dropped by API Gateway's limits is back within seconds; one away
     /// longer learns that it missed something (`recovered: false`).
     pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(600);
+    /// `PRESENCE_LIMIT`'s default: 100 members.
     pub const DEFAULT_PRESENCE_LIMIT: usize = 100;
     /// A push carries at most 128 KiB; an echo or a message envelope adds to the client's
     /// message, so the message itself stays 32 KiB under that.
     pub const MAX_MESSAGE_BYTES_LIMIT: usize = 96 * 1024;
+    /// The most `PUSH_CONCURRENCY` may be: each push is an open socket; Lambda allows 1,024.
     pub const PUSH_CONCURRENCY_LIMIT: usize = 256;
 
     /// A configuration with defaults for everything but the table.

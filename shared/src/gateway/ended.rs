@@ -30,7 +30,10 @@ use crate::store::{now_millis, ConnectionRecord, Ending, Members, Store};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {
     /// Its `$disconnect`, with the close code API Gateway gave.
-    Disconnect { close_code: Option<i64> },
+    Disconnect {
+        /// The WebSocket close code, when API Gateway gave one.
+        close_code: Option<i64>,
+    },
     /// A push was answered 410: API Gateway no longer has it.
     Gone,
     /// The server closed it (`close_client`, `kick_uid`).
@@ -50,7 +53,9 @@ impl Cause {
 /// A connection this invocation ended, for the application's `on_close`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Closed {
+    /// Its record as it was when it ended.
     pub record: ConnectionRecord,
+    /// What ended it.
     pub cause: Cause,
 }
 
@@ -133,7 +138,11 @@ impl<S: Store, P: Push> Gateway<S, P> {
                     "an end left unfinished: removing what its record names"
                 );
                 if let Err(e) = self.store.remove_ended(&left.record).await {
-                    tracing::warn!(connection = connection_id, error = %e, "the unfinished end could not be finished; the TTL will");
+                    tracing::warn!(
+                        connection = connection_id,
+                        error = %e,
+                        "the unfinished end could not be finished; the TTL will",
+                    );
                 }
                 return Some(Ending::EndedElsewhere { left: Some(left) });
             }
@@ -146,7 +155,12 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 return Some(ending);
             }
             Err(e) => {
-                tracing::error!(connection = connection_id, cause = cause.as_str(), error = %e, "the connection could not be ended; the TTL will remove its records");
+                tracing::error!(
+                    connection = connection_id,
+                    cause = cause.as_str(),
+                    error = %e,
+                    "the connection could not be ended; the TTL will remove its records",
+                );
                 return None;
             }
         };

@@ -130,7 +130,11 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 Outcome::Push(Ok(Delivery::Delivered)) => report.delivered += 1,
                 Outcome::Push(Ok(Delivery::Gone)) => report.gone += 1,
                 Outcome::Push(Err(e)) => {
-                    tracing::warn!(recipient = %e.connection_id, error = %e.message, "push failed after retries");
+                    tracing::warn!(
+                        recipient = %e.connection_id,
+                        error = %e.message,
+                        "push failed after retries",
+                    );
                     report.failed += 1;
                 }
                 Outcome::Store(e) => return Err(e.into()),

@@ -33,8 +33,11 @@ use crate::store::{Store, StoreError};
 /// DynamoDB and the management API (the defaults); the parameters are the seams a benchmark or
 /// a backend wraps.
 pub struct Gateway<S = DynamoStore, P = ManagementApi> {
+    /// The settings, read once at init.
     pub config: Config,
+    /// Where every connection fact lives.
     pub store: S,
+    /// How frames reach clients.
     pub push: P,
     pub(crate) verifier: Option<Verifier>,
     pub(crate) limiter: RateLimiter,
@@ -66,7 +69,9 @@ impl Report {
 /// Who is connected, to a group or at all.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Presence {
+    /// Connections counted.
     pub connections: usize,
+    /// Their distinct uids.
     pub uids: BTreeSet<String>,
 }
 
@@ -82,6 +87,8 @@ enum Outcome {
 }
 
 impl<S: Store, P: Push> Gateway<S, P> {
+    /// A gateway over `store` and `push` (a backend's; the functions build theirs in
+    /// [`crate::lambda::init`]).
     pub fn new(config: Config, store: S, push: P) -> Self {
         // With AUTH_SECRET_ARN, a verifier that refuses every token until the `$connect`
         // function's init reads the keys into it (crate::lambda::init::connect_gateway_from_env).

@@ -28,7 +28,9 @@ use crate::store::{expiry_from_now, ConnectionRecord, Member, Members, Store, St
 /// A connection that joined or left, as its followers are told.
 #[derive(Clone, Copy, Debug)]
 pub struct Subject<'a> {
+    /// The connection.
     pub connection_id: &'a str,
+    /// Its uid, when it has one.
     pub uid: Option<&'a str>,
 }
 
@@ -36,7 +38,9 @@ pub struct Subject<'a> {
 /// `None` when the group is over the limit.
 #[derive(Debug)]
 pub struct MemberList {
+    /// The presence version the list is as of.
     pub version: u64,
+    /// The members, or `None` past `PRESENCE_LIMIT`.
     pub members: Option<Vec<Member>>,
 }
 
@@ -81,7 +85,11 @@ impl<S: Store, P: Push> Gateway<S, P> {
         if members.len() > limit {
             if let Some(endpoint) = endpoint {
                 if let Err(e) = self.overflow(endpoint, group, subject).await {
-                    tracing::warn!(group, error = %e, "presence overflow not told: the group could not be read");
+                    tracing::warn!(
+                        group,
+                        error = %e,
+                        "presence overflow not told: the group could not be read",
+                    );
                 }
             }
             return Ok(MemberList {
@@ -131,7 +139,11 @@ impl<S: Store, P: Push> Gateway<S, P> {
         subject: Subject<'_>,
     ) {
         if let Err(e) = self.try_announce(endpoint, group, change, subject).await {
-            tracing::warn!(group, error = %e, "presence event not sent: the group could not be read");
+            tracing::warn!(
+                group,
+                error = %e,
+                "presence event not sent: the group could not be read",
+            );
         }
     }
 

@@ -261,7 +261,10 @@ pub async fn count<S: Store, P: Push>(
             standing
         }
         Err(e) => {
-            tracing::warn!(error = %e, "the frame could not be counted against the rate limit; it is let through");
+            tracing::warn!(
+                error = %e,
+                "the frame could not be counted against the rate limit; it is let through",
+            );
             Standing::Uncounted
         }
     }

@@ -76,7 +76,12 @@ impl<S: Store, P: Push> Gateway<S, P> {
         if let Err(refused) = admitted {
             let expiry = expiry_from_now(self.config.history_age);
             if let Err(e) = self.store.keep(group, &position, None, expiry).await {
-                tracing::warn!(group, offset = position.offset, error = %e, "an offset taken by a frame over the rate limit could not be marked skipped");
+                tracing::warn!(
+                    group,
+                    offset = position.offset,
+                    error = %e,
+                    "an offset taken by a frame over the rate limit could not be marked skipped",
+                );
             }
             return Err(refused);
         }
@@ -96,7 +101,13 @@ impl<S: Store, P: Push> Gateway<S, P> {
         let expiry = expiry_from_now(self.config.history_age);
         if let Err(e) = self.store.keep(group, position, Some(frame), expiry).await {
             let marked = self.store.keep(group, position, None, expiry).await;
-            tracing::warn!(group, offset = position.offset, skipped = marked.is_ok(), error = %e, "a group message could not be kept, and is not sent");
+            tracing::warn!(
+                group,
+                offset = position.offset,
+                skipped = marked.is_ok(),
+                error = %e,
+                "a group message could not be kept, and is not sent",
+            );
             return Err(e.into());
         }
         Ok(())

@@ -10,7 +10,6 @@ use aws_lambda_events::apigw::{
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use tracing::Instrument;
 
 use crate::app::{Connecting, Events, Verdict};
 use crate::auth::authorizer;
@@ -23,7 +22,7 @@ use crate::gateway::Gateway;
 use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Members, Store};
 
 use super::on_close::close_all;
-use super::request::{ids, millis, response, span, Event, Ids};
+use super::request::{ids, millis, response, Event};
 
 /// The `$connect` function's entry point. API Gateway calls it twice per handshake: first as the
 /// route's authorizer, then with the `$connect` event.
@@ -59,46 +58,61 @@ pub async fn connect_function<A: Events>(
 /// `Unauthorized`, which API Gateway answers with 401 without invoking `$connect`. A bad `?uid=`
 /// (anonymous mode) is let through without a uid: `$connect` answers it with 400, as the
 /// protocol says.
+#[tracing::instrument(name = "request", skip_all, fields(route = "authorizer", connection_id = %connection_id, request_id = %event.payload.request_context.request_id.as_deref().unwrap_or(&event.context.request_id), aws_request_id = %event.context.request_id))]
 pub async fn authorize(
     gateway: &Gateway,
     event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>,
     connection_id: String,
 ) -> Result<Value, Error> {
     let request = &event.payload;
-    let ids = Ids {
-        connection_id,
-        request_id: request
-            .request_context
-            .request_id
-            .clone()
-            .unwrap_or_else(|| event.context.request_id.clone()),
-    };
-    let span = span("authorizer", &ids, &event.context.request_id);
-    async move {
-        let started = Instant::now();
-        let query = &request.query_string_parameters;
-        let method_arn = request.method_arn.as_deref().unwrap_or_default();
-        let identity = match auth::authenticate(gateway.verifier.as_ref(), query.first("token"), query.first("uid")) {
-            Ok(identity) => identity,
-            Err(AuthError::BadUid(_)) => auth::Identity { uid: None, permissions: Permissions::Everything },
-            Err(refusal) => {
-                tracing::info!(outcome = "refused", reason = %refusal, duration_ms = millis(started.elapsed()), "authorizer refused");
-                return Err(Error::Unauthorized);
-            }
-        };
-        let uid = identity.uid.as_deref();
-        if let Some(uid) = uid {
-            if Box::pin(at_connection_cap(gateway, uid)).await {
-                tracing::info!(outcome = "refused", uid, reason = "the uid is at MAX_CONNECTIONS_PER_UID", duration_ms = millis(started.elapsed()), "authorizer refused");
-                return Ok(authorizer::deny(uid, method_arn));
-            }
+    let started = Instant::now();
+    let query = &request.query_string_parameters;
+    let method_arn = request.method_arn.as_deref().unwrap_or_default();
+    let identity = match auth::authenticate(
+        gateway.verifier.as_ref(),
+        query.first("token"),
+        query.first("uid"),
+    ) {
+        Ok(identity) => identity,
+        Err(AuthError::BadUid(_)) => auth::Identity {
+            uid: None,
+            permissions: Permissions::Everything,
+        },
+        Err(refusal) => {
+            tracing::info!(
+                outcome = "refused",
+                reason = %refusal,
+                duration_ms = millis(started.elapsed()),
+                "authorizer refused",
+            );
+            return Err(Error::Unauthorized);
         }
-        tracing::info!(outcome = "allowed", uid, duration_ms = millis(started.elapsed()), "authorizer");
-        let context = authorizer::context(uid, &identity.permissions);
-        Ok(authorizer::allow(uid.unwrap_or("anonymous"), method_arn, context))
+    };
+    let uid = identity.uid.as_deref();
+    if let Some(uid) = uid {
+        if Box::pin(at_connection_cap(gateway, uid)).await {
+            tracing::info!(
+                outcome = "refused",
+                uid,
+                reason = "the uid is at MAX_CONNECTIONS_PER_UID",
+                duration_ms = millis(started.elapsed()),
+                "authorizer refused",
+            );
+            return Ok(authorizer::deny(uid, method_arn));
+        }
     }
-    .instrument(span)
-    .await
+    tracing::info!(
+        outcome = "allowed",
+        uid,
+        duration_ms = millis(started.elapsed()),
+        "authorizer"
+    );
+    let context = authorizer::context(uid, &identity.permissions);
+    Ok(authorizer::allow(
+        uid.unwrap_or("anonymous"),
+        method_arn,
+        context,
+    ))
 }
 
 /// Whether `uid` already has `MAX_CONNECTIONS_PER_UID` live connections: one Query of its set,
@@ -113,7 +127,10 @@ async fn at_connection_cap(gateway: &Gateway, uid: &str) -> bool {
     match gateway.store.members_up_to(Members::Uid(uid), cap).await {
         Ok(live) => live.len() >= cap,
         Err(e) => {
-            tracing::warn!(error = %e, "the uid's connections could not be counted; the handshake is let through");
+            tracing::warn!(
+                error = %e,
+                "the uid's connections could not be counted; the handshake is let through",
+            );
             false
         }
     }
@@ -122,28 +139,41 @@ async fn at_connection_cap(gateway: &Gateway, uid: &str) -> bool {
 /// `$connect`: checks who is connecting, asks the application ([`Events::on_connect`]), and
 /// records the connection. Answers 401 for a bad token and 400 for a bad `?uid=`, writing nothing;
 /// the application's status when it refuses; 500 when it or the store fails.
+#[tracing::instrument(name = "request", skip_all, fields(route = "$connect", connection_id = %ids(&event).connection_id, request_id = %ids(&event).request_id, aws_request_id = %event.context.request_id))]
 pub async fn handle<A: Events>(
     gateway: &Gateway,
     app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
-    let span = span("$connect", &ids, &event.context.request_id);
-    let (result, closed) = ended::closing(
-    async move {
+    let work = async move {
         let started = Instant::now();
         let request = &event.payload;
         let query = &request.query_string_parameters;
-        let status = match auth::identify(gateway.verifier.as_ref(), query.first("token"), query.first("uid")) {
+        let status = match auth::identify(
+            gateway.verifier.as_ref(),
+            query.first("token"),
+            query.first("uid"),
+        ) {
             Err(refusal) => {
-                tracing::info!(outcome = "refused", status = refusal.status(), reason = %refusal, duration_ms = millis(started.elapsed()), "connect refused");
+                tracing::info!(
+                    outcome = "refused",
+                    status = refusal.status(),
+                    reason = %refusal,
+                    duration_ms = millis(started.elapsed()),
+                    "connect refused",
+                );
                 return Ok(response(refusal.status()));
             }
             Ok(uid) => {
                 let context = &request.request_context;
                 let record = ConnectionRecord {
                     connection_id: ids.connection_id.clone(),
-                    connected_at: if context.connected_at > 0 { context.connected_at } else { now_millis() },
+                    connected_at: if context.connected_at > 0 {
+                        context.connected_at
+                    } else {
+                        now_millis()
+                    },
                     source_ip: context.identity.source_ip.clone(),
                     user_agent: request
                         .headers
@@ -159,16 +189,32 @@ pub async fn handle<A: Events>(
                 match Box::pin(app.on_connect(&mut connecting)).await {
                     Ok(Verdict::Accept) => {}
                     Ok(Verdict::Refuse(status)) if (400..=599).contains(&status) => {
-                        tracing::info!(outcome = "refused", status, by = "application", duration_ms = millis(started.elapsed()), "connect refused");
+                        tracing::info!(
+                            outcome = "refused",
+                            status,
+                            by = "application",
+                            duration_ms = millis(started.elapsed()),
+                            "connect refused"
+                        );
                         return Ok(response(status));
                     }
                     Ok(Verdict::Refuse(status)) => {
                         // A 2xx would let the client in with nothing recorded.
-                        tracing::error!(outcome = "failed", status, duration_ms = millis(started.elapsed()), "connect failed: on_connect refused with a status that is not an HTTP error (400 to 599); answered 500");
+                        tracing::error!(
+                            outcome = "failed",
+                            status,
+                            duration_ms = millis(started.elapsed()),
+                            "connect failed: on_connect refused with a status that is not an HTTP error (400 to 599); answered 500",
+                        );
                         return Ok(response(500));
                     }
                     Err(e) => {
-                        tracing::error!(outcome = "failed", error = %e, duration_ms = millis(started.elapsed()), "connect failed: the application's on_connect failed; nothing was recorded");
+                        tracing::error!(
+                            outcome = "failed",
+                            error = %e,
+                            duration_ms = millis(started.elapsed()),
+                            "connect failed: the application's on_connect failed; nothing was recorded",
+                        );
                         return Ok(response(500));
                     }
                 }
@@ -179,10 +225,23 @@ pub async fn handle<A: Events>(
                             Box::pin(ask_for_on_open(gateway, &request.request_context)).await;
                         }
                         // Groups the application's on_connect joined: their followers are told.
-                        if let (false, Ok(endpoint)) = (record.groups.is_empty(), gateway.endpoint(&request.request_context)) {
-                            Box::pin(gateway.announce_record(&endpoint, &record, PresenceChange::Join)).await;
+                        if let (false, Ok(endpoint)) = (
+                            record.groups.is_empty(),
+                            gateway.endpoint(&request.request_context),
+                        ) {
+                            Box::pin(gateway.announce_record(
+                                &endpoint,
+                                &record,
+                                PresenceChange::Join,
+                            ))
+                            .await;
                         }
-                        tracing::info!(outcome = "connected", uid = record.uid.as_deref(), duration_ms = millis(started.elapsed()), "connect");
+                        tracing::info!(
+                            outcome = "connected",
+                            uid = record.uid.as_deref(),
+                            duration_ms = millis(started.elapsed()),
+                            "connect"
+                        );
                         200
                     }
                     Err(e) => {
@@ -194,18 +253,22 @@ pub async fn handle<A: Events>(
                             Ok(()) => "took back whatever landed",
                             Err(_) => "left to the TTL",
                         };
-                        tracing::error!(outcome = "failed", error = %e, cleanup, duration_ms = millis(started.elapsed()), "connect failed: the connection was not recorded");
+                        tracing::error!(
+                            outcome = "failed",
+                            error = %e,
+                            cleanup,
+                            duration_ms = millis(started.elapsed()),
+                            "connect failed: the connection was not recorded",
+                        );
                         500
                     }
                 }
             }
         };
         Ok(response(status))
-    }
-    .instrument(span.clone()),
-    )
-    .await;
-    close_all(gateway, app, closed).instrument(span).await;
+    };
+    let (result, closed) = ended::closing(work).await;
+    close_all(gateway, app, closed).await;
     result
 }
 
@@ -215,7 +278,10 @@ async fn ask_for_on_open(gateway: &Gateway, context: &ApiGatewayWebsocketProxyRe
     match &gateway.opener {
         Some(opener) => {
             if let Err(e) = opener.request(context).await {
-                tracing::error!(error = %e, "on_open could not be asked for: the connection is open without it");
+                tracing::error!(
+                    error = %e,
+                    "on_open could not be asked for: the connection is open without it",
+                );
             }
         }
         None => tracing::warn!("the application implements on_open (Events::ON_OPEN), but ON_OPEN_FUNCTION is not set: on_open does not run"),

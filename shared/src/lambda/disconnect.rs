@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use tracing::Instrument;
 
 use crate::app::Events;
 use crate::error::Error;
@@ -13,52 +12,45 @@ use crate::gateway::Gateway;
 use crate::store::Ending;
 
 use super::on_close::close_all;
-use super::request::{ids, millis, response, span, Event};
+use super::request::{ids, millis, response, Event};
 
 /// `$disconnect`: ends the connection unless a prune or a kick already did (see
 /// [`crate::gateway::ended`]), then tells the application ([`Events::on_close`]) what its records said.
+#[tracing::instrument(name = "request", skip_all, fields(route = "$disconnect", connection_id = %ids(&event).connection_id, request_id = %ids(&event).request_id, aws_request_id = %event.context.request_id))]
 pub async fn handle<A: Events>(
     gateway: &Gateway,
     app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
-    let span = span("$disconnect", &ids, &event.context.request_id);
-    let (result, closed) = ended::closing(Box::pin(
-        async move {
-            let started = Instant::now();
-            let context = &event.payload.request_context;
-            let endpoint = gateway.endpoint(context);
-            if let Err(e) = &endpoint {
-                tracing::warn!(error = %e, "no presence events: nowhere to push them");
-            }
-            let cause = Cause::Disconnect {
-                close_code: context.disconnect_status_code,
-            };
-            let ending =
-                Box::pin(gateway.end(endpoint.as_deref().ok(), &ids.connection_id, cause)).await;
-            let outcome = match ending {
-                Some(Ending::Ended(_)) => "removed",
-                Some(Ending::TooRecent | Ending::EndedElsewhere { left: Some(_) }) => {
-                    "ended elsewhere"
-                }
-                Some(Ending::EndedElsewhere { left: None }) => "already gone",
-                None => "failed",
-            };
-            tracing::info!(
-                outcome,
-                close_code = context.disconnect_status_code,
-                reason = context.disconnect_reason.as_deref(),
-                duration_ms = millis(started.elapsed()),
-                "disconnect"
-            );
-            Ok(response(200))
+    let work = async move {
+        let started = Instant::now();
+        let context = &event.payload.request_context;
+        let endpoint = gateway.endpoint(context);
+        if let Err(e) = &endpoint {
+            tracing::warn!(error = %e, "no presence events: nowhere to push them");
         }
-        .instrument(span.clone()),
-    ))
-    .await;
-    Box::pin(close_all(gateway, app, closed))
-        .instrument(span)
-        .await;
+        let cause = Cause::Disconnect {
+            close_code: context.disconnect_status_code,
+        };
+        let ending =
+            Box::pin(gateway.end(endpoint.as_deref().ok(), &ids.connection_id, cause)).await;
+        let outcome = match ending {
+            Some(Ending::Ended(_)) => "removed",
+            Some(Ending::TooRecent | Ending::EndedElsewhere { left: Some(_) }) => "ended elsewhere",
+            Some(Ending::EndedElsewhere { left: None }) => "already gone",
+            None => "failed",
+        };
+        tracing::info!(
+            outcome,
+            close_code = context.disconnect_status_code,
+            reason = context.disconnect_reason.as_deref(),
+            duration_ms = millis(started.elapsed()),
+            "disconnect"
+        );
+        Ok(response(200))
+    };
+    let (result, closed) = ended::closing(Box::pin(work)).await;
+    Box::pin(close_all(gateway, app, closed)).await;
     result
 }

@@ -29,7 +29,10 @@ pub async fn gateway_from_env() -> Result<AwsGateway, Error> {
 /// What the `$connect` function runs on: the gateway, and where its token keys come from when
 /// they live in Secrets Manager (`AUTH_SECRET_ARN`).
 pub struct ConnectGateway {
+    /// The gateway, with the `on_open` caller when one is configured.
     pub gateway: AwsGateway,
+    /// The secret the token keys were read from, to read again after a rotation; `None`
+    /// without `AUTH_SECRET_ARN`.
     pub keys: Option<TokenKeys>,
 }
 
@@ -110,7 +113,11 @@ impl AwsGateway {
         let store = self.store.clone();
         tokio::spawn(async move {
             if let Err(e) = store.check_table().await {
-                tracing::warn!(table = store.table(), error = %e, "the connections table could not be read at init; check TABLE_NAME and the function's permissions");
+                tracing::warn!(
+                    table = store.table(),
+                    error = %e,
+                    "the connections table could not be read at init; check TABLE_NAME and the function's permissions",
+                );
             }
         });
         if let Some(endpoint) = self.config.management_endpoint.clone() {

@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use tracing::Instrument;
 
 use crate::app::AppError;
 use crate::app::{Client, Events};
@@ -18,33 +17,37 @@ use crate::gateway::Gateway;
 use crate::push::Push;
 
 use super::on_close::close_all;
-use super::request::{ids, millis, response, span, Event};
+use super::request::{ids, millis, response, Event};
 
 /// Every message route: drops a frame this environment knows to be over the rate limit, refuses
 /// one over the size limit, hands the rest to the application ([`Events::on_message`]) while the
 /// frame is counted against the sender's rate limit ([`crate::gateway::rate_limit`]: costly work waits
 /// for the count), saves the session it changed, and answers a failure with an error frame.
+#[tracing::instrument(name = "request", skip_all, fields(route = "message", connection_id = %ids(&event).connection_id, request_id = %ids(&event).request_id, aws_request_id = %event.context.request_id))]
 pub async fn handle<A: Events>(
     gateway: &Gateway,
     app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
-    let span = span("message", &ids, &event.context.request_id);
-    let (result, closed) = ended::closing(
-    async move {
+    let work = async move {
         let started = Instant::now();
         let context = &event.payload.request_context;
         let body = event.payload.body.as_deref().unwrap_or("");
         let endpoint = match gateway.endpoint(context) {
             Ok(endpoint) => endpoint,
             Err(e) => {
-                tracing::error!(outcome = "failed", error = %e, "message dropped: nowhere to push replies");
+                tracing::error!(
+                    outcome = "failed",
+                    error = %e,
+                    "message dropped: nowhere to push replies",
+                );
                 return Err(e);
             }
         };
         let window = RateLimiter::window(&gateway.config);
-        if let Some(window) = window.filter(|w| gateway.limiter.is_limited(&ids.connection_id, *w)) {
+        if let Some(window) = window.filter(|w| gateway.limiter.is_limited(&ids.connection_id, *w))
+        {
             // Told once already (by whichever invocation counted it over): nothing is pushed. It
             // is still counted when going on closes the connection, or going on would cost nothing.
             let standing = match gateway.config.rate_close_multiple {
@@ -58,7 +61,13 @@ pub async fn handle<A: Events>(
                 Standing::Uncounted => "known over the limit here: dropped",
                 counted => counted.as_str(),
             };
-            tracing::info!(outcome = "rate_limited", bytes = body.len(), counted, duration_ms = millis(started.elapsed()), "message");
+            tracing::info!(
+                outcome = "rate_limited",
+                bytes = body.len(),
+                counted,
+                duration_ms = millis(started.elapsed()),
+                "message"
+            );
             return Ok(response(200));
         }
         let mut client = Client::new(
@@ -90,7 +99,15 @@ pub async fn handle<A: Events>(
             }
         };
         let (standing, result) = match window {
-            Some(window) => Box::pin(rate_limit::counted(gateway, &ids.connection_id, window, answer)).await,
+            Some(window) => {
+                Box::pin(rate_limit::counted(
+                    gateway,
+                    &ids.connection_id,
+                    window,
+                    answer,
+                ))
+                .await
+            }
             None => (Standing::Uncounted, answer.await),
         };
         // The window's one `rate_limited` frame: from the first frame over the limit (or from
@@ -112,7 +129,10 @@ pub async fn handle<A: Events>(
                     told |= by_count;
                 }
                 // The action a refused frame named, as the client wrote it: bounded, for the log.
-                let named = rejection.action.as_deref().map(|a| a.chars().take(64).collect::<String>());
+                let named = rejection
+                    .action
+                    .as_deref()
+                    .map(|a| a.chars().take(64).collect::<String>());
                 (rejection_outcome(rejection.code), named)
             }
             Err(error) => {
@@ -145,18 +165,20 @@ pub async fn handle<A: Events>(
             "message"
         );
         Ok(response(200))
-    }
-    .instrument(span.clone()),
-    )
-    .await;
-    close_all(gateway, app, closed).instrument(span).await;
+    };
+    let (result, closed) = ended::closing(work).await;
+    close_all(gateway, app, closed).await;
     result
 }
 
 /// Closes a connection that went on far past its rate limit, and ends it here (its groups told,
 /// `on_close` run) rather than waiting for the `$disconnect` API Gateway sends best-effort.
 async fn close_for_rate(gateway: &Gateway, endpoint: &str, connection_id: &str) {
-    tracing::warn!(closed = %connection_id, "the connection sent more than {} times its rate limit in one window: closing it", gateway.config.rate_close_multiple);
+    tracing::warn!(
+        closed = %connection_id,
+        "the connection sent more than {} times its rate limit in one window: closing it",
+        gateway.config.rate_close_multiple,
+    );
     match gateway.push.close(endpoint, connection_id).await {
         Ok(_) => {
             gateway

@@ -26,7 +26,12 @@ pub(crate) async fn close_all<A: Events>(gateway: &Gateway, app: &A, mut closed:
                 let closing = Closing::new(gateway, ended.record, ended.cause);
                 let (result, more) = ended::closing(Box::pin(app.on_close(&closing))).await;
                 if let Err(e) = result {
-                    tracing::error!(outcome = "failed", closed = %id, error = %e, "the application's on_close failed");
+                    tracing::error!(
+                        outcome = "failed",
+                        closed = %id,
+                        error = %e,
+                        "the application's on_close failed",
+                    );
                 }
                 more
             })

@@ -21,7 +21,6 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tracing::Instrument;
 
 use crate::app::{Client, Events};
 use crate::auth::authorizer;
@@ -31,7 +30,7 @@ use crate::aws::sigv4::{encode_segment, Signer};
 use crate::gateway::ended;
 use crate::gateway::Gateway;
 use crate::lambda::on_close::close_all;
-use crate::lambda::request::{millis, span, Ids};
+use crate::lambda::request::{millis, Ids};
 use crate::push::{Delivery, Push};
 use crate::store::Store;
 
@@ -62,22 +61,39 @@ impl OpenEvent {
 /// Why `on_open` could not be asked for.
 #[derive(Debug, Error)]
 pub enum OpenError {
+    /// The Invoke API's endpoint (`LAMBDA_ENDPOINT`, when set) is not a URL.
     #[error("{0:?} is not a URL: set LAMBDA_ENDPOINT to http(s)://host[:port], or leave it unset to call AWS")]
     BadEndpoint(String),
+    /// No credentials to sign the invocation with.
     #[error("no AWS credentials to invoke {function} with: {why}")]
-    NoCredentials { function: String, why: String },
+    NoCredentials {
+        /// The function to invoke (`ON_OPEN_FUNCTION`).
+        function: String,
+        /// What the credentials provider answered, or that there is none.
+        why: String,
+    },
+    /// Lambda answered with an error that a retry would not mend (not 429, not a 5xx): most
+    /// likely a missing permission or a wrong function name.
     #[error("invoking {function} was refused (HTTP {status}, {code}): the $connect function's role needs lambda:InvokeFunction on it (template.yaml gives it), and ON_OPEN_FUNCTION must name it")]
     Refused {
+        /// The function to invoke (`ON_OPEN_FUNCTION`).
         function: String,
+        /// The answer's HTTP status.
         status: u16,
+        /// The answer's `x-amzn-errortype`, empty when it had none.
         code: String,
     },
+    /// Every attempt was throttled (429), failed in Lambda (5xx), went unanswered or was never
+    /// sent.
     #[error(
         "invoking {function} got no answer it could use in {attempts} attempts (the last: {last})"
     )]
     Unavailable {
+        /// The function to invoke (`ON_OPEN_FUNCTION`).
         function: String,
+        /// How many attempts were made.
         attempts: u32,
+        /// What the last attempt met.
         last: String,
     },
 }
@@ -214,6 +230,7 @@ async fn handshake<S: Store, P: Push>(
 /// connection opened, and runs [`Events::on_open`]; saves the session it changed. Never fails
 /// the invocation: Lambda would retry it a minute later, long after a greeting is of use (the
 /// template sets no retries either).
+#[tracing::instrument(name = "request", skip_all, fields(route = "on_open", connection_id = %event.on_open.connection_id.as_deref().unwrap_or_default(), request_id = %event.on_open.request_id.as_deref().unwrap_or(aws_request_id), aws_request_id = %aws_request_id))]
 pub async fn open<A: Events>(gateway: &Gateway, app: &A, event: OpenEvent, aws_request_id: &str) {
     let context = event.on_open;
     let ids = Ids {
@@ -223,62 +240,68 @@ pub async fn open<A: Events>(gateway: &Gateway, app: &A, event: OpenEvent, aws_r
             .clone()
             .unwrap_or_else(|| aws_request_id.to_owned()),
     };
-    let span = span("on_open", &ids, aws_request_id);
-    let (_, closed) = ended::closing(
-        async {
-            let started = Instant::now();
-            let endpoint = match gateway.endpoint(&context) {
-                Ok(endpoint) => endpoint,
-                Err(e) => {
-                    tracing::error!(outcome = "failed", error = %e, "on_open not run: nowhere to push");
-                    return;
-                }
-            };
-            let outcome = match handshake(gateway, &endpoint, &ids.connection_id).await {
-                Handshake::Completed => match gateway.store.mark_opened(&ids.connection_id).await {
-                    Ok(true) => {
-                        let mut client = Client::new(
-                            gateway,
-                            &ids.connection_id,
-                            &ids.request_id,
-                            &endpoint,
-                            authorizer::Proven::of(&context),
-                            Permissions::of(gateway.config.is_token_mode(), |key| {
-                                context.authorizer.fields.get(key)
-                            }),
-                        )
-                        .seen_at(
-                            context.identity.source_ip.as_deref(),
-                            context.identity.user_agent.as_deref(),
-                        );
-                        let ran = match Box::pin(app.on_open(&mut client)).await {
-                            Ok(()) => client.save_session().await.map_err(Into::into),
-                            Err(e) => Err(e),
-                        };
-                        match ran {
-                            Ok(()) => "opened",
-                            Err(e) => {
-                                tracing::error!(error = %e, "the application's on_open failed");
-                                "failed"
-                            }
+    let (_, closed) = ended::closing(async {
+        let started = Instant::now();
+        let endpoint = match gateway.endpoint(&context) {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                tracing::error!(
+                    outcome = "failed",
+                    error = %e,
+                    "on_open not run: nowhere to push",
+                );
+                return;
+            }
+        };
+        let outcome = match handshake(gateway, &endpoint, &ids.connection_id).await {
+            Handshake::Completed => match gateway.store.mark_opened(&ids.connection_id).await {
+                Ok(true) => {
+                    let mut client = Client::new(
+                        gateway,
+                        &ids.connection_id,
+                        &ids.request_id,
+                        &endpoint,
+                        authorizer::Proven::of(&context),
+                        Permissions::of(gateway.config.is_token_mode(), |key| {
+                            context.authorizer.fields.get(key)
+                        }),
+                    )
+                    .seen_at(
+                        context.identity.source_ip.as_deref(),
+                        context.identity.user_agent.as_deref(),
+                    );
+                    let ran = match Box::pin(app.on_open(&mut client)).await {
+                        Ok(()) => client.save_session().await.map_err(Into::into),
+                        Err(e) => Err(e),
+                    };
+                    match ran {
+                        Ok(()) => "opened",
+                        Err(e) => {
+                            tracing::error!(error = %e, "the application's on_open failed");
+                            "failed"
                         }
                     }
-                    Ok(false) => "already opened, or gone",
-                    Err(e) => {
-                        tracing::error!(error = %e, "the connection could not be marked opened; on_open not run");
-                        "failed"
-                    }
-                },
-                Handshake::NeverCompleted => "the handshake never completed",
-                Handshake::Failed(e) => {
-                    tracing::error!(error = %e, "@connections could not be asked about the connection; on_open not run");
+                }
+                Ok(false) => "already opened, or gone",
+                Err(e) => {
+                    tracing::error!(
+                        error = %e,
+                        "the connection could not be marked opened; on_open not run",
+                    );
                     "failed"
                 }
-            };
-            tracing::info!(outcome, duration_ms = millis(started.elapsed()), "on_open");
-        }
-        .instrument(span.clone()),
-    )
+            },
+            Handshake::NeverCompleted => "the handshake never completed",
+            Handshake::Failed(e) => {
+                tracing::error!(
+                    error = %e,
+                    "@connections could not be asked about the connection; on_open not run",
+                );
+                "failed"
+            }
+        };
+        tracing::info!(outcome, duration_ms = millis(started.elapsed()), "on_open");
+    })
     .await;
-    close_all(gateway, app, closed).instrument(span).await;
+    close_all(gateway, app, closed).await;
 }

@@ -1,5 +1,5 @@
-//! What every handler does with its event alike: the ids its log lines carry, its span, its
-//! answer's status, and the time it took.
+//! What every handler does with its event alike: the ids its log lines carry (each handler's
+//! `#[instrument]` span names them), its answer's status, and the time it took.
 
 use std::time::Duration;
 
@@ -29,16 +29,6 @@ pub(crate) fn ids(event: &Event) -> Ids {
             .clone()
             .unwrap_or_else(|| event.context.request_id.clone()),
     }
-}
-
-pub(crate) fn span(route: &str, ids: &Ids, aws_request_id: &str) -> tracing::Span {
-    tracing::info_span!(
-        "request",
-        route,
-        connection_id = %ids.connection_id,
-        request_id = %ids.request_id,
-        aws_request_id = %aws_request_id,
-    )
 }
 
 pub(crate) fn millis(elapsed: Duration) -> f64 {

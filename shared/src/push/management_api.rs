@@ -21,7 +21,8 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::aws::sigv4::{encode_segment, Identity, Signer};
 
-use super::{Delivery, Push, PushError, PushLimits};
+use super::{Delivery, Push, PushError, PushFailure, PushLimits};
+use aws_sdk_apigatewaymanagement::error::SdkError;
 
 /// The pooled HTTP/1.1 client of the pushes (and, in its own instance, of the reads of the
 /// token keys from Secrets Manager).
@@ -64,6 +65,7 @@ enum Answer {
 }
 
 impl ManagementApi {
+    /// A client with `sdk`'s region and credentials.
     pub fn new(sdk: &SdkConfig, limits: PushLimits) -> Self {
         let region = sdk.region().map_or("us-east-1", |r| r.as_ref());
         ManagementApi {
@@ -197,32 +199,36 @@ impl ManagementApi {
         endpoint: &str,
         connection_id: &str,
         body: Bytes,
-    ) -> Result<Delivery, String> {
-        let mut last = String::new();
+    ) -> Result<Delivery, (PushFailure, String)> {
+        let mut last = (PushFailure::Unavailable, String::new());
         for attempt in 1..=self.limits.max_attempts {
             if attempt > 1 {
                 tokio::time::sleep(backoff(self.limits.initial_backoff, attempt, connection_id))
                     .await;
             }
-            match self
+            let answer = self
                 .attempt(method.clone(), endpoint, connection_id, &body)
-                .await?
-            {
+                .await
+                .map_err(|why| (PushFailure::Misconfigured, why))?;
+            match answer {
                 Answer::Status(status, _) if status.is_success() => return Ok(Delivery::Delivered),
                 Answer::Status(http::StatusCode::GONE, _) => return Ok(Delivery::Gone),
                 Answer::Status(status, body)
                     if status == http::StatusCode::TOO_MANY_REQUESTS
                         || status.is_server_error() =>
                 {
-                    last = describe(status, &body);
+                    last = (PushFailure::of_status(status), describe(status, &body));
                 }
-                Answer::Status(status, body) => return Err(describe(status, &body)),
-                Answer::Lost(why) => last = why,
+                Answer::Status(status, body) => {
+                    return Err((PushFailure::of_status(status), describe(status, &body)))
+                }
+                Answer::Lost(why) => last = (PushFailure::Unavailable, why),
             }
         }
-        Err(format!(
-            "{last} (after {} attempts)",
-            self.limits.max_attempts
+        let (failure, why) = last;
+        Err((
+            failure,
+            format!("{why} (after {} attempts)", self.limits.max_attempts),
         ))
     }
 
@@ -294,13 +300,14 @@ impl ManagementApi {
         let request = self.request(method, endpoint, connection_id, body);
         let outcome = match tokio::time::timeout(self.limits.operation_timeout, request).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(format!(
-                "no answer within {:?}",
-                self.limits.operation_timeout
+            Err(_) => Err((
+                PushFailure::TimedOut,
+                format!("no answer within {:?}", self.limits.operation_timeout),
             )),
         };
-        outcome.map_err(|message| PushError {
+        outcome.map_err(|(failure, message)| PushError {
             connection_id: connection_id.to_owned(),
+            failure,
             message,
         })
     }
@@ -342,6 +349,14 @@ impl Push for ManagementApi {
             }
             Err(e) => Err(PushError {
                 connection_id: connection_id.to_owned(),
+                failure: match &e {
+                    SdkError::TimeoutError(_) => PushFailure::TimedOut,
+                    SdkError::DispatchFailure(_) => PushFailure::Unavailable,
+                    _ => e
+                        .raw_response()
+                        .and_then(|r| http::StatusCode::from_u16(r.status().as_u16()).ok())
+                        .map_or(PushFailure::Unavailable, PushFailure::of_status),
+                },
                 message: DisplayErrorContext(&e).to_string(),
             }),
         }
@@ -355,18 +370,21 @@ pub(crate) fn http_client(connect_timeout: Duration) -> Http {
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
     let https = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(builder) => builder,
-            Err(e) => {
-                tracing::error!(error = %e, "no CA certificates found on this system: pushes over HTTPS will fail");
-                let empty = rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty)
-            }
+        Ok(builder) => builder,
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                "no CA certificates found on this system: pushes over HTTPS will fail",
+            );
+            let empty = rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty)
         }
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
+    }
+    .https_or_http()
+    .enable_http1()
+    .wrap_connector(connector);
     hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https)
 }
 

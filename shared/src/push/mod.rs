@@ -24,17 +24,61 @@ use thiserror::Error;
 /// What became of a push.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
+    /// API Gateway took it (for a close: the connection is closing).
     Delivered,
     /// API Gateway answered 410: the connection no longer exists.
     Gone,
 }
 
-/// A push that failed after its retries.
+/// A push, probe or close that failed after its retries.
 #[derive(Debug, Error)]
-#[error("push to {connection_id} failed: {message}")]
+#[error("push to {connection_id} failed ({failure}): {message}")]
 pub struct PushError {
+    /// The connection it was for.
     pub connection_id: String,
+    /// What kind of failure, for callers to match.
+    pub failure: PushFailure,
+    /// AWS's words (or the transport's), for the log.
     pub message: String,
+}
+
+/// Why a push failed: what a caller (or an operator reading the log) can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum PushFailure {
+    /// 429 after the retries: the account's or the API's `@connections` rate.
+    #[error("throttled")]
+    Throttled,
+    /// 5xx, or no answer at all, after the retries.
+    #[error("unavailable")]
+    Unavailable,
+    /// The push's whole budget (`PUSH_TIMEOUT_MS`) ran out.
+    #[error("timed out")]
+    TimedOut,
+    /// 403: the signature, the credentials, or the role's `execute-api:ManageConnections`.
+    #[error("denied")]
+    Denied,
+    /// 413: the frame is over 128 KiB.
+    #[error("too large")]
+    TooLarge,
+    /// Another 4xx.
+    #[error("refused")]
+    Refused,
+    /// The endpoint is not a URL, or there are no credentials to sign with.
+    #[error("misconfigured")]
+    Misconfigured,
+}
+
+impl PushFailure {
+    /// The failure an HTTP status that is not success, 410, 429 or 5xx stands for.
+    pub fn of_status(status: http::StatusCode) -> PushFailure {
+        match status {
+            http::StatusCode::FORBIDDEN => PushFailure::Denied,
+            http::StatusCode::PAYLOAD_TOO_LARGE => PushFailure::TooLarge,
+            http::StatusCode::TOO_MANY_REQUESTS => PushFailure::Throttled,
+            status if status.is_server_error() => PushFailure::Unavailable,
+            _ => PushFailure::Refused,
+        }
+    }
 }
 
 /// Sends to and closes connections at a management endpoint.
@@ -66,16 +110,20 @@ pub trait Push: Send + Sync {
 /// Timeouts and retries of every push.
 #[derive(Clone, Copy, Debug)]
 pub struct PushLimits {
+    /// The longest a new TCP/TLS connection may take.
     pub connect_timeout: Duration,
+    /// The longest one attempt may take.
     pub attempt_timeout: Duration,
     /// The whole budget of one push, retries included.
     pub operation_timeout: Duration,
+    /// Attempts, the first included.
     pub max_attempts: u32,
     /// The first retry's backoff ceiling (the SDK's default, 1 s, is long for a fan-out).
     pub initial_backoff: Duration,
 }
 
 impl PushLimits {
+    /// The limits of pushes whose whole budget is `operation_timeout` (`PUSH_TIMEOUT_MS`).
     pub fn new(operation_timeout: Duration) -> Self {
         PushLimits {
             connect_timeout: Duration::from_secs(1),

@@ -38,13 +38,17 @@ pub const ALL_SHARDS: u32 = 2;
 /// What the service records about one connection, from `$connect` to `$disconnect`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionRecord {
+    /// API Gateway's id of the connection.
     pub connection_id: String,
     /// Epoch milliseconds, as API Gateway gives it.
     pub connected_at: i64,
+    /// The client's address at its handshake.
     pub source_ip: Option<String>,
+    /// The handshake's `User-Agent`.
     pub user_agent: Option<String>,
     /// The uid bound at `$connect`, for the connection's whole life.
     pub uid: Option<String>,
+    /// The groups it is in.
     pub groups: BTreeSet<String>,
     /// Epoch seconds after which DynamoDB may delete every item of this connection.
     pub expires_at: i64,
@@ -56,7 +60,9 @@ pub struct ConnectionRecord {
 /// One member of a set of connections: enough to push to it and to count its uid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
+    /// The member's connection.
     pub connection_id: String,
+    /// Its uid, when it has one.
     pub uid: Option<String>,
     /// It joined this group with `"presence":true`: it is told of joins and leaves.
     pub presence: bool,
@@ -65,8 +71,11 @@ pub struct Member {
 /// A set of connections that can be read without touching any other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Members<'a> {
+    /// The connections of a uid.
     Uid(&'a str),
+    /// The members of a group.
     Group(&'a str),
+    /// Every connection.
     All,
 }
 
@@ -76,7 +85,9 @@ pub enum Members<'a> {
 /// (lost) from one not kept yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kept {
+    /// Its offset in the stream.
     pub offset: u64,
+    /// The frame as delivered; `None` for a skipped offset.
     pub frame: Option<String>,
     /// When it was kept (epoch milliseconds).
     pub kept_at: i64,
@@ -87,13 +98,16 @@ pub struct Kept {
 /// A group stream's head: where it is, and when its last offset was taken (epoch milliseconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head {
+    /// The stream's epoch and its last offset.
     pub position: Position,
+    /// When the last offset was taken (epoch milliseconds).
     pub taken_at: i64,
 }
 
 /// What came of a join.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Joining {
+    /// It is a member now (or was already).
     Joined,
     /// The connection is in as many groups as it may be.
     Full,
@@ -104,6 +118,7 @@ pub enum Joining {
 /// A group's presence clock, as a tick left it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PresenceClock {
+    /// The group's presence version after the tick.
     pub version: u64,
     /// Its followers were told it outgrew the presence limit.
     pub overflowed: bool,
@@ -118,12 +133,16 @@ pub enum Ending {
     TooRecent,
     /// Another call ended it (or it was never recorded); `left` while its record is still there,
     /// marked ended, as that call removes it (or failed to).
-    EndedElsewhere { left: Option<Left> },
+    EndedElsewhere {
+        /// The record, while it is still there.
+        left: Option<Left>,
+    },
 }
 
 /// A record another call ended and has not removed (yet).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Left {
+    /// The record, marked ended.
     pub record: ConnectionRecord,
     /// When it was ended (epoch milliseconds).
     pub ended_at: i64,
@@ -132,17 +151,51 @@ pub struct Left {
 /// Why the store could not answer.
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// A refusal of another kind (a validation error, a transaction cancelled for a reason the
+    /// caller did not expect), after the SDK's retries.
     #[error("DynamoDB {operation} failed: {message}")]
     Request {
+        /// The DynamoDB operation.
         operation: &'static str,
+        /// AWS's words.
+        message: String,
+    },
+    /// The credentials or the role's policy refused it: a deployment to fix, not a moment to wait.
+    #[error(
+        "DynamoDB {operation} was denied (check the function's role and credentials): {message}"
+    )]
+    Denied {
+        /// The DynamoDB operation.
+        operation: &'static str,
+        /// AWS's words.
+        message: String,
+    },
+    /// The table does not exist (`TABLE_NAME`, or the region).
+    #[error("DynamoDB {operation}: no such table (check TABLE_NAME and the region): {message}")]
+    NoTable {
+        /// The DynamoDB operation.
+        operation: &'static str,
+        /// AWS's words.
+        message: String,
+    },
+    /// No answer within `DYNAMODB_TIMEOUT_MS`, or none at all (the connection failed), after the
+    /// retries.
+    #[error("DynamoDB {operation} got no answer: {message}")]
+    TimedOut {
+        /// The DynamoDB operation.
+        operation: &'static str,
+        /// What the transport said.
         message: String,
     },
     /// DynamoDB refused for throughput after the SDK's retries: a hot key or the table's cap.
     #[error("DynamoDB {operation} was throttled after retries: {message}")]
     Throttled {
+        /// The DynamoDB operation.
         operation: &'static str,
+        /// AWS's words.
         message: String,
     },
+    /// An item, or a request built from one, is not what this service writes.
     #[error("an item in the table is not of this service's shape: {0}")]
     Malformed(String),
 }

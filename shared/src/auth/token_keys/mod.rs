@@ -49,6 +49,7 @@ pub struct Key {
 }
 
 impl Key {
+    /// The key `secret`, named by `kid` (none for a bare secret); checks neither.
     pub fn new(kid: Option<&str>, secret: &str) -> Key {
         Key {
             kid: kid.map(str::to_owned),
@@ -61,6 +62,7 @@ impl Key {
         self.kid.as_deref()
     }
 
+    /// The HS256 secret this key signs and verifies with.
     pub fn secret(&self) -> &str {
         &self.secret
     }
@@ -85,24 +87,35 @@ pub struct KeyRing {
 /// their values.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ShapeError {
+    /// The text does not parse as JSON.
     #[error("it is not JSON")]
     NotJson,
+    /// The JSON is not an object.
     #[error("it is not a JSON object")]
     NotAnObject,
+    /// A key lacks its `kid` or `secret` (the field's path, e.g. `previous[0].kid`).
     #[error("{0} is missing")]
     Missing(String),
+    /// A key's `kid` or `secret` is not a string (the field's path).
     #[error("{0} is not a string")]
     NotAString(String),
+    /// A key's `kid` or `secret` is empty or only whitespace (the field's path).
     #[error("{0} is blank")]
     Blank(String),
+    /// A key's secret has fewer than [`MIN_SECRET_CHARS`] characters (the field's path).
     #[error("{0} is shorter than 32 characters")]
     TooShort(String),
+    /// `previous` is not a JSON array.
     #[error("\"previous\" is not a list")]
     PreviousNotAList,
+    /// An item of `previous` is not a JSON object (its path, `previous[i]`).
     #[error("{0} is not an object with a kid and a secret")]
     NotAKey(String),
+    /// Two keys share this kid.
     #[error("kid {0:?} names two keys")]
     DuplicateKid(String),
+    /// A field the secret, or one of its keys, may not have (its path; the name cut to 40
+    /// characters).
     #[error("{0} is not a field it may have")]
     UnknownField(String),
 }
@@ -214,10 +227,17 @@ fn key(fields: &Map<String, Value>, path: &str) -> Result<Key, ShapeError> {
 /// Why the token keys could not be read.
 #[derive(Debug, Error)]
 pub enum KeysError {
+    /// The secret could not be read from Secrets Manager.
     #[error(transparent)]
     Read(#[from] SecretError),
+    /// The secret was read, but its text does not hold token keys.
     #[error("the secret {secret} does not hold token keys: {problem}. It must be JSON text: {{\"kid\":\"1\",\"secret\":\"<32 characters or more>\"}}, and during a rotation \"previous\":[{{\"kid\":…,\"secret\":…}}] besides, for the keys that still verify (README: Deploying)")]
-    Shape { secret: String, problem: ShapeError },
+    Shape {
+        /// The secret's ARN or name.
+        secret: String,
+        /// What is wrong with its text.
+        problem: ShapeError,
+    },
 }
 
 /// Where the `$connect` function reads its token keys: a secret in Secrets Manager.
@@ -283,10 +303,18 @@ impl TokenKeys {
             Ok(keys) => {
                 let kids = keys.kids();
                 verifier.replace_keys(keys);
-                tracing::info!(secret = %self.secret_id, ?kids, "token keys read again: a token named a key this environment had not read");
+                tracing::info!(
+                    secret = %self.secret_id,
+                    ?kids,
+                    "token keys read again: a token named a key this environment had not read",
+                );
             }
             Err(e) => {
-                tracing::error!(secret = %self.secret_id, error = %e, "token keys could not be read again; tokens naming keys not read are refused meanwhile");
+                tracing::error!(
+                    secret = %self.secret_id,
+                    error = %e,
+                    "token keys could not be read again; tokens naming keys not read are refused meanwhile",
+                );
             }
         }
         true

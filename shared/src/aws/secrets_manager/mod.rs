@@ -29,72 +29,125 @@ const MESSAGE_CHARS: usize = 300;
 /// Why a call to Secrets Manager failed, and what to do about it.
 #[derive(Debug, Error)]
 pub enum SecretError {
+    /// No credentials to sign with: none configured, or the provider failed (its words).
     #[error("no AWS credentials to call Secrets Manager with: {0} (Lambda gives a function its role's credentials in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN)")]
     NoCredentials(String),
+    /// The endpoint does not parse as a URL with a host.
     #[error("{endpoint:?} is not a URL: set SECRETS_MANAGER_ENDPOINT to http(s)://host[:port], or leave it unset to call AWS")]
-    BadEndpoint { endpoint: String },
+    BadEndpoint {
+        /// The endpoint the calls were to go to.
+        endpoint: String,
+    },
+    /// The HTTP request could not be built, so nothing was sent.
     #[error("{action} for {secret} could not be sent: {why}")]
     Unsendable {
+        /// The API action called (`GetSecretValue`, …).
         action: String,
+        /// The secret the call was about (its ARN or name).
         secret: String,
+        /// Why the request could not be built.
         why: String,
     },
+    /// The caller's role may not make this call (`AccessDeniedException`).
     #[error("{action} for {secret} was refused ({code}): the caller's role needs secretsmanager:{action} on it (for the $connect function: its statement on TokenSecret in template.yaml)")]
     AccessDenied {
+        /// The API action called (`GetSecretValue`, …).
         action: String,
+        /// The secret the call was about (its ARN or name).
         secret: String,
+        /// AWS's error code (`__type`, else `x-amzn-errortype`).
         code: String,
     },
+    /// No such secret, or it is scheduled for deletion (`ResourceNotFoundException`).
     #[error("{action}: there is no secret {secret} ({code}): AUTH_SECRET_ARN must name an existing secret that is not scheduled for deletion (the stack's TokenSecretArn output)")]
     NotFound {
+        /// The API action called (`GetSecretValue`, …).
         action: String,
+        /// The secret the call was about (its ARN or name).
         secret: String,
+        /// AWS's error code (`__type`, else `x-amzn-errortype`).
         code: String,
     },
+    /// The secret's KMS key would not decrypt it for the caller (`DecryptionFailure`).
     #[error("{action} for {secret} could not decrypt it ({code}): the caller's role needs kms:Decrypt on the secret's KMS key")]
     Decryption {
+        /// The API action called (`GetSecretValue`, …).
         action: String,
+        /// The secret the call was about (its ARN or name).
         secret: String,
+        /// AWS's error code (`__type`, else `x-amzn-errortype`).
         code: String,
     },
+    /// AWS rejected the signature or the credentials (unknown, expired, or signed with a wrong
+    /// clock or region).
     #[error("{action} for {secret}: AWS did not accept the credentials ({code}: {message}); check the role (or AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the region, and the clock")]
     Credentials {
+        /// The API action called (`GetSecretValue`, …).
         action: String,
+        /// The secret the call was about (its ARN or name).
         secret: String,
+        /// AWS's error code (`__type`, else `x-amzn-errortype`).
         code: String,
+        /// AWS's message about the refusal (at most its first 300 characters).
         message: String,
     },
+    /// Any other refusal that will not pass if the call is made again.
     #[error("{action} for {secret} was refused (HTTP {status}, {code}): {message}")]
     Refused {
+        /// The API action called (`GetSecretValue`, …).
         action: String,
+        /// The secret the call was about (its ARN or name).
         secret: String,
+        /// The HTTP status of the refusal.
         status: u16,
+        /// AWS's error code (`__type`, else `x-amzn-errortype`).
         code: String,
+        /// AWS's message about the refusal (at most its first 300 characters).
         message: String,
     },
+    /// No attempt got an answer it could use (each was lost, or refused in a way that may pass)
+    /// before the attempts or the budget ran out.
     #[error("{action} for {secret} got no answer it could use in {attempts} attempts within {budget:?} (the last: {last}): check that the function can reach {endpoint} (from a VPC: through a Secrets Manager VPC endpoint or a NAT gateway), or SECRETS_MANAGER_ENDPOINT")]
     Unavailable {
+        /// The API action called (`GetSecretValue`, …).
         action: String,
+        /// The secret the call was about (its ARN or name).
         secret: String,
+        /// Where the calls went.
         endpoint: String,
+        /// How many attempts were made.
         attempts: u32,
+        /// The whole budget of the call ([`Limits::operation_timeout`]).
         budget: Duration,
+        /// What went wrong with the last attempt.
         last: String,
     },
+    /// A success whose body does not parse as JSON.
     #[error("{action} for {secret} was answered with HTTP 200 and a body that is not JSON")]
-    NotJson { action: String, secret: String },
+    NotJson {
+        /// The API action called (`GetSecretValue`, …).
+        action: String,
+        /// The secret the call was about (its ARN or name).
+        secret: String,
+    },
+    /// The `GetSecretValue` answer holds no `SecretString` text (as a binary secret's does not).
     #[error("the secret {secret} holds no SecretString (is it a binary secret?): store the token keys as JSON text")]
-    NotText { secret: String },
+    NotText {
+        /// The secret the call was about (its ARN or name).
+        secret: String,
+    },
 }
 
 /// Timeouts and retries of every call.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// The longest opening a connection may take.
     pub connect_timeout: Duration,
     /// The longest one attempt may take.
     pub attempt_timeout: Duration,
     /// The whole budget of one call, retries included: inside Lambda's 10 s for an init.
     pub operation_timeout: Duration,
+    /// The most attempts one call makes (at least one).
     pub max_attempts: u32,
     /// The first retry's backoff; each later one doubles it.
     pub initial_backoff: Duration,

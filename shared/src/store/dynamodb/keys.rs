@@ -9,11 +9,14 @@ use crate::store::{all_shard, ConnectionRecord};
 /// The key of one item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Key {
+    /// The partition key.
     pub pk: String,
+    /// The sort key.
     pub sk: String,
 }
 
 impl Key {
+    /// A connection's record.
     pub fn connection(connection_id: &str) -> Key {
         Key {
             pk: format!("conn#{connection_id}"),
@@ -30,6 +33,7 @@ impl Key {
         }
     }
 
+    /// A connection's place in its uid's set.
     pub fn uid_member(uid: &str, connection_id: &str) -> Key {
         Key {
             pk: uid_partition(uid),
@@ -37,6 +41,7 @@ impl Key {
         }
     }
 
+    /// A connection's membership of a group.
     pub fn group_member(group: &str, connection_id: &str) -> Key {
         Key {
             pk: group_partition(group),
@@ -44,6 +49,7 @@ impl Key {
         }
     }
 
+    /// A connection's place in its shard of everyone.
     pub fn all_member(connection_id: &str) -> Key {
         Key {
             pk: all_partition(all_shard(connection_id)),

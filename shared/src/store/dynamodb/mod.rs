@@ -51,6 +51,7 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// A store over `table` through `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
             client,
@@ -75,10 +76,12 @@ impl DynamoStore {
         self
     }
 
+    /// The DynamoDB client (for tools and tests).
     pub fn client(&self) -> &Client {
         &self.client
     }
 
+    /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
     }

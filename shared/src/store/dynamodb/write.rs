@@ -123,13 +123,30 @@ where
     R: std::fmt::Debug,
 {
     let message = DisplayErrorContext(&error).to_string();
+    if matches!(
+        error,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)
+    ) {
+        return StoreError::TimedOut { operation, message };
+    }
     match error.code() {
         Some(code) if THROTTLING_CODES.contains(&code) => {
             StoreError::Throttled { operation, message }
         }
+        Some(code) if DENIED_CODES.contains(&code) => StoreError::Denied { operation, message },
+        Some("ResourceNotFoundException") => StoreError::NoTable { operation, message },
         _ => StoreError::Request { operation, message },
     }
 }
+
+/// The error codes of a request AWS would not let through: credentials or policy.
+const DENIED_CODES: [&str; 5] = [
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "MissingAuthenticationTokenException",
+    "ExpiredTokenException",
+];
 
 /// The error codes DynamoDB answers when a partition or the table is past its throughput
 /// (the SDK has already retried them).
