@@ -548,7 +548,7 @@ async fn main() {
     let broadcast_reads = gateway.store.take();
     rows.push((
         format!("items read by a group send to 10, table of {size}"),
-        format!("{group_reads} (the sender is named by the authorizer's context, not read)"),
+        format!("{group_reads} (the fan-out's own reads; the built-in's send adds none when the token names the sender)"),
     ));
     rows.push((
         format!("items read by a broadcast to {size}"),

@@ -76,7 +76,7 @@ impl Error {
     pub fn rejection(&self, action: Option<&str>, request_id: &str) -> Rejection {
         let what = match self {
             Error::Rejected(rejection) => return rejection.clone(),
-            Error::TooManyGroups(_) => {
+            Error::TooManyGroups(_) | Error::InvalidName(_) => {
                 return Rejection::new(ErrorCode::BadRequest, self.to_string(), action)
             }
             Error::Undelivered { failed, attempted } => {
@@ -93,7 +93,6 @@ impl Error {
             Error::Config(_) | Error::Keys(_) | Error::NoEndpoint => {
                 "the service is misconfigured".to_owned()
             }
-            Error::InvalidName(name) => format!("{name:?} is not a valid name"),
             Error::Unserializable(_) => "a reply could not be serialized".to_owned(),
             Error::Unauthorized | Error::UnexpectedEvent(_) => "the request was refused".to_owned(),
         };

@@ -1,6 +1,6 @@
 //! The library behind the three Lambda functions: configuration, connection records in DynamoDB,
 //! pushes through the API Gateway Management API, the Events API an application implements
-//! ([`events`]), and the handlers. The built-in wire protocol is an application of its own (the
+//! ([`app`]), and the handlers. The built-in wire protocol is an application of its own (the
 //! `protocol` crate), written on this crate's public surface like any other.
 
 pub mod app;

@@ -3,7 +3,7 @@
 //! database, its HTTP client) — that the client hears of as `internal` and the log line names.
 //!
 //! Any `std::error::Error` converts with `?`, as with `anyhow`; for that, `AppError` itself is
-//! not a `std::error::Error`.
+//! not a `std::error::Error`. A boxed error (`anyhow::Error`) goes through [`AppError::boxed`].
 
 use std::fmt;
 
@@ -46,8 +46,14 @@ impl AppError {
     /// the library's refusals.
     pub fn rejection(&self, action: Option<&str>, request_id: &str) -> Rejection {
         match &self.0 {
-            Kind::Refused(rejection) => rejection.clone(),
-            Kind::Failed(error) => match error.downcast_ref::<Error>() {
+            Kind::Refused(rejection) => {
+                let mut rejection = rejection.clone();
+                if rejection.action.is_none() {
+                    rejection.action = action.map(str::to_owned);
+                }
+                rejection
+            }
+            Kind::Failed(error) => match library_error(error.as_ref()) {
                 Some(error) => error.rejection(action, request_id),
                 None => Rejection::new(
                     ErrorCode::Internal,
@@ -58,18 +64,42 @@ impl AppError {
         }
     }
 
-    /// Whether this is a refusal (the client's doing) rather than a failure (the service's).
+    /// Whether this is a refusal (the client's doing, told as made) rather than a failure (the
+    /// service's, logged as an error).
     pub fn is_refusal(&self) -> bool {
-        self.rejection(None, "").code != ErrorCode::Internal
+        match &self.0 {
+            Kind::Refused(_) => true,
+            Kind::Failed(error) => library_error(error.as_ref())
+                .is_some_and(|error| error.rejection(None, "").code != ErrorCode::Internal),
+        }
     }
 
-    /// The library's error inside, when this is one.
+    /// A failure from a boxed error, which `?` cannot convert (`Box<dyn Error>` is not itself a
+    /// `std::error::Error`): `anyhow::Error`'s `.into()`, say.
+    pub fn boxed(error: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        AppError(Kind::Failed(error))
+    }
+
+    /// The library's error inside, when this is one (or wraps one, as a source).
     pub fn library_error(&self) -> Option<&Error> {
         match &self.0 {
-            Kind::Failed(error) => error.downcast_ref::<Error>(),
+            Kind::Failed(error) => library_error(error.as_ref()),
             Kind::Refused(_) => None,
         }
     }
+}
+
+/// The library's error in `error`'s chain of sources: an application that wraps a Gateway call's
+/// error in its own keeps the library's refusals (a rate limit stays `rate_limited`).
+fn library_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(library) = error.downcast_ref::<Error>() {
+            return Some(library);
+        }
+        next = error.source();
+    }
+    None
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for AppError {
@@ -129,8 +159,9 @@ mod tests {
         assert!(error.is_refusal());
         let told = error.rejection(Some("say"), "req-1");
         assert_eq!(
-            (told.code, told.message.as_str(), told.action),
-            (ErrorCode::BadRequest, "log in first", None)
+            (told.code, told.message.as_str(), told.action.as_deref()),
+            (ErrorCode::BadRequest, "log in first", Some("say")),
+            "the action the frame named"
         );
     }
 
@@ -147,5 +178,20 @@ mod tests {
         assert_eq!(limited.rejection(None, "r").code, ErrorCode::RateLimited);
         let unreachable: AppError = Error::NoEndpoint.into();
         assert!(!unreachable.is_refusal());
+    }
+
+    /// An application's own error type that wraps the library's.
+    #[derive(Debug, thiserror::Error)]
+    #[error("the lobby could not be joined")]
+    struct Lobby(#[source] Error);
+
+    #[test]
+    fn a_library_refusal_wrapped_in_an_applications_error_stays_a_refusal() {
+        let limited = Error::Rejected(Rejection::new(ErrorCode::RateLimited, "slow down", None));
+        let wrapped: AppError = Lobby(limited).into();
+        assert!(wrapped.is_refusal());
+        assert_eq!(wrapped.rejection(None, "r").code, ErrorCode::RateLimited);
+        let boxed: Box<dyn std::error::Error + Send + Sync> = "a boxed failure".into();
+        assert!(!AppError::boxed(boxed).is_refusal());
     }
 }

@@ -9,7 +9,7 @@ use crate::gateway::Gateway;
 use crate::push::Delivery;
 use crate::store::Store;
 
-/// The sender of a frame, during `on_message`.
+/// The sender of a frame, during `on_message`; the new client, during `on_open`.
 pub struct Client<'a> {
     gateway: &'a Gateway,
     connection_id: &'a str,
@@ -149,7 +149,7 @@ impl<'a> Client<'a> {
     }
 
     /// The sender's session (`$_SESSION`), read on first use in this frame; what the application
-    /// changes is saved when `on_message` returns `Ok` (see [`crate::gateway::session`]).
+    /// changes is saved when the hook returns `Ok` (see [`crate::gateway::session`]).
     pub async fn session(&mut self) -> Result<&mut Session, Error> {
         let loaded = match self.session.take() {
             Some(loaded) => loaded,

@@ -36,7 +36,7 @@ pub trait Events: Send + Sync {
     }
 
     /// Whether [`Events::on_open`] runs. Set it `true` when implementing `on_open`: each
-    /// connection then costs one more Lambda invocation (see [`crate::on_open`]), which an
+    /// connection then costs one more Lambda invocation (see [`crate::lambda::on_open`]), which an
     /// application without the hook should not pay.
     const ON_OPEN: bool = false;
 

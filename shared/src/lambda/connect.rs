@@ -267,13 +267,15 @@ pub async fn handle<A: Events>(
         };
         Ok(response(status))
     };
-    let (result, closed) = ended::closing(work).await;
-    close_all(gateway, app, closed).await;
+    // Boxed: the work and the application's hooks nest deep enough to pass a test thread's
+    // stack in a debug build when held inline.
+    let (result, closed) = ended::closing(Box::pin(work)).await;
+    Box::pin(close_all(gateway, app, closed)).await;
     result
 }
 
 /// Queues the invocation that runs `on_open` once the handshake completes (see
-/// [`crate::on_open`]); a failure leaves the connection open without it, and says so.
+/// [`crate::lambda::on_open`]); a failure leaves the connection open without it, and says so.
 async fn ask_for_on_open(gateway: &Gateway, context: &ApiGatewayWebsocketProxyRequestContext) {
     match &gateway.opener {
         Some(opener) => {

@@ -53,13 +53,15 @@ impl ConnectGateway {
 /// [`gateway_from_env`] for `$connect`, which refuses to start without token keys unless
 /// `ALLOW_ANONYMOUS=true` says this is development. With `AUTH_SECRET_ARN`, the keys are read
 /// from Secrets Manager here, once per execution environment: a secret that cannot be read, or
-/// that does not hold keys, stops the init with the reason.
-pub async fn connect_gateway_from_env() -> Result<ConnectGateway, Error> {
+/// that does not hold keys, stops the init with the reason. `opens`: the application runs
+/// `on_open` ([`crate::app::Events::ON_OPEN`]), so `$connect` asks for it.
+pub async fn connect_gateway_from_env(opens: bool) -> Result<ConnectGateway, Error> {
     let config = Config::from_env()?;
     config.require_secret()?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let mut gateway = gateway(config, &sdk);
-    if let Some(function) = &gateway.config.on_open_function {
+    // The invoker only for an application with on_open: the others pay nothing for it.
+    if let Some(function) = gateway.config.on_open_function.as_ref().filter(|_| opens) {
         let endpoint = gateway.config.lambda_endpoint.as_deref();
         gateway.opener = Some(Opener::from_sdk(&sdk, endpoint, function));
     }

@@ -166,8 +166,10 @@ pub async fn handle<A: Events>(
         );
         Ok(response(200))
     };
-    let (result, closed) = ended::closing(work).await;
-    close_all(gateway, app, closed).await;
+    // Boxed: the work and the application's hooks nest deep enough to pass a test thread's
+    // stack in a debug build when held inline.
+    let (result, closed) = ended::closing(Box::pin(work)).await;
+    Box::pin(close_all(gateway, app, closed)).await;
     result
 }
 

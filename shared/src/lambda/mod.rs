@@ -37,9 +37,9 @@ use on_open::OpenEvent;
 /// The `$connect` function, which is also the `$connect` route's authorizer. Reads the token
 /// keys from the secret `AUTH_SECRET_ARN` names at init; refuses to start without one unless
 /// `ALLOW_ANONYMOUS=true` says this is development.
-pub async fn connect(app: impl Events) -> Result<(), Error> {
+pub async fn connect<A: Events>(app: A) -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let connect = aws::connect_gateway_from_env().await?;
+    let connect = aws::connect_gateway_from_env(A::ON_OPEN).await?;
     let (connect, app) = (&connect, &app);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         // A token naming a key not read yet (a rotation) has the keys read again first.
@@ -55,7 +55,7 @@ pub async fn connect(app: impl Events) -> Result<(), Error> {
 }
 
 /// The function of every message route, which also runs `on_open` when `$connect` asks for it
-/// (see [`crate::on_open`]).
+/// (see [`crate::lambda::on_open`]).
 pub async fn message(app: impl Events) -> Result<(), Error> {
     tracing::init_default_subscriber();
     let gateway = aws::gateway_from_env().await?;

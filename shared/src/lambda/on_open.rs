@@ -34,8 +34,12 @@ use crate::lambda::request::{millis, Ids};
 use crate::push::{Delivery, Push};
 use crate::store::Store;
 
-/// The longest the invocation waits for the handshake to complete.
-const HANDSHAKE_WAIT: Duration = Duration::from_secs(5);
+/// The longest the invocation waits for the handshake to complete (it is billed meanwhile).
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(3);
+
+/// Answers of 410 after which the connection's record is asked whether it still exists: a client
+/// that left during its handshake ends the wait at once, not after [`HANDSHAKE_WAIT`].
+const GONE_BEFORE_LOOKING: u32 = 3;
 
 /// The first wait between two questions about the handshake; each later one doubles, up to
 /// [`MAX_PAUSE`].
@@ -74,7 +78,7 @@ pub enum OpenError {
     },
     /// Lambda answered with an error that a retry would not mend (not 429, not a 5xx): most
     /// likely a missing permission or a wrong function name.
-    #[error("invoking {function} was refused (HTTP {status}, {code}): the $connect function's role needs lambda:InvokeFunction on it (template.yaml gives it), and ON_OPEN_FUNCTION must name it")]
+    #[error("invoking {function} was refused (HTTP {status}, {code}): on 403, the $connect function's role needs lambda:InvokeFunction on it (template.yaml gives it); on 404, ON_OPEN_FUNCTION must name an existing function")]
     Refused {
         /// The function to invoke (`ON_OPEN_FUNCTION`).
         function: String,
@@ -203,6 +207,8 @@ enum Handshake {
     Completed,
     /// Still 410 at the deadline: the client left during its handshake, or it never completed.
     NeverCompleted,
+    /// The connection's record is gone: the client left (its `$disconnect` came).
+    Left,
     Failed(String),
 }
 
@@ -213,10 +219,17 @@ async fn handshake<S: Store, P: Push>(
 ) -> Handshake {
     let started = Instant::now();
     let mut pause = FIRST_PAUSE;
+    let mut gone = 0;
     loop {
         match gateway.push.probe(endpoint, connection_id).await {
             Ok(Delivery::Delivered) => return Handshake::Completed,
             Ok(Delivery::Gone) if started.elapsed() + pause < HANDSHAKE_WAIT => {
+                gone += 1;
+                if gone >= GONE_BEFORE_LOOKING
+                    && matches!(gateway.store.connection(connection_id).await, Ok(None))
+                {
+                    return Handshake::Left;
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_PAUSE);
             }
@@ -292,6 +305,7 @@ pub async fn open<A: Events>(gateway: &Gateway, app: &A, event: OpenEvent, aws_r
                 }
             },
             Handshake::NeverCompleted => "the handshake never completed",
+            Handshake::Left => "the client left before its handshake completed",
             Handshake::Failed(e) => {
                 tracing::error!(
                     error = %e,
@@ -303,5 +317,5 @@ pub async fn open<A: Events>(gateway: &Gateway, app: &A, event: OpenEvent, aws_r
         tracing::info!(outcome, duration_ms = millis(started.elapsed()), "on_open");
     })
     .await;
-    close_all(gateway, app, closed).await;
+    Box::pin(close_all(gateway, app, closed)).await;
 }

@@ -30,7 +30,7 @@ pub(super) const ENDED_AT: &str = "endedAt";
 const ENDED_BY: &str = "endedBy";
 
 /// A token no other call of this process or any other shares (time and a counter).
-fn token() -> String {
+pub(super) fn token() -> String {
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -190,17 +190,21 @@ impl Store for DynamoStore {
     }
 
     async fn mark_opened(&self, connection_id: &str) -> Result<bool, StoreError> {
-        let values =
-            HashMap::from([(":now".to_owned(), AttributeValue::N(now_secs().to_string()))]);
+        // The call's own token: an SDK retry of a write whose answer was lost still finds it
+        // won, where a second delivery of the same event (another call) is refused.
+        let values = HashMap::from([
+            (":now".to_owned(), AttributeValue::N(now_secs().to_string())),
+            (":by".to_owned(), AttributeValue::S(ending::token())),
+        ]);
         let marked = write::conditional_update(|| {
             self.client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(Key::connection(connection_id).item()))
-                .update_expression("SET openedAt = :now")
+                .update_expression("SET openedAt = :now, openedBy = :by")
                 .condition_expression(
                     "attribute_exists(pk) AND attribute_not_exists(endedAt) \
-                     AND attribute_not_exists(openedAt) AND #expires > :now",
+                     AND (attribute_not_exists(openedAt) OR openedBy = :by) AND #expires > :now",
                 )
                 .expression_attribute_names("#expires", TTL_ATTRIBUTE)
                 .set_expression_attribute_values(Some(values.clone()))

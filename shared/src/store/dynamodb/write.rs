@@ -123,10 +123,12 @@ where
     R: std::fmt::Debug,
 {
     let message = DisplayErrorContext(&error).to_string();
-    if matches!(
-        error,
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)
-    ) {
+    let timed_out = match &error {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(failure) => failure.is_timeout(),
+        _ => false,
+    };
+    if timed_out {
         return StoreError::TimedOut { operation, message };
     }
     match error.code() {
