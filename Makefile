@@ -71,7 +71,7 @@ dev: tools ## Run the service locally: the local DynamoDB (dynoxide; DYNAMODB=mo
 
 test: tools browser-tools ## Run every test: unit, handlers, end to end through the local gateway, the client library, and in a browser
 	# The functions first, built as cargo lambda watch builds them, so the end-to-end tests find them ready.
-	cargo build --locked --bin connect --bin message --bin disconnect
+	cargo build --locked --bin connect --bin message --bin disconnect --bin api
 	cargo build --locked --bin gateway-client
 	# The examples' functions, which their end-to-end tests run the same way.
 	cargo build --locked -p workerman-chat -p hello --bins

@@ -5,8 +5,8 @@ Every statement of every AWS::Serverless::Function's inline policies must
 - name resources that are the connections table (`!GetAtt ConnectionsTable.Arn`), one of its
   indexes (`!Sub ${ConnectionsTable.Arn}/index/...`), or the WebSocket API's `@connections`
   (`!Sub arn:...:execute-api:...:${WebSocketApi}/${StageName}/POST/@connections/*`) — never `*`;
-- read the token secret (`!Ref TokenSecret`) with `secretsmanager:GetSecretValue` and nothing
-  else, in a statement of its own;
+- read a secret (`!Ref TokenSecret`, `!Ref ApiSecret`) with `secretsmanager:GetSecretValue` and
+  nothing else, in a statement of its own;
 - invoke another function of the template (`!GetAtt MessageFunction.Arn`: on_open) with
   `lambda:InvokeFunction` and nothing else, in a statement of its own.
 Managed policy names and SAM policy templates are refused too: they cannot be checked here.
@@ -45,6 +45,8 @@ Loader.add_multi_constructor("!", construct_tag)
 
 TABLE = "ConnectionsTable"
 SECRET = "TokenSecret"
+# The secrets a function may read: the token keys ($connect) and the server API's (its function).
+SECRETS = (SECRET, "ApiSecret")
 SECRET_ACTIONS = ["secretsmanager:GetSecretValue"]
 INVOKE_ACTIONS = ["lambda:InvokeFunction"]
 ALLOWED_RESOURCES = [
@@ -65,7 +67,7 @@ def as_list(value):
 
 
 def is_secret(resource):
-    return isinstance(resource, Tag) and resource.tag == "!Ref" and resource.value == SECRET
+    return isinstance(resource, Tag) and resource.tag == "!Ref" and resource.value in SECRETS
 
 
 def is_function_of(functions, resource):

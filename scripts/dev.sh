@@ -64,7 +64,7 @@ if [ -n "$APP" ]; then
 else
   cargo build --bin connect --bin message --bin disconnect
 fi
-cargo build --bin local-gateway
+cargo build --bin local-gateway --bin api   # api: the server API, served at /api
 [ "$DYNAMODB" = dynoxide ] && cargo build --bin local-dynamodb
 
 # The client library, which the chat page imports from the gateway.
@@ -100,6 +100,9 @@ env_vars+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-ea
 # on_open: the $connect function asks the local gateway's Invoke API for the message function,
 # as it asks Lambda in AWS (used only by an application that implements on_open).
 env_vars+=",ON_OPEN_FUNCTION=${APP:+$APP-}message,LAMBDA_ENDPOINT=http://127.0.0.1:$GATEWAY_PORT"
+# The server API's secret (the template keeps it in Secrets Manager): backends sign with it.
+API_SECRET=${API_SECRET:-local-server-api-secret}
+env_vars+=",API_SECRET=$API_SECRET"
 # Without token keys the functions refuse to start unless told this is development.
 if [ -n "${AUTH_SECRET:-}" ]; then
   env_vars+=",AUTH_SECRET_ARN=$secret_arn,SECRETS_MANAGER_ENDPOINT=http://127.0.0.1:$SECRETS_PORT"
@@ -149,6 +152,7 @@ if [ -n "$APP" ]; then
 else
   say "  chat page: http://127.0.0.1:$GATEWAY_PORT/"
 fi
+say "  server API: http://127.0.0.1:$GATEWAY_PORT/api   GATEWAY_SECRET=$API_SECRET   (docs/server-api.md)"
 say "  function logs: $LOGS/functions.log   DynamoDB ($DYNAMODB): http://127.0.0.1:$DYNAMODB_PORT"
 if [ -n "${AUTH_SECRET:-}" ]; then
   say "  a token: scripts/mint-token.py - alice <<<\"\$AUTH_SECRET\"   (the keys: $secret_arn on http://127.0.0.1:$SECRETS_PORT)"

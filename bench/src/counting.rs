@@ -35,6 +35,14 @@ impl<S: Store> Store for CountingStore<S> {
         Ok(record)
     }
 
+    async fn remember_signature(
+        &self,
+        signature: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.remember_signature(signature, expires_at).await
+    }
+
     async fn mark_opened(&self, connection_id: &str) -> Result<bool, StoreError> {
         self.inner.mark_opened(connection_id).await
     }

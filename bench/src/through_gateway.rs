@@ -178,6 +178,7 @@ impl Stack {
                 region: "us-east-1".into(),
             })),
             client_library: None,
+            api_function: "api".into(),
         };
         // The functions run without a secret (ALLOW_ANONYMOUS): handshakes carry no ?token=.
         settings.aws.allow_anonymous = true;

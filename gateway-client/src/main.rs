@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use shared::auth::token_keys::{KeyRing, TokenKeys};
 use shared::aws::secrets_manager::SecretsManager;
-use shared::gateway::target::Target;
 use shared::lambda::init::AwsGateway;
+use shared::server_api::call::To as CallTo;
+use shared::server_api::Call;
 use shared::{Config, Error};
 
 #[derive(Parser, Debug)]
@@ -49,15 +50,23 @@ struct To {
 }
 
 impl To {
-    fn target(self) -> Target {
+    fn into_call(self) -> CallTo {
+        let one_or_many =
+            |mut names: Vec<String>, one: fn(String) -> CallTo, many: fn(Vec<String>) -> CallTo| {
+                if names.len() == 1 {
+                    one(names.remove(0))
+                } else {
+                    many(names)
+                }
+            };
         if self.all {
-            Target::All
+            CallTo::All(true)
         } else if !self.clients.is_empty() {
-            Target::Connections(self.clients)
+            one_or_many(self.clients, CallTo::Client, CallTo::Clients)
         } else if !self.uids.is_empty() {
-            Target::Uids(self.uids)
+            one_or_many(self.uids, CallTo::Uid, CallTo::Uids)
         } else {
-            Target::Groups(self.groups)
+            one_or_many(self.groups, CallTo::Group, CallTo::Groups)
         }
     }
 }
@@ -262,99 +271,77 @@ async fn run(cli: Cli) -> Result<Value, String> {
         return token(args).await;
     }
     let gateway = gateway(&cli).await?;
-    let failed = |e: Error| e.to_string();
-    Ok(match cli.command {
-        Command::Send { to, exclude, data } => {
-            let report = gateway
-                .send_to(&to.target(), &data, &exclude)
-                .await
-                .map_err(failed)?;
-            if let Some(error) = report.error() {
-                return Err(error.to_string());
-            }
-            json!({"delivered": report.delivered, "gone": report.gone})
-        }
-        Command::Kick { who } => match (who.client, who.uid) {
-            (Some(client), _) => {
-                gateway.close_client(&client).await.map_err(failed)?;
-                json!({"closed": 1})
-            }
-            (None, Some(uid)) => json!({"closed": gateway.kick_uid(&uid).await.map_err(failed)?}),
-            (None, None) => return Err("give --client or --uid".into()),
+    // The server API's call: what its function runs for a backend, this runs here.
+    let call = call(cli.command)?;
+    call.check()?;
+    call.run(&gateway).await.map_err(|e: Error| e.to_string())
+}
+
+/// The server API's call for a command (`token` excepted: it needs no table).
+fn call(command: Command) -> Result<Call, String> {
+    Ok(match command {
+        Command::Send { to, exclude, data } => Call::Send {
+            to: to.into_call(),
+            data: Value::String(data),
+            exclude,
         },
-        Command::Presence { group } => {
-            let presence = match &group {
-                Some(group) => gateway.group_presence(group).await,
-                None => gateway.all_presence().await,
-            }
-            .map_err(failed)?;
-            let mut answer = json!({"connections": presence.connections, "uids": presence.uids});
-            if let Some(group) = group {
-                answer["group"] = json!(group);
-            }
-            answer
-        }
-        Command::Online { who } => match (who.client, who.uid) {
-            (Some(client), _) => {
-                json!({"online": gateway.is_online(&client).await.map_err(failed)?})
-            }
-            (None, Some(uid)) => {
-                let connections = gateway.client_ids_by_uid(&uid).await.map_err(failed)?;
-                json!({"online": !connections.is_empty(), "connections": connections})
-            }
-            (None, None) => return Err("give --client or --uid".into()),
+        Command::Kick { who } => Call::Kick {
+            client: who.client,
+            uid: who.uid,
         },
-        Command::Members { group } => {
-            json!({"connections": gateway.client_ids_by_group(&group).await.map_err(failed)?})
-        }
-        Command::Bind { connection_id, uid } => {
-            json!({"bound": gateway.bind_uid(&connection_id, &uid).await.map_err(failed)?})
-        }
-        Command::Unbind { connection_id } => {
-            json!({"unbound": gateway.unbind_uid(&connection_id).await.map_err(failed)?})
-        }
+        Command::Presence { group } => Call::Presence { group },
+        Command::Online { who } => Call::Online {
+            client: who.client,
+            uid: who.uid,
+        },
+        Command::Members { group } => Call::Members { group },
+        Command::Bind { connection_id, uid } => Call::Bind {
+            client: connection_id,
+            uid,
+        },
+        Command::Unbind { connection_id } => Call::Unbind {
+            client: connection_id,
+        },
         Command::Join {
             connection_id,
             group,
-        } => {
-            json!({"joined": gateway.join_group(&connection_id, &group).await.map_err(failed)?})
-        }
+        } => Call::Join {
+            client: connection_id,
+            group,
+        },
         Command::Leave {
             connection_id,
             group,
-        } => {
-            gateway
-                .leave_group(&connection_id, &group)
-                .await
-                .map_err(failed)?;
-            json!({"left": true})
-        }
-        Command::Ungroup { group } => {
-            json!({"removed": gateway.ungroup(&group).await.map_err(failed)?})
-        }
+        } => Call::Leave {
+            client: connection_id,
+            group,
+        },
+        Command::Ungroup { group } => Call::Ungroup { group },
         Command::Session { action } => match action {
-            SessionAction::Get { connection_id } => {
-                json!({"session": gateway.session(&connection_id).await.map_err(failed)?})
-            }
+            SessionAction::Get { connection_id } => Call::Session {
+                client: connection_id,
+            },
             SessionAction::Set {
                 connection_id,
                 json,
-            } => {
-                let value = parse_json(&json)?;
-                json!({"stored": gateway.set_session(&connection_id, &value).await.map_err(failed)?})
-            }
+            } => Call::SetSession {
+                client: connection_id,
+                session: parse_json(&json)?,
+            },
             SessionAction::Update {
                 connection_id,
                 json,
             } => {
-                let Value::Object(changes) = parse_json(&json)? else {
+                let Value::Object(session) = parse_json(&json)? else {
                     return Err("session update takes a JSON object".into());
                 };
-                json!({"stored": gateway.update_session(&connection_id, &changes).await.map_err(failed)?})
+                Call::UpdateSession {
+                    client: connection_id,
+                    session,
+                }
             }
         },
-        // Answered above, before a table is needed; kept whole here so the match stays total.
-        Command::Token(args) => token(&args).await?,
+        Command::Token(_) => return Err("token needs no call".into()),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod authorize;
 pub mod client_library;
 pub mod connections;
 pub mod events;
+pub mod function_url;
 pub mod invoke;
 pub mod lambda_api;
 pub mod management;
@@ -114,6 +115,8 @@ pub struct Settings {
     /// The client library's built files (`clients/js/dist`), served under `/client/` for the
     /// chat page; `None` serves none.
     pub client_library: Option<PathBuf>,
+    /// The server API's function, served at `POST /api` as its function URL.
+    pub api_function: String,
 }
 
 /// State shared by every request.
@@ -165,6 +168,7 @@ pub fn router(settings: Settings) -> Router {
         .route("/", get(socket::handshake))
         .route("/{stage}", get(socket::staged_handshake))
         .route("/client/{file}", get(client_library::file))
+        .route("/api", post(function_url::api))
         .route(
             "/2015-03-31/functions/{function}/invocations",
             post(lambda_api::invocations),

@@ -56,6 +56,10 @@ struct Args {
     /// The client library's built files (clients/js/dist), served under /client/ for the chat page.
     #[arg(long, env = "CLIENT_LIBRARY")]
     client_library: Option<PathBuf>,
+    /// The prefix of the server API's function (`api`), served at `POST /api` as its function
+    /// URL; the examples keep the default one.
+    #[arg(long, env = "API_FUNCTION_PREFIX", default_value = "")]
+    api_function_prefix: String,
     /// Seconds an invocation may take (API Gateway: 29).
     #[arg(long, default_value_t = 29)]
     invoke_timeout: u64,
@@ -151,6 +155,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             allow_anonymous: args.allow_anonymous,
         },
         client_library: args.client_library,
+        api_function: format!("{}api", args.api_function_prefix),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

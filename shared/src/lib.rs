@@ -14,6 +14,7 @@ pub mod jitter;
 pub mod lambda;
 pub mod names;
 pub mod push;
+pub mod server_api;
 pub mod store;
 
 pub use app::AppError;

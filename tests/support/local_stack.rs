@@ -43,7 +43,7 @@ pub const ACCESS_KEY_ID: &str = "test";
 pub const SECRET_ACCESS_KEY: &str = "test";
 pub const SESSION_TOKEN: &str = "local-session-token";
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -280,6 +280,7 @@ impl LocalStack {
             max_invocations: scale.invocations,
             aws,
             client_library: None,
+            api_function: "api".into(),
         };
         let gateway = tokio::spawn(async move {
             let _ = local_gateway::serve(listener, settings).await;

@@ -14,6 +14,7 @@
 //! }
 //! ```
 
+pub mod api;
 pub mod connect;
 pub mod disconnect;
 pub mod init;

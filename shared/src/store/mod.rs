@@ -264,6 +264,14 @@ pub trait Store: Send + Sync {
         group: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Remembers a server API request's signature until `expires_at` (epoch seconds): `true` the
+    /// first time, `false` when it was seen before (a replay).
+    fn remember_signature(
+        &self,
+        signature: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Marks the connection opened (its `on_open` run); `true` for the one call that marks it,
     /// `false` when it was marked before, has ended, or is not (or no longer) recorded. An
     /// asynchronous invocation may be delivered twice: the mark keeps `on_open` to once.

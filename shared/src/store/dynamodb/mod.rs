@@ -19,6 +19,7 @@ mod membership;
 mod presence;
 mod rate_limit;
 mod read;
+mod seen;
 mod table;
 use read::Read;
 mod write;
@@ -278,6 +279,14 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().delete(delete).build(),
         ];
         self.change_uid(record, own, "REMOVE uid", None).await
+    }
+
+    async fn remember_signature(
+        &self,
+        signature: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.remember_signature_in(signature, expires_at).await
     }
 
     async fn count_frame(
