@@ -29,7 +29,7 @@ else
   $(error ARCH must be arm64 or x86_64, not $(ARCH))
 endif
 
-.PHONY: help tools sam-tools browser-tools dev test policies fuzz load bench unit lint build deploy clean
+.PHONY: help tools sam-tools browser-tools backend-tools dev test policies fuzz load bench unit lint build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,10 @@ browser-tools: tests/js/node_modules/.installed clients/js/node_modules/.install
 	@[ -x "$(CHROMIUM)" ] || { echo "installing Debian's chromium"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+backend-tools: ## Install PHP's CLI (Debian's package) for the PHP backend example's test (Python and Node are there already)
+	@command -v php >/dev/null || { echo "installing Debian's php-cli"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends php-cli >/dev/null; }
+
 tests/js/node_modules/.installed: tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund
 	touch $@
@@ -69,7 +73,7 @@ clients/js/node_modules/.installed: clients/js/package-lock.json
 dev: tools ## Run the service locally: the local DynamoDB (dynoxide; DYNAMODB=moto for moto), the functions under cargo lambda watch, the local gateway (APP=workerman-chat for the chat example)
 	scripts/dev.sh
 
-test: tools browser-tools ## Run every test: unit, handlers, end to end through the local gateway, the client library, and in a browser
+test: tools browser-tools backend-tools ## Run every test: unit, handlers, end to end through the local gateway, the client library, and in a browser
 	# The functions first, built as cargo lambda watch builds them, so the end-to-end tests find them ready.
 	cargo build --locked --bin connect --bin message --bin disconnect --bin api
 	cargo build --locked --bin gateway-client

@@ -99,6 +99,20 @@ async fn post(stack: &LocalStack, body: &str, secret: &str, t: i64) -> (u16, Val
 
 const SEND_TO_ALICE: &str = r#"{"calls":[{"call":"send","to":{"uid":"alice"},"data":"hi"}]}"#;
 
+/// A PHP web backend's own `Gateway::` calls (clients/php), only its settings changed.
+#[tokio::test]
+async fn a_php_backend_calls_gatewayworkers_gateway_class_unchanged() {
+    let stack = stack().await;
+    let (mut alice, mut bob) = alice_and_bob_in_room_1(&stack).await;
+    let printed = run_backend(&stack, "php", "examples/backends/php/notify.php").await;
+    assert_eq!(printed, json!({"connections": 1, "uids": ["bob"]}));
+    assert_eq!(
+        alice.recv_json().await,
+        json!({"type": "notice", "text": "your order shipped"})
+    );
+    assert_eq!(bob.recv().await, "the room hears this");
+}
+
 #[tokio::test]
 async fn a_request_signed_with_another_secret_or_long_ago_is_refused_and_sends_nothing() {
     let stack = stack().await;

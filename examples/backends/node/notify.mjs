@@ -3,11 +3,12 @@
 //
 //   GATEWAY_URL=https://<id>.lambda-url.<region>.on.aws/ GATEWAY_SECRET=<the ApiSecret> \
 //     node notify.mjs alice room-1
-import { createHmac } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 
 /** Runs the calls in one signed request; their results, in order. */
 export async function call(...calls) {
-  const body = JSON.stringify({ calls });
+  // A nonce: two identical requests in one second would otherwise look like a replay.
+  const body = JSON.stringify({ nonce: randomUUID(), calls });
   const t = Math.floor(Date.now() / 1000);
   const v1 = createHmac("sha256", process.env.GATEWAY_SECRET).update(`${t}.${body}`).digest("hex");
   const response = await fetch(process.env.GATEWAY_URL, {

@@ -80,6 +80,16 @@ pub enum Call {
         /// …or a uid.
         uid: Option<String>,
     },
+    /// getUidByClientId. Answers `{"uid"}` (`null`: it has none, or is gone).
+    Uid {
+        /// The connection.
+        client: String,
+    },
+    /// getClientSessionsByGroup: each member's session by connection id. Answers `{"sessions"}`.
+    Sessions {
+        /// The group.
+        group: String,
+    },
     /// getClientIdListByGroup. Answers `{"connections"}`.
     Members {
         /// The group.
@@ -173,6 +183,8 @@ impl Call {
             Call::Presence { .. } => "presence",
             Call::Online { .. } => "online",
             Call::Members { .. } => "members",
+            Call::Uid { .. } => "uid",
+            Call::Sessions { .. } => "sessions",
             Call::Bind { .. } => "bind",
             Call::Unbind { .. } => "unbind",
             Call::Join { .. } => "join",
@@ -209,12 +221,15 @@ impl Call {
                 one_of(client.as_deref(), uid.as_deref())
             }
             Call::Presence { group } => group.as_deref().map_or(Ok(()), |g| name("group", g)),
-            Call::Members { group } | Call::Ungroup { group } => name("group", group),
+            Call::Members { group } | Call::Ungroup { group } | Call::Sessions { group } => {
+                name("group", group)
+            }
             Call::Bind { client: id, uid } => client(id).and_then(|()| name("uid", uid)),
             Call::Join { client: id, group } | Call::Leave { client: id, group } => {
                 client(id).and_then(|()| name("group", group))
             }
             Call::Unbind { client: id }
+            | Call::Uid { client: id }
             | Call::Session { client: id }
             | Call::SetSession { client: id, .. }
             | Call::UpdateSession { client: id, .. } => client(id),
@@ -266,6 +281,10 @@ impl Call {
             }
             Call::Members { group } => {
                 json!({"connections": gateway.client_ids_by_group(&group).await?})
+            }
+            Call::Uid { client } => json!({"uid": gateway.uid_by_client_id(&client).await?}),
+            Call::Sessions { group } => {
+                json!({"sessions": gateway.client_sessions_by_group(&group).await?})
             }
             Call::Bind { client, uid } => json!({"bound": gateway.bind_uid(&client, &uid).await?}),
             Call::Unbind { client } => json!({"unbound": gateway.unbind_uid(&client).await?}),

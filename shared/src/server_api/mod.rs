@@ -38,6 +38,11 @@ pub const MAX_CALLS: usize = 25;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
+    /// Any text unique to this request (a random one): two requests with the same calls signed in
+    /// the same second would otherwise carry the same signature, and the second be refused as a
+    /// replay of the first. Not read otherwise.
+    #[serde(default)]
+    pub nonce: Option<String>,
     /// The calls.
     pub calls: Vec<Call>,
 }
