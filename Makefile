@@ -78,7 +78,7 @@ test: tools browser-tools backend-tools ## Run every test: unit, handlers, end t
 	cargo build --locked --bin connect --bin message --bin disconnect --bin api
 	cargo build --locked --bin gateway-client
 	# The examples' functions, which their end-to-end tests run the same way.
-	cargo build --locked -p workerman-chat -p hello --bins
+	cargo build --locked -p workerman-chat -p hello -p php --bins
 	# Test threads get 4 MiB of stack: the handlers' futures, unoptimised, nest deep enough to come
 	# within a factor of two of the default 2 MiB when a hook ends connections in turn (measured:
 	# tests/events passes at 1.25 MiB, overflows at 1 MiB). Release builds, which Lambda runs, are

@@ -5,7 +5,9 @@
 #   local-gateway               :GATEWAY_PORT  (8080)  WebSocket, chat page, @connections
 #   moto (Secrets Manager)      :SECRETS_PORT  (8001)  the token keys; only with AUTH_SECRET
 # APP=NAME runs the example application examples/NAME (its functions NAME-connect, NAME-message,
-# NAME-disconnect) instead of the built-in protocol. Ctrl-C stops all of it.
+# NAME-disconnect) instead of the built-in protocol. APP=php EVENTS=path/to/Events.php serves a
+# GatewayWorker Events.php as it is: PHP's built-in server runs it (clients/php/runner.php, on
+# EVENTS_PORT, 8090) and the functions forward their events to it. Ctrl-C stops all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,13 @@ if [ -n "$APP" ] && [ ! -f "examples/$APP/Cargo.toml" ]; then
   echo "APP=$APP: there is no examples/$APP; the examples are: $(ls examples | tr '\n' ' ')" >&2
   exit 1
 fi
+if [ "$APP" = php ]; then
+  EVENTS=${EVENTS:-}
+  [ -f "$EVENTS" ] || { echo "APP=php needs EVENTS=path/to/Events.php (a GatewayWorker Events.php)" >&2; exit 1; }
+  command -v php >/dev/null || { echo "APP=php needs PHP 8.1 or later (make backend-tools installs Debian's php-cli)" >&2; exit 1; }
+  EVENTS=$(realpath "$EVENTS")
+fi
+EVENTS_PORT=${EVENTS_PORT:-8090}
 # workerman-chat's page connects to port 7272 of the host it was loaded from.
 [ "$APP" = workerman-chat ] && GATEWAY_PORT=${GATEWAY_PORT:-7272}
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
@@ -103,6 +112,9 @@ env_vars+=",ON_OPEN_FUNCTION=${APP:+$APP-}message,LAMBDA_ENDPOINT=http://127.0.0
 # The server API's secret (the template keeps it in Secrets Manager): backends sign with it.
 API_SECRET=${API_SECRET:-local-server-api-secret}
 env_vars+=",API_SECRET=$API_SECRET"
+# APP=php: where the functions forward events, and what signs them.
+EVENTS_SECRET=${EVENTS_SECRET:-local-events-secret}
+[ "$APP" = php ] && env_vars+=",EVENTS_URL=http://127.0.0.1:$EVENTS_PORT/,EVENTS_SECRET=$EVENTS_SECRET"
 # Without token keys the functions refuse to start unless told this is development.
 if [ -n "${AUTH_SECRET:-}" ]; then
   env_vars+=",AUTH_SECRET_ARN=$secret_arn,SECRETS_MANAGER_ENDPOINT=http://127.0.0.1:$SECRETS_PORT"
@@ -143,12 +155,20 @@ env -u AWS_SESSION_TOKEN setsid target/debug/local-gateway --listen "127.0.0.1:$
   > >(tee "$LOGS/gateway.log") 2>&1 &
 pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
 
+if [ "$APP" = php ]; then
+  say "starting PHP's built-in server with $EVENTS on 127.0.0.1:$EVENTS_PORT"
+  EVENTS_PHP="$EVENTS" EVENTS_SECRET="$EVENTS_SECRET" GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT/api" \
+    GATEWAY_SECRET="$API_SECRET" PHP_CLI_SERVER_WORKERS=4 \
+    setsid php -S "127.0.0.1:$EVENTS_PORT" clients/php/runner.php >"$LOGS/php.log" 2>&1 &
+  pids+=($!); wait_port "$EVENTS_PORT" php $!
+fi
+
 mode="anonymous connections; ?uid=NAME binds a uid"
 [ -n "${AUTH_SECRET:-}" ] && mode="connections need ?token=<JWT signed with AUTH_SECRET, aud \"${TOKEN_AUDIENCE:-ws}\">"
 say "ready ($mode)${APP:+, running examples/$APP}"
 say "  wscat -c ws://127.0.0.1:$GATEWAY_PORT      (or: websocat ws://127.0.0.1:$GATEWAY_PORT)"
 if [ -n "$APP" ]; then
-  say "  its page: see examples/$APP/README.md"
+  if [ "$APP" = php ]; then say "  Events.php: $EVENTS (its errors: $LOGS/php.log)"; else say "  its page: see examples/$APP/README.md"; fi
 else
   say "  chat page: http://127.0.0.1:$GATEWAY_PORT/"
 fi

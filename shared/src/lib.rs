@@ -9,6 +9,7 @@ pub mod aws;
 pub mod civil;
 pub mod config;
 pub mod error;
+pub mod forward;
 pub mod gateway;
 pub mod jitter;
 pub mod lambda;

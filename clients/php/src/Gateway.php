@@ -11,7 +11,8 @@
  * The calls that would read every connection or every group on each call
  * (getAllClientIdList, getAllClientSessions() without a group, getAllGroup*) are not offered by
  * the server API (docs/porting.md says why); here they throw. sendToCurrentClient and
- * closeCurrentClient belong to an Events handler, not a web backend.
+ * closeCurrentClient work inside an Events.php served by runner.php, which sets the current
+ * client.
  */
 
 namespace GatewayWorker\Lib;
@@ -26,6 +27,9 @@ class Gateway
 
     /** Seconds a request may take. */
     public static $timeout = 10;
+
+    /** The client whose event is being handled (runner.php sets it), for sendToCurrentClient. */
+    public static $currentClientId = null;
 
     /**
      * Runs calls in one signed request; their results, in order. A refused request or a failed
@@ -101,6 +105,27 @@ class Gateway
     public static function sendToClient($client_id, $message, $raw = false)
     {
         return static::one(['call' => 'send', 'to' => ['client' => (string)$client_id], 'data' => (string)$message])['delivered'] > 0;
+    }
+
+    public static function sendToCurrentClient($message, $raw = false)
+    {
+        if (static::$currentClientId === null) {
+            throw new \Exception('sendToCurrentClient outside an event: there is no current client');
+        }
+        return static::sendToClient(static::$currentClientId, $message);
+    }
+
+    public static function closeCurrentClient($message = null)
+    {
+        if (static::$currentClientId === null) {
+            throw new \Exception('closeCurrentClient outside an event: there is no current client');
+        }
+        static::closeClient(static::$currentClientId, $message);
+    }
+
+    public static function destoryCurrentClient()
+    {
+        static::closeCurrentClient();
     }
 
     public static function sendToUid($uid, $message, $raw = false)
