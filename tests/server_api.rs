@@ -175,6 +175,46 @@ async fn a_malformed_request_is_refused_whole_and_changes_nothing() {
     alice.expect_nothing_pending().await;
 }
 
+/// The Invoke door, as a backend on AWS uses it: boto3 (the test tools' Python has it), signing
+/// for `lambda` with the local credentials, through the local gateway's Invoke API.
+#[tokio::test]
+async fn a_backend_on_aws_invokes_the_function_with_the_request_as_its_payload() {
+    let stack = stack().await;
+    let (mut alice, _bob) = alice_and_bob_in_room_1(&stack).await;
+    let python = support::local_stack::workspace_root().join(".tools/venv/bin/python");
+    let output = tokio::process::Command::new(python)
+        .arg(support::local_stack::workspace_root().join("examples/backends/python/invoke.py"))
+        .arg("alice")
+        .env(
+            "LAMBDA_ENDPOINT",
+            format!("http://{}", stack.gateway_address),
+        )
+        .env("GATEWAY_FUNCTION", "api")
+        .env("AWS_ACCESS_KEY_ID", support::local_stack::ACCESS_KEY_ID)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            support::local_stack::SECRET_ACCESS_KEY,
+        )
+        .env("AWS_SESSION_TOKEN", support::local_stack::SESSION_TOKEN)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .await
+        .expect("run invoke.py with the test tools' Python (make test installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "invoke.py failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!(answer["results"][0], json!({"delivered": 1, "gone": 0}));
+    assert_eq!(answer["results"][1]["online"], true);
+    assert_eq!(
+        alice.recv_json().await,
+        json!({"type": "notice", "text": "from invoke"})
+    );
+}
+
 #[tokio::test]
 async fn an_invoke_carries_the_request_itself_and_is_answered_with_the_results() {
     let stack = stack().await;

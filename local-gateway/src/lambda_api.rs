@@ -1,9 +1,11 @@
-//! The Lambda Invoke API's asynchronous form, which the `$connect` function calls to have
-//! `on_open` run (`shared::lambda::on_open`): `POST /2015-03-31/functions/{name}/invocations` with
-//! `X-Amz-Invocation-Type: Event`, SigV4-signed for `lambda` as in AWS. It is answered 202 at once
-//! and the function is invoked afterwards, through the same invoke endpoint the routes use; a
-//! failed invocation is logged and not tried again (the template sets `MaximumRetryAttempts: 0`).
-//! A synchronous invocation is refused: nothing here invokes a function that way.
+//! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`, SigV4-signed for
+//! `lambda` as in AWS), in its two forms:
+//! - `X-Amz-Invocation-Type: Event`, which the `$connect` function uses to have `on_open` run
+//!   (`shared::lambda::on_open`): answered 202 at once, the function invoked afterwards through the
+//!   same invoke endpoint the routes use; a failed invocation is logged and not tried again (the
+//!   template sets `MaximumRetryAttempts: 0`);
+//! - `RequestResponse` (the default), which a backend uses to call the server API's function
+//!   through its Invoke door: answered with the function's own answer.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -14,11 +16,15 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use crate::invoke::InvokeError;
 use crate::sigv4;
 use crate::Gateway;
 
 /// The largest payload Lambda takes for an asynchronous invocation (1 MB since October 2025).
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// The largest payload of a synchronous invocation (6 MB).
+const MAX_SYNC_BYTES: usize = 6 * 1024 * 1024;
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     let body = json!({ "Type": "User", "message": message }).to_string();
@@ -68,18 +74,23 @@ pub async fn invocations(
         .get("x-amz-invocation-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("RequestResponse");
-    if kind != "Event" {
+    if kind != "Event" && kind != "RequestResponse" {
         return error(
             StatusCode::BAD_REQUEST,
             "InvalidParameterValueException",
-            &format!("the local gateway serves only asynchronous invocations (X-Amz-Invocation-Type: Event), not {kind}"),
+            &format!("the local gateway serves Event and RequestResponse invocations, not {kind}"),
         );
     }
-    if body.len() > MAX_EVENT_BYTES {
+    let limit = if kind == "Event" {
+        MAX_EVENT_BYTES
+    } else {
+        MAX_SYNC_BYTES
+    };
+    if body.len() > limit {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestTooLargeException",
-            &format!("{} bytes; the limit is {MAX_EVENT_BYTES}", body.len()),
+            &format!("{} bytes; the limit is {limit}", body.len()),
         );
     }
     let Ok(event) = serde_json::from_slice::<Value>(&body) else {
@@ -90,6 +101,25 @@ pub async fn invocations(
         );
     };
     let function = function_name(&function).to_owned();
+    if kind == "RequestResponse" {
+        // Answered with the function's own answer, as Lambda does: 200, and a function's error
+        // named in X-Amz-Function-Error.
+        return match gateway.invoker.invoke(&function, &event).await {
+            Ok(answer) => (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                answer.to_string(),
+            )
+                .into_response(),
+            Err(InvokeError::Function { message, .. }) => (
+                StatusCode::OK,
+                [("x-amz-function-error", "Unhandled")],
+                message,
+            )
+                .into_response(),
+            Err(e) => error(StatusCode::BAD_GATEWAY, "ServiceException", &e.to_string()),
+        };
+    }
     tracing::info!(function, "asynchronous invocation queued");
     tokio::spawn(async move {
         if let Err(e) = gateway.invoker.invoke(&function, &event).await {
