@@ -161,3 +161,38 @@ async fn an_exception_in_events_php_is_logged_and_the_connection_goes_on() {
         json!({"type": "say", "from": ann_id, "name": "ann", "text": "now"})
     );
 }
+
+/// Without a secret of its own the runner refuses every event, signed or not: an empty key would
+/// let anyone sign one.
+#[tokio::test]
+async fn a_runner_without_a_secret_refuses_every_event() {
+    let port = dynamodb::free_port();
+    let _php = tokio::process::Command::new("php")
+        .args(["-S", &format!("127.0.0.1:{port}")])
+        .arg(workspace_root().join("clients/php/runner.php"))
+        .env("EVENTS_PHP", workspace_root().join("tests/php/Events.php"))
+        .env_remove("EVENTS_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("php (make test installs it)");
+    dynamodb::wait_for_port(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_secs(30),
+        "php -S",
+    );
+    let body = json!({"event": "message", "client_id": "c=", "message": "hi", "session": {}});
+    let body = body.to_string();
+    // Signed with the empty key the runner would otherwise have used.
+    let header =
+        shared::server_api::signature::sign(b"", shared::store::now_secs(), body.as_bytes());
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/"))
+        .header(shared::server_api::signature::HEADER, header)
+        .body(body)
+        .send()
+        .await
+        .expect("the runner answers");
+    assert_eq!(response.status().as_u16(), 500);
+}

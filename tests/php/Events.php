@@ -16,6 +16,8 @@ class Events
 
     public static function onMessage($client_id, $message)
     {
+        // As workerman-chat's Events.php does: BusinessWorker logged what a handler printed.
+        echo "client:{$_SERVER['REMOTE_ADDR']}:{$_SERVER['REMOTE_PORT']} gateway:{$_SERVER['GATEWAY_ADDR']}:{$_SERVER['GATEWAY_PORT']} client_id:$client_id session:" . json_encode($_SESSION) . " onMessage:$message\n";
         $data = json_decode($message, true);
         if (!is_array($data) || !isset($data['type'])) {
             return;

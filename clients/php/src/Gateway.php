@@ -31,12 +31,27 @@ class Gateway
     /** The client whose event is being handled (runner.php sets it), for sendToCurrentClient. */
     public static $currentClientId = null;
 
+    /** walkor/GatewayClient's settings, accepted and unused: each call is one HTTPS request. */
+    public static $connectTimeout = 3;
+    public static $persistentConnection = false;
+
+    /** The most names one call's list may hold, and the most calls one request may carry. */
+    const MAX_NAMES = 100;
+    const MAX_CALLS = 25;
+
     /**
      * Runs calls in one signed request; their results, in order. A refused request or a failed
      * call throws, as GatewayWorker throws when it cannot reach a gateway.
      */
     public static function call(array ...$calls): array
     {
+        if (count($calls) > static::MAX_CALLS) {
+            $results = [];
+            foreach (array_chunk($calls, static::MAX_CALLS) as $chunk) {
+                $results = array_merge($results, static::call(...$chunk));
+            }
+            return $results;
+        }
         // A nonce: two identical requests in one second would otherwise look like a replay.
         $body = json_encode(['nonce' => bin2hex(random_bytes(8)), 'calls' => $calls], JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
         $t = time();
@@ -82,24 +97,25 @@ class Gateway
         return array_values(array_map('strval', is_array($names) ? $names : [$names]));
     }
 
-    private static function to(string $one, string $many, $names): array
+    /** The sends of `$data` to `$names`, at most MAX_NAMES a call. */
+    private static function sends(string $one, string $many, $names, $data, array $exclude = []): array
     {
-        $names = static::names($names);
-        return count($names) === 1 ? [$one => $names[0]] : [$many => $names];
+        $calls = [];
+        foreach (array_chunk(static::names($names), static::MAX_NAMES) as $chunk) {
+            $to = count($chunk) === 1 ? [$one => $chunk[0]] : [$many => $chunk];
+            $calls[] = ['call' => 'send', 'to' => $to, 'data' => (string)$data, 'exclude' => $exclude];
+        }
+        return $calls;
     }
 
     public static function sendToAll($message, $client_id_array = null, $exclude_client_id = null, $raw = false)
     {
-        if ($client_id_array !== null) {
-            if (!$client_id_array) {
-                return;
-            }
-            $to = static::to('client', 'clients', $client_id_array);
-        } else {
-            $to = ['all' => true];
-        }
         $exclude = $exclude_client_id === null ? [] : static::names($exclude_client_id);
-        static::one(['call' => 'send', 'to' => $to, 'data' => (string)$message, 'exclude' => $exclude]);
+        if ($client_id_array === null) {
+            static::one(['call' => 'send', 'to' => ['all' => true], 'data' => (string)$message, 'exclude' => $exclude]);
+        } elseif ($client_id_array) {
+            static::call(...static::sends('client', 'clients', $client_id_array, $message, $exclude));
+        }
     }
 
     public static function sendToClient($client_id, $message, $raw = false)
@@ -130,13 +146,17 @@ class Gateway
 
     public static function sendToUid($uid, $message, $raw = false)
     {
-        static::one(['call' => 'send', 'to' => static::to('uid', 'uids', $uid), 'data' => (string)$message]);
+        if ($uid !== [] && $uid !== null) {
+            static::call(...static::sends('uid', 'uids', $uid, $message));
+        }
     }
 
     public static function sendToGroup($group, $message, $exclude_client_id = null, $raw = false)
     {
         $exclude = $exclude_client_id === null ? [] : static::names($exclude_client_id);
-        static::one(['call' => 'send', 'to' => static::to('group', 'groups', $group), 'data' => (string)$message, 'exclude' => $exclude]);
+        if ($group !== [] && $group !== null) {
+            static::call(...static::sends('group', 'groups', $group, $message, $exclude));
+        }
     }
 
     public static function isOnline($client_id)
@@ -268,9 +288,13 @@ class Gateway
         static::closeClient($client_id);
     }
 
+    /** Replaces any uid the connection had, as GatewayWorker does (an unbind, then a bind). */
     public static function bindUid($client_id, $uid)
     {
-        static::one(['call' => 'bind', 'client' => (string)$client_id, 'uid' => (string)$uid]);
+        static::call(
+            ['call' => 'unbind', 'client' => (string)$client_id],
+            ['call' => 'bind', 'client' => (string)$client_id, 'uid' => (string)$uid]
+        );
     }
 
     public static function unbindUid($client_id, $uid)
@@ -295,16 +319,89 @@ class Gateway
 
     public static function setSession($client_id, array $session)
     {
+        if ($client_id === static::$currentClientId) {
+            // The current client's session is the one runner.php saves after the callback.
+            $_SESSION = $session;
+            return;
+        }
         static::one(['call' => 'set_session', 'client' => (string)$client_id, 'session' => (object)$session]);
     }
 
     public static function updateSession($client_id, array $session)
     {
+        if ($client_id === static::$currentClientId) {
+            $_SESSION = array_replace_recursive((array)$_SESSION, $session);
+            return;
+        }
         static::one(['call' => 'update_session', 'client' => (string)$client_id, 'session' => (object)$session]);
+    }
+
+    public static function isUidsOnline($uids)
+    {
+        $uids = static::names($uids);
+        $calls = array_map(fn ($uid) => ['call' => 'online', 'uid' => $uid], $uids);
+        $online = [];
+        foreach (static::call(...$calls) as $i => $result) {
+            $online[$uids[$i]] = (int)$result['online'];
+        }
+        return $online;
+    }
+
+    public static function batchGetClientIdByUid($uids)
+    {
+        $uids = static::names($uids);
+        $calls = array_map(fn ($uid) => ['call' => 'online', 'uid' => $uid], $uids);
+        $ids = [];
+        foreach (static::call(...$calls) as $i => $result) {
+            $ids[$uids[$i]] = $result['connections'];
+        }
+        return $ids;
+    }
+
+    public static function batchGetClientIdCountByGroup(array $groups)
+    {
+        $groups = static::names($groups);
+        $calls = array_map(fn ($group) => ['call' => 'presence', 'group' => $group], $groups);
+        $counts = [];
+        foreach (static::call(...$calls) as $i => $result) {
+            $counts[$groups[$i]] = $result['connections'];
+        }
+        return $counts;
+    }
+
+    public static function getAllGroupUidCount()
+    {
+        throw new \Exception('getAllGroupUidCount() would scan the whole table: not offered (docs/porting.md)');
+    }
+
+    public static function getAllGroupUidList()
+    {
+        throw new \Exception('getAllGroupUidList() would scan the whole table: not offered (docs/porting.md)');
+    }
+
+    public static function getAllGroupClientIdList()
+    {
+        throw new \Exception('getAllGroupClientIdList() would scan the whole table: not offered (docs/porting.md)');
+    }
+
+    public static function getAllGroupClientIdCount()
+    {
+        throw new \Exception('getAllGroupClientIdCount() would scan the whole table: not offered (docs/porting.md)');
+    }
+
+    public static function setSocketSession($client_id, $session_str)
+    {
+        throw new \Exception('setSocketSession() is the framework\'s own: runner.php saves $_SESSION');
     }
 
     public static function getSession($client_id)
     {
+        if ($client_id === static::$currentClientId) {
+            return $_SESSION;
+        }
         return static::one(['call' => 'session', 'client' => (string)$client_id])['session'];
     }
 }
+
+// walkor/GatewayClient's name for the same class, which web backends import.
+class_alias(Gateway::class, 'GatewayClient\\Gateway');

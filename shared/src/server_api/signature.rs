@@ -77,8 +77,7 @@ pub fn verify(
     mac(secret, timestamp, body)
         .verify_slice(&bytes)
         .map_err(|_| SignatureError::Mismatch)?;
-    let skew = (now - timestamp).abs();
-    if skew > TOLERANCE_SECONDS {
+    if now.abs_diff(timestamp) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale(now - timestamp));
     }
     Ok(hex.to_ascii_lowercase())
