@@ -14,6 +14,29 @@ use support::local_stack::{workspace_root, LocalStack, Ws};
 const EVENTS_SECRET: &str = "the-events-secret-of-the-tests";
 const API_SECRET: &str = "the-server-api-secret-of-the-tests";
 
+/// `clients/php/runner.php` under PHP's built-in server on `port`, serving the chat's Events.php
+/// with these variables; it stops with the test.
+fn runner(port: u16, env: &[(&str, String)]) -> tokio::process::Child {
+    let php = tokio::process::Command::new("php")
+        .args(["-S", &format!("127.0.0.1:{port}")])
+        .arg(workspace_root().join("clients/php/runner.php"))
+        .env("EVENTS_PHP", workspace_root().join("tests/php/Events.php"))
+        .env_remove("EVENTS_SECRET")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PHP_CLI_SERVER_WORKERS", "4")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("php (make test installs it)");
+    dynamodb::wait_for_port(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_secs(30),
+        "php -S",
+    );
+    php
+}
+
 /// The stack with the forwarding functions, and PHP serving the chat's Events.php.
 struct Chat {
     stack: LocalStack,
@@ -32,26 +55,16 @@ async fn chat() -> Chat {
         ],
     )
     .await;
-    let php = tokio::process::Command::new("php")
-        .args(["-S", &format!("127.0.0.1:{php_port}")])
-        .arg(workspace_root().join("clients/php/runner.php"))
-        .env("EVENTS_PHP", workspace_root().join("tests/php/Events.php"))
-        .env("EVENTS_SECRET", EVENTS_SECRET)
-        .env(
-            "GATEWAY_URL",
-            format!("http://{}/api", stack.gateway_address),
-        )
-        .env("GATEWAY_SECRET", API_SECRET)
-        .env("PHP_CLI_SERVER_WORKERS", "4")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("php (make test installs it)");
-    dynamodb::wait_for_port(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, php_port)),
-        Duration::from_secs(30),
-        "php -S",
+    let php = runner(
+        php_port,
+        &[
+            ("EVENTS_SECRET", EVENTS_SECRET.to_owned()),
+            (
+                "GATEWAY_URL",
+                format!("http://{}/api", stack.gateway_address),
+            ),
+            ("GATEWAY_SECRET", API_SECRET.to_owned()),
+        ],
     );
     Chat { stack, _php: php }
 }
@@ -167,21 +180,7 @@ async fn an_exception_in_events_php_is_logged_and_the_connection_goes_on() {
 #[tokio::test]
 async fn a_runner_without_a_secret_refuses_every_event() {
     let port = dynamodb::free_port();
-    let _php = tokio::process::Command::new("php")
-        .args(["-S", &format!("127.0.0.1:{port}")])
-        .arg(workspace_root().join("clients/php/runner.php"))
-        .env("EVENTS_PHP", workspace_root().join("tests/php/Events.php"))
-        .env_remove("EVENTS_SECRET")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("php (make test installs it)");
-    dynamodb::wait_for_port(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        Duration::from_secs(30),
-        "php -S",
-    );
+    let _php = runner(port, &[]);
     let body = json!({"event": "message", "client_id": "c=", "message": "hi", "session": {}});
     let body = body.to_string();
     // Signed with the empty key the runner would otherwise have used.

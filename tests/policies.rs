@@ -414,3 +414,57 @@ async fn every_policy_allows_workerman_chats_hooks_and_a_kick() {
     assert_allowed("DisconnectFunction", proxy.take_actions());
     assert_methods_allowed("DisconnectFunction", stack.sink.take_methods());
 }
+
+/// The server API's function runs every call a backend may send, and records each signature
+/// against replays: its role must allow all of it.
+#[tokio::test]
+async fn the_api_policy_allows_every_server_api_call_and_its_replay_record() {
+    use shared::server_api::signature;
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
+    for (id, uid) in [("A=", "alice"), ("B=", "bob")] {
+        assert_eq!(stack.connect(id, &[("uid", uid)]).await, 200);
+    }
+    init(&proxy, &stack).await;
+    stack.sink.take_methods();
+    let body = serde_json::json!({"calls": [
+        {"call": "send", "to": {"uid": "alice"}, "data": "hi"},
+        {"call": "join", "client": "B=", "group": "room"},
+        {"call": "presence", "group": "room"},
+        {"call": "presence"},
+        {"call": "online", "uid": "bob"},
+        {"call": "online", "client": "A="},
+        {"call": "members", "group": "room"},
+        {"call": "uid", "client": "A="},
+        {"call": "sessions", "group": "room"},
+        {"call": "update_session", "client": "A=", "session": {"k": 1}},
+        {"call": "set_session", "client": "A=", "session": {"k": 2}},
+        {"call": "session", "client": "A="},
+        {"call": "unbind", "client": "A="},
+        {"call": "bind", "client": "A=", "uid": "al"},
+        {"call": "leave", "client": "B=", "group": "room"},
+        {"call": "ungroup", "group": "room"},
+        {"call": "kick", "client": "B="},
+    ]})
+    .to_string();
+    let secret = b"the-policy-test-secret";
+    let header = signature::sign(secret, shared::store::now_secs(), body.as_bytes());
+    let event = serde_json::json!({
+        "requestContext": {"http": {"method": "POST"}},
+        "headers": {signature::HEADER: header},
+        "body": body,
+        "isBase64Encoded": false,
+    });
+    let answer = shared::lambda::api::handle(&stack.gateway, Some(secret), event).await;
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let results: serde_json::Value =
+        serde_json::from_str(answer["body"].as_str().unwrap_or_default()).expect("JSON");
+    let failed: Vec<&serde_json::Value> = results["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|result| result.get("error").is_some())
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_allowed("ApiFunction", proxy.take_actions());
+    assert_methods_allowed("ApiFunction", stack.sink.take_methods());
+}

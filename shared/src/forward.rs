@@ -21,12 +21,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde_json::{json, Map, Value};
 
 use crate::app::{AppError, Client, Closing, Events, Rejection};
 use crate::config::ConfigError;
-use crate::push::{http_client, Http};
+use crate::push::{exchange, http_client, Http};
 use crate::server_api::signature;
 use crate::store::now_secs;
 
@@ -71,41 +71,23 @@ impl Forward {
             .header(signature::HEADER, header)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| AppError::msg(format!("EVENTS_URL {:?}: {e}", self.url)))?;
-        let exchange = async {
-            let response =
-                self.http.request(request).await.map_err(|e| {
-                    AppError::msg(format!("the events backend is unreachable: {e}"))
-                })?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| AppError::msg(format!("the events backend's answer broke off: {e}")))?
-                .to_bytes();
-            if !status.is_success() {
-                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
-                return Err(AppError::msg(format!(
-                    "the events backend answered {status}: {text}"
-                )));
-            }
-            let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                AppError::msg(format!("the events backend's answer is not JSON: {e}"))
-            })?;
-            Ok(match answer.get("session") {
-                Some(Value::Object(session)) => Some(session.clone()),
-                // PHP encodes an empty array as `[]`.
-                Some(Value::Array(items)) if items.is_empty() => Some(Map::new()),
-                _ => None,
-            })
-        };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(answer) => answer,
-            Err(_) => Err(AppError::msg(format!(
-                "the events backend did not answer within {:?}",
-                self.timeout
-            ))),
+        let (status, _, bytes) = exchange(&self.http, request, self.timeout)
+            .await
+            .map_err(|why| AppError::msg(format!("the events backend gave no answer: {why}")))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
+            return Err(AppError::msg(format!(
+                "the events backend answered {status}: {text}"
+            )));
         }
+        let answer: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::msg(format!("the events backend's answer is not JSON: {e}")))?;
+        Ok(match answer.get("session") {
+            Some(Value::Object(session)) => Some(session.clone()),
+            // PHP encodes an empty array as `[]`.
+            Some(Value::Array(items)) if items.is_empty() => Some(Map::new()),
+            _ => None,
+        })
     }
 
     /// Forwards a connect or message event from `client`, and saves the session it answers.

@@ -8,6 +8,7 @@ use crate::gateway::session::{self, Change, Session};
 use crate::gateway::Gateway;
 use crate::push::Delivery;
 use crate::store::Store;
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext;
 
 /// The sender of a frame, during `on_message`; the new client, during `on_open`.
 pub struct Client<'a> {
@@ -27,35 +28,32 @@ pub struct Client<'a> {
 }
 
 impl<'a> Client<'a> {
-    pub(crate) fn new(
+    /// The client an event names: its ids, where pushes go, and what its request context says
+    /// (the uid the authorizer proved, the token's claims, the client's address and user agent).
+    pub(crate) fn of_event(
         gateway: &'a Gateway,
         connection_id: &'a str,
         request_id: &'a str,
         endpoint: &'a str,
-        proven: Proven,
-        permissions: Permissions,
+        context: &ApiGatewayWebsocketProxyRequestContext,
     ) -> Self {
+        let identity = &context.identity;
         Client {
             gateway,
             connection_id,
             request_id,
             endpoint,
-            proven,
-            permissions,
+            proven: Proven::of(context),
+            permissions: Permissions::of(gateway.config.is_token_mode(), |key| {
+                context.authorizer.fields.get(key)
+            }),
             session: None,
             action: None,
             replies: 0,
             undelivered: 0,
-            source_ip: None,
-            user_agent: None,
+            source_ip: identity.source_ip.clone().filter(|ip| !ip.is_empty()),
+            user_agent: identity.user_agent.clone(),
         }
-    }
-
-    /// The client's address and user agent, as the event's `identity` gives them.
-    pub(crate) fn seen_at(mut self, source_ip: Option<&str>, user_agent: Option<&str>) -> Self {
-        self.source_ip = source_ip.filter(|ip| !ip.is_empty()).map(str::to_owned);
-        self.user_agent = user_agent.map(str::to_owned);
-        self
     }
 
     /// The client's IP address (`$_SERVER['REMOTE_ADDR']`), which API Gateway gives with every

@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
 use crate::aws::sigv4::{Identity, Signer, Unsigned};
-use crate::push::{http_client, Http};
+use crate::push::{exchange, http_client, Http};
 
 /// What one attempt came back with.
 pub(crate) enum Answer {
@@ -122,32 +122,15 @@ impl SignedClient {
         let request = request
             .body(Full::new(body.clone()))
             .map_err(|e| Unsent::Request(format!("the request could not be built: {e}")))?;
-        let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| {
-                use std::error::Error as _;
-                match e.source() {
-                    Some(source) => format!("{e}: {source}"),
-                    None => e.to_string(),
-                }
-            })?;
-            let status = response.status();
-            let error_type = response
-                .headers()
-                .get("x-amzn-errortype")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("the answer broke off: {e}"))?
-                .to_bytes();
-            Ok::<_, String>(Answer::Status(status, error_type, body))
-        };
-        Ok(match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(lost)) => Answer::Lost(lost),
-            Err(_) => Answer::Lost(format!("no answer within {timeout:?}")),
+        Ok(match exchange(&self.http, request, timeout).await {
+            Ok((status, headers, body)) => {
+                let error_type = headers
+                    .get("x-amzn-errortype")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Answer::Status(status, error_type, body)
+            }
+            Err(lost) => Answer::Lost(lost),
         })
     }
 }

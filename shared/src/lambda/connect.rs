@@ -16,12 +16,11 @@ use crate::auth::authorizer;
 use crate::auth::permissions::Permissions;
 use crate::auth::{self, AuthError};
 use crate::error::Error;
-use crate::gateway::ended::{self};
 use crate::gateway::frames::PresenceChange;
 use crate::gateway::Gateway;
 use crate::store::{expiry_from_now, now_millis, ConnectionRecord, Members, Store};
 
-use super::on_close::close_all;
+use super::on_close::then_close;
 use super::request::{ids, millis, response, Event};
 
 /// The `$connect` function's entry point. API Gateway calls it twice per handshake: first as the
@@ -139,13 +138,14 @@ async fn at_connection_cap(gateway: &Gateway, uid: &str) -> bool {
 /// `$connect`: checks who is connecting, asks the application ([`Events::on_connect`]), and
 /// records the connection. Answers 401 for a bad token and 400 for a bad `?uid=`, writing nothing;
 /// the application's status when it refuses; 500 when it or the store fails.
-#[tracing::instrument(name = "request", skip_all, fields(route = "$connect", connection_id = %ids(&event).connection_id, request_id = %ids(&event).request_id, aws_request_id = %event.context.request_id))]
+#[tracing::instrument(name = "request", skip_all, fields(route = "$connect", connection_id, request_id, aws_request_id = %event.context.request_id))]
 pub async fn handle<A: Events>(
     gateway: &Gateway,
     app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
+    ids.name_span();
     let work = async move {
         let started = Instant::now();
         let request = &event.payload;
@@ -267,11 +267,7 @@ pub async fn handle<A: Events>(
         };
         Ok(response(status))
     };
-    // Boxed: the work and the application's hooks nest deep enough to pass a test thread's
-    // stack in a debug build when held inline.
-    let (result, closed) = ended::closing(Box::pin(work)).await;
-    Box::pin(close_all(gateway, app, closed)).await;
-    result
+    then_close(gateway, app, work).await
 }
 
 /// Queues the invocation that runs `on_open` once the handshake completes (see

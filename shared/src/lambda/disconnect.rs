@@ -7,22 +7,23 @@ use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 
 use crate::app::Events;
 use crate::error::Error;
-use crate::gateway::ended::{self, Cause};
+use crate::gateway::ended::Cause;
 use crate::gateway::Gateway;
 use crate::store::Ending;
 
-use super::on_close::close_all;
+use super::on_close::then_close;
 use super::request::{ids, millis, response, Event};
 
 /// `$disconnect`: ends the connection unless a prune or a kick already did (see
 /// [`crate::gateway::ended`]), then tells the application ([`Events::on_close`]) what its records said.
-#[tracing::instrument(name = "request", skip_all, fields(route = "$disconnect", connection_id = %ids(&event).connection_id, request_id = %ids(&event).request_id, aws_request_id = %event.context.request_id))]
+#[tracing::instrument(name = "request", skip_all, fields(route = "$disconnect", connection_id, request_id, aws_request_id = %event.context.request_id))]
 pub async fn handle<A: Events>(
     gateway: &Gateway,
     app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
+    ids.name_span();
     let work = async move {
         let started = Instant::now();
         let context = &event.payload.request_context;
@@ -50,7 +51,5 @@ pub async fn handle<A: Events>(
         );
         Ok(response(200))
     };
-    let (result, closed) = ended::closing(Box::pin(work)).await;
-    Box::pin(close_all(gateway, app, closed)).await;
-    result
+    then_close(gateway, app, work).await
 }

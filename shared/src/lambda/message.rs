@@ -8,28 +8,27 @@ use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use crate::app::AppError;
 use crate::app::{Client, Events};
 use crate::app::{ErrorCode, Rejection};
-use crate::auth::authorizer;
-use crate::auth::permissions::Permissions;
 use crate::error::Error;
-use crate::gateway::ended::{self, Cause};
+use crate::gateway::ended::Cause;
 use crate::gateway::rate_limit::{self, RateLimiter, Standing};
 use crate::gateway::Gateway;
 use crate::push::Push;
 
-use super::on_close::close_all;
+use super::on_close::then_close;
 use super::request::{ids, millis, response, Event};
 
 /// Every message route: drops a frame this environment knows to be over the rate limit, refuses
 /// one over the size limit, hands the rest to the application ([`Events::on_message`]) while the
 /// frame is counted against the sender's rate limit ([`crate::gateway::rate_limit`]: costly work waits
 /// for the count), saves the session it changed, and answers a failure with an error frame.
-#[tracing::instrument(name = "request", skip_all, fields(route = "message", connection_id = %ids(&event).connection_id, request_id = %ids(&event).request_id, aws_request_id = %event.context.request_id))]
+#[tracing::instrument(name = "request", skip_all, fields(route = "message", connection_id, request_id, aws_request_id = %event.context.request_id))]
 pub async fn handle<A: Events>(
     gateway: &Gateway,
     app: &A,
     event: Event,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let ids = ids(&event);
+    ids.name_span();
     let work = async move {
         let started = Instant::now();
         let context = &event.payload.request_context;
@@ -70,19 +69,12 @@ pub async fn handle<A: Events>(
             );
             return Ok(response(200));
         }
-        let mut client = Client::new(
+        let mut client = Client::of_event(
             gateway,
             &ids.connection_id,
             &ids.request_id,
             &endpoint,
-            authorizer::Proven::of(context),
-            Permissions::of(gateway.config.is_token_mode(), |key| {
-                context.authorizer.fields.get(key)
-            }),
-        )
-        .seen_at(
-            context.identity.source_ip.as_deref(),
-            context.identity.user_agent.as_deref(),
+            context,
         );
         let limit = gateway.config.max_message_bytes;
         let answer = async {
@@ -166,11 +158,7 @@ pub async fn handle<A: Events>(
         );
         Ok(response(200))
     };
-    // Boxed: the work and the application's hooks nest deep enough to pass a test thread's
-    // stack in a debug build when held inline.
-    let (result, closed) = ended::closing(Box::pin(work)).await;
-    Box::pin(close_all(gateway, app, closed)).await;
-    result
+    then_close(gateway, app, work).await
 }
 
 /// Closes a connection that went on far past its rate limit, and ends it here (its groups told,

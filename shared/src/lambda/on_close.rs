@@ -14,8 +14,22 @@ const CLOSE_ROUNDS: usize = 8;
 /// gone members).
 const CLOSE_CONCURRENCY: usize = 8;
 
+/// Handles an event (`work`), then runs the application's `on_close` for each connection it
+/// ended: what every handler does around its own work.
+pub(crate) async fn then_close<A: Events, F: std::future::Future>(
+    gateway: &Gateway,
+    app: &A,
+    work: F,
+) -> F::Output {
+    // Boxed: the work and the application's hooks nest deep enough to pass a test thread's
+    // stack in a debug build when held inline.
+    let (output, closed) = ended::closing(Box::pin(work)).await;
+    Box::pin(close_all(gateway, app, closed)).await;
+    output
+}
+
 /// Runs the application's `on_close` for each connection this invocation ended, once each.
-pub(crate) async fn close_all<A: Events>(gateway: &Gateway, app: &A, mut closed: Vec<Closed>) {
+async fn close_all<A: Events>(gateway: &Gateway, app: &A, mut closed: Vec<Closed>) {
     for _ in 0..CLOSE_ROUNDS {
         if closed.is_empty() {
             return;

@@ -23,13 +23,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::app::{Client, Events};
-use crate::auth::authorizer;
-use crate::auth::permissions::Permissions;
 use crate::aws::signed_client::{Answer, SignedClient, Unsent};
 use crate::aws::sigv4::{encode_segment, Signer};
-use crate::gateway::ended;
 use crate::gateway::Gateway;
-use crate::lambda::on_close::close_all;
+use crate::lambda::on_close::then_close;
 use crate::lambda::request::{millis, Ids};
 use crate::push::{Delivery, Push};
 use crate::store::Store;
@@ -243,7 +240,7 @@ async fn handshake<S: Store, P: Push>(
 /// connection opened, and runs [`Events::on_open`]; saves the session it changed. Never fails
 /// the invocation: Lambda would retry it a minute later, long after a greeting is of use (the
 /// template sets no retries either).
-#[tracing::instrument(name = "request", skip_all, fields(route = "on_open", connection_id = %event.on_open.connection_id.as_deref().unwrap_or_default(), request_id = %event.on_open.request_id.as_deref().unwrap_or(aws_request_id), aws_request_id = %aws_request_id))]
+#[tracing::instrument(name = "request", skip_all, fields(route = "on_open", connection_id, request_id, aws_request_id = %aws_request_id))]
 pub async fn open<A: Events>(gateway: &Gateway, app: &A, event: OpenEvent, aws_request_id: &str) {
     let context = event.on_open;
     let ids = Ids {
@@ -253,7 +250,8 @@ pub async fn open<A: Events>(gateway: &Gateway, app: &A, event: OpenEvent, aws_r
             .clone()
             .unwrap_or_else(|| aws_request_id.to_owned()),
     };
-    let (_, closed) = ended::closing(async {
+    ids.name_span();
+    let work = async {
         let started = Instant::now();
         let endpoint = match gateway.endpoint(&context) {
             Ok(endpoint) => endpoint,
@@ -269,19 +267,12 @@ pub async fn open<A: Events>(gateway: &Gateway, app: &A, event: OpenEvent, aws_r
         let outcome = match handshake(gateway, &endpoint, &ids.connection_id).await {
             Handshake::Completed => match gateway.store.mark_opened(&ids.connection_id).await {
                 Ok(true) => {
-                    let mut client = Client::new(
+                    let mut client = Client::of_event(
                         gateway,
                         &ids.connection_id,
                         &ids.request_id,
                         &endpoint,
-                        authorizer::Proven::of(&context),
-                        Permissions::of(gateway.config.is_token_mode(), |key| {
-                            context.authorizer.fields.get(key)
-                        }),
-                    )
-                    .seen_at(
-                        context.identity.source_ip.as_deref(),
-                        context.identity.user_agent.as_deref(),
+                        &context,
                     );
                     let ran = match Box::pin(app.on_open(&mut client)).await {
                         Ok(()) => client.save_session().await.map_err(Into::into),
@@ -315,7 +306,6 @@ pub async fn open<A: Events>(gateway: &Gateway, app: &A, event: OpenEvent, aws_r
             }
         };
         tracing::info!(outcome, duration_ms = millis(started.elapsed()), "on_open");
-    })
-    .await;
-    Box::pin(close_all(gateway, app, closed)).await;
+    };
+    then_close(gateway, app, work).await;
 }

@@ -20,6 +20,19 @@ pub(crate) struct Ids {
     pub(crate) request_id: String,
 }
 
+impl Ids {
+    /// Records the ids on the handler's span, whose `#[instrument]` declares the fields: read
+    /// from the event once, for the span and the handler alike.
+    pub(crate) fn name_span(&self) {
+        let span = tracing::Span::current();
+        span.record(
+            "connection_id",
+            tracing::field::display(&self.connection_id),
+        );
+        span.record("request_id", tracing::field::display(&self.request_id));
+    }
+}
+
 pub(crate) fn ids(event: &Event) -> Ids {
     let context = &event.payload.request_context;
     Ids {

@@ -163,31 +163,10 @@ impl ManagementApi {
         let request = request
             .body(Full::new(body.clone()))
             .map_err(|e| format!("could not build the request: {e}"))?;
-        let exchange = async {
-            let response = self.http().request(request).await.map_err(|e| {
-                use std::error::Error as _;
-                match e.source() {
-                    Some(source) => format!("{e}: {source}"),
-                    None => e.to_string(),
-                }
-            })?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("the answer broke off: {e}"))?
-                .to_bytes();
-            Ok::<_, String>(Answer::Status(status, body))
-        };
         Ok(
-            match tokio::time::timeout(self.limits.attempt_timeout, exchange).await {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(lost)) => Answer::Lost(lost),
-                Err(_) => Answer::Lost(format!(
-                    "no answer within {:?}",
-                    self.limits.attempt_timeout
-                )),
+            match exchange(self.http(), request, self.limits.attempt_timeout).await {
+                Ok((status, _, body)) => Answer::Status(status, body),
+                Err(lost) => Answer::Lost(lost),
             },
         )
     }
@@ -386,6 +365,36 @@ pub(crate) fn http_client(connect_timeout: Duration) -> Http {
     .enable_http1()
     .wrap_connector(connector);
     hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https)
+}
+
+/// One request through `http`, bounded by `timeout`: its status, headers and whole body, or why
+/// there was no answer (the connection failed, the body broke off, the time ran out). What the
+/// pushes, the signed AWS calls and the event forwarding share.
+pub(crate) async fn exchange(
+    http: &Http,
+    request: http::Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<(http::StatusCode, http::HeaderMap, Bytes), String> {
+    let exchange = async {
+        let response = http.request(request).await.map_err(|e| {
+            use std::error::Error as _;
+            match e.source() {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
+            }
+        })?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| format!("the answer broke off: {e}"))?
+            .to_bytes();
+        Ok((parts.status, parts.headers, body))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
 }
 
 /// Exponential backoff from `initial`, spread over [½, 1] of it by the connection id, so that a

@@ -14,7 +14,7 @@
 mod management_api;
 
 pub use management_api::ManagementApi;
-pub(crate) use management_api::{http_client, Http};
+pub(crate) use management_api::{exchange, http_client, Http};
 
 use std::future::Future;
 use std::time::Duration;
