@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::stream::{BoxStream, StreamExt};
 use shared::store::{
-    ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position, PresenceClock, Store,
+    Claim, ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position, PresenceClock, Store,
     StoreError,
 };
 
@@ -41,6 +41,19 @@ impl<S: Store> Store for CountingStore<S> {
         expires_at: i64,
     ) -> Result<bool, StoreError> {
         self.inner.remember_signature(signature, expires_at).await
+    }
+
+    async fn claim_job(
+        &self,
+        job: &str,
+        lease_until: i64,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError> {
+        self.inner.claim_job(job, lease_until, expires_at).await
+    }
+
+    async fn finish_job(&self, job: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.inner.finish_job(job, expires_at).await
     }
 
     async fn mark_opened(&self, connection_id: &str) -> Result<bool, StoreError> {

@@ -179,6 +179,7 @@ impl Stack {
             })),
             client_library: None,
             api_function: "api".into(),
+            event_sources: Vec::new(),
         };
         // The functions run without a secret (ALLOW_ANONYMOUS): handshakes carry no ?token=.
         settings.aws.allow_anonymous = true;

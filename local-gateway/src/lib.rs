@@ -8,6 +8,7 @@
 pub mod authorize;
 pub mod client_library;
 pub mod connections;
+pub mod event_source;
 pub mod events;
 pub mod function_url;
 pub mod invoke;
@@ -117,6 +118,9 @@ pub struct Settings {
     pub client_library: Option<PathBuf>,
     /// The server API's function, served at `POST /api` as its function URL.
     pub api_function: String,
+    /// SQS queues whose batches are handed to a function, as Lambda's event source mappings do
+    /// (the fan-out queue).
+    pub event_sources: Vec<event_source::EventSource>,
 }
 
 /// State shared by every request.
@@ -157,6 +161,9 @@ pub fn router(settings: Settings) -> Router {
         settings.invoke_timeout,
         settings.max_invocations,
     );
+    for source in &settings.event_sources {
+        event_source::spawn(source.clone(), invoker.clone());
+    }
     let burst = f64::from(settings.aws.push_rate_limit.unwrap_or(0));
     let gateway = Arc::new(Gateway {
         settings,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use local_gateway::event_source::EventSource;
 use local_gateway::routes::{FunctionNames, Routes};
 use local_gateway::sigv4::{Credentials, Expected};
 use local_gateway::{AwsBehaviour, Limits, Settings};
@@ -60,6 +61,19 @@ struct Args {
     /// URL; the examples keep the default one.
     #[arg(long, env = "API_FUNCTION_PREFIX", default_value = "")]
     api_function_prefix: String,
+    /// The SQS-compatible server the fan-out queue lives on (moto).
+    #[arg(long, env = "SQS_ENDPOINT")]
+    sqs_endpoint: Option<String>,
+    /// The fan-out queue, whose jobs are handed to the fan-out function as Lambda's event
+    /// source mapping does; none when unset.
+    #[arg(long, env = "FAN_OUT_QUEUE_URL")]
+    fan_out_queue_url: Option<String>,
+    /// Jobs per fan-out invocation (the template's BatchSize).
+    #[arg(long, default_value_t = 1)]
+    fan_out_batch_size: usize,
+    /// Fan-out invocations at once at most (the template's MaximumConcurrency).
+    #[arg(long, default_value_t = 5)]
+    fan_out_max_concurrency: usize,
     /// Seconds an invocation may take (API Gateway: 29).
     #[arg(long, default_value_t = 29)]
     invoke_timeout: u64,
@@ -156,6 +170,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         client_library: args.client_library,
         api_function: format!("{}api", args.api_function_prefix),
+        event_sources: match (args.sqs_endpoint, args.fan_out_queue_url) {
+            (Some(sqs_endpoint), Some(queue_url)) => vec![EventSource {
+                sqs_endpoint,
+                queue_url,
+                function: format!("{}fan-out", args.api_function_prefix),
+                batch_size: args.fan_out_batch_size,
+                max_concurrency: args.fan_out_max_concurrency,
+            }],
+            (None, Some(_)) => return Err("FAN_OUT_QUEUE_URL needs SQS_ENDPOINT: the SQS-compatible server the queue lives on".into()),
+            _ => Vec::new(),
+        },
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

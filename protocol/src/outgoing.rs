@@ -87,6 +87,10 @@ pub enum Outgoing<'a> {
         id: &'a str,
         /// The connections the message reached.
         delivered: usize,
+        /// A large send's recipients handed to the fan-out workers, who push them after this
+        /// ack (at least once each); absent for a send pushed whole before it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queued: Option<usize>,
         /// For a message kept in a group's stream: the group and its place, which the sender
         /// may not otherwise see (`excludeSelf`).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,6 +148,7 @@ mod tests {
             Outgoing::Ack {
                 id: "m",
                 delivered: 2,
+                queued: None,
                 group: None,
                 position: None,
             }
@@ -154,6 +159,7 @@ mod tests {
             Outgoing::Ack {
                 id: "m",
                 delivered: 0,
+                queued: Some(9_000),
                 group: Some("g"),
                 position: Some(&Position {
                     epoch: "e".into(),
@@ -161,7 +167,7 @@ mod tests {
                 }),
             }
             .to_json(),
-            r#"{"type":"ack","id":"m","delivered":0,"group":"g","epoch":"e","offset":4}"#
+            r#"{"type":"ack","id":"m","delivered":0,"queued":9000,"group":"g","epoch":"e","offset":4}"#
         );
         assert_eq!(
             Outgoing::Presence {

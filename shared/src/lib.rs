@@ -16,6 +16,7 @@ pub mod lambda;
 pub mod names;
 pub mod push;
 pub mod server_api;
+pub mod spread;
 pub mod store;
 
 pub use app::AppError;

@@ -10,5 +10,6 @@ pub mod frames;
 pub mod local_stack;
 pub mod push_sink;
 pub mod secrets;
+pub mod sqs;
 pub mod stack;
 pub mod tokens;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use futures_util::{SinkExt, StreamExt};
+use local_gateway::event_source::EventSource;
 use local_gateway::routes::{FunctionNames, Routes};
 use local_gateway::sigv4::{Credentials as Signing, Expected};
 use local_gateway::{AwsBehaviour, Limits, Settings};
@@ -28,6 +29,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::dynamodb;
 use crate::secrets;
+use crate::sqs::{self, FanOutQueues, QueueSettings};
 use crate::stack::Item;
 use crate::tokens;
 
@@ -58,6 +60,8 @@ pub struct LocalStack {
     /// `AUTH_SECRET`.
     token_secret: Option<String>,
     function_log: PathBuf,
+    /// The fan-out queues, for a stack started with [`LocalStack::start_spreading`].
+    pub fan_out: Option<FanOutQueues>,
     watch: Child,
     gateway: tokio::task::JoinHandle<()>,
 }
@@ -101,19 +105,30 @@ impl LocalStack {
         function_env: &[(&str, &str)],
         adjust: impl FnOnce(&mut AwsBehaviour),
     ) -> LocalStack {
-        Self::launch("", function_env, adjust, Scale::default()).await
+        Self::launch("", function_env, adjust, Scale::default(), None).await
+    }
+
+    /// A stack whose large sends are spread over the fan-out function through a queue made with
+    /// `queue` (and its dead-letter queue), fed to the function by the local gateway's event
+    /// source, behind a gateway that `adjust` changes.
+    pub async fn start_spreading(
+        function_env: &[(&str, &str)],
+        queue: QueueSettings,
+        adjust: impl FnOnce(&mut AwsBehaviour),
+    ) -> LocalStack {
+        Self::launch("", function_env, adjust, Scale::default(), Some(queue)).await
     }
 
     /// A stack that runs as many invocations at once as `scale` says, as Lambda and API Gateway
     /// do up to the account's concurrency (the default keeps a test binary light).
     pub async fn start_scaled(function_env: &[(&str, &str)], scale: Scale) -> LocalStack {
-        Self::launch("", function_env, |_| {}, scale).await
+        Self::launch("", function_env, |_| {}, scale, None).await
     }
 
     /// A stack whose functions run another application of the workspace: the binaries named
     /// `{prefix}connect`, `{prefix}message` and `{prefix}disconnect`.
     pub async fn start_app(prefix: &str, function_env: &[(&str, &str)]) -> LocalStack {
-        Self::launch(prefix, function_env, |_| {}, Scale::default()).await
+        Self::launch(prefix, function_env, |_| {}, Scale::default(), None).await
     }
 
     /// [`LocalStack::start_app`] behind a gateway whose AWS behaviour `adjust` changes.
@@ -122,7 +137,7 @@ impl LocalStack {
         function_env: &[(&str, &str)],
         adjust: impl FnOnce(&mut AwsBehaviour),
     ) -> LocalStack {
-        Self::launch(prefix, function_env, adjust, Scale::default()).await
+        Self::launch(prefix, function_env, adjust, Scale::default(), None).await
     }
 
     async fn launch(
@@ -130,6 +145,7 @@ impl LocalStack {
         function_env: &[(&str, &str)],
         adjust: impl FnOnce(&mut AwsBehaviour),
         scale: Scale,
+        queue: Option<QueueSettings>,
     ) -> LocalStack {
         let table = format!(
             "e2e-{}-{}",
@@ -191,6 +207,14 @@ impl LocalStack {
             // Without a secret the functions refuse to start unless told this is development.
             ("ALLOW_ANONYMOUS".to_owned(), "true".to_owned()),
         ];
+        let fan_out = match queue {
+            Some(settings) => Some(sqs::create(&table, settings).await),
+            None => None,
+        };
+        if let Some(queues) = &fan_out {
+            env.push(("FAN_OUT_QUEUE_URL".to_owned(), queues.queue_url.clone()));
+            env.push(("SQS_ENDPOINT".to_owned(), sqs::endpoint().to_owned()));
+        }
         // A key for the functions (`AUTH_SECRET`) goes where the template keeps it in AWS: into
         // a secret, here in the local Secrets Manager, which the connect function reads at init
         // (`AUTH_SECRET_ARN`). The key never reaches the functions' environment.
@@ -281,6 +305,17 @@ impl LocalStack {
             aws,
             client_library: None,
             api_function: "api".into(),
+            event_sources: fan_out
+                .iter()
+                .zip(queue)
+                .map(|(queues, settings)| EventSource {
+                    sqs_endpoint: sqs::endpoint().to_owned(),
+                    queue_url: queues.queue_url.clone(),
+                    function: format!("{prefix}fan-out"),
+                    batch_size: 1,
+                    max_concurrency: settings.max_concurrency,
+                })
+                .collect(),
         };
         let gateway = tokio::spawn(async move {
             let _ = local_gateway::serve(listener, settings).await;
@@ -292,9 +327,51 @@ impl LocalStack {
             sdk,
             token_secret,
             function_log: log,
+            fan_out,
             watch,
             gateway,
         }
+    }
+
+    /// Kills (SIGKILL) the process of function `name` in this stack that is pushing the most —
+    /// holding the most connections to the gateway's `@connections` (an idle one holds the one
+    /// its init opened) — as a Lambda environment that crashes or times out mid-invocation ends;
+    /// the others live on to take the next invocation. Whether one was pushing.
+    pub fn kill_busiest_function(&self, name: &str) -> bool {
+        let table = format!("TABLE_NAME={}", self.store.table());
+        let to_gateway = sockets_to_port(self.gateway_address.port());
+        let mut busiest: Option<(usize, i32)> = None;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let dir = entry.path();
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let program = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            let program = program.split(|b| *b == 0).next().unwrap_or_default();
+            if !String::from_utf8_lossy(program).ends_with(&format!("/{name}")) {
+                continue;
+            }
+            let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
+            if !environ.split(|b| *b == 0).any(|var| var == table.as_bytes()) {
+                continue;
+            }
+            let connections = std::fs::read_dir(dir.join("fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter(|link| to_gateway.contains(&link.to_string_lossy().into_owned()))
+                .count();
+            if connections > 1 && busiest.is_none_or(|(most, _)| connections > most) {
+                busiest = Some((connections, pid));
+            }
+        }
+        busiest.is_some_and(|(_, pid)| {
+            Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
     }
 
     /// The server-side API over this stack, as a backend would build it.
@@ -385,6 +462,22 @@ impl LocalStack {
                 .unwrap_or_else(|e| panic!("{text} is not JSON: {e}")))
         } else {
             Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    /// Waits until the function log holds `needle` at least `count` times; the log.
+    pub async fn await_function_log_count(&self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let log = self.function_log();
+            if log.matches(needle).count() >= count {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} not {count} times in the function log within {PATIENCE:?}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
@@ -753,4 +846,21 @@ pub fn kinds(items: &[Item]) -> HashMap<String, usize> {
             .or_insert(0) += 1;
     }
     kinds
+}
+
+/// The open TCP sockets connected to `port` on this machine, named as `/proc/{pid}/fd` links
+/// name them (`socket:[inode]`).
+fn sockets_to_port(port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = fields.get(2)?.rsplit(':').next()?;
+            let inode = fields.get(9)?;
+            (u16::from_str_radix(remote_port, 16).ok()? == port)
+                .then(|| format!("socket:[{inode}]"))
+        })
+        .collect()
 }

@@ -206,6 +206,7 @@ pub(crate) async fn run(sender: &Client<'_>, send: Send) -> Result<Vec<String>, 
             Outgoing::Ack {
                 id,
                 delivered: report.delivered,
+                queued: (report.queued > 0).then_some(report.queued),
                 group: kept.as_ref().map(|(group, _)| *group),
                 position: kept.as_ref().map(|(_, position)| position),
             }

@@ -5,3 +5,4 @@
 pub mod secrets_manager;
 pub(crate) mod signed_client;
 pub mod sigv4;
+pub mod sqs;

@@ -123,6 +123,23 @@ pub struct Config {
     pub history_age: Duration,
     /// `PRESENCE_LIMIT`: groups with more members send no presence events and list no members.
     pub presence_limit: usize,
+    /// `FAN_OUT_QUEUE_URL`: the SQS queue that spreads large sends over the fan-out workers
+    /// ([`crate::spread`]); unset, every send is pushed by the invocation that makes it.
+    pub fan_out_queue_url: Option<String>,
+    /// `SQS_ENDPOINT`: an SQS-compatible server to use instead of AWS (local runs: moto).
+    pub sqs_endpoint: Option<String>,
+    /// `SPREAD_ABOVE`: a send to more recipients than this is spread over the workers, when
+    /// `FAN_OUT_QUEUE_URL` is set.
+    pub spread_above: usize,
+    /// `FAN_OUT_JOB_SIZE`: recipients per job of a spread send.
+    pub job_size: usize,
+    /// `FAN_OUT_MAX_AGE_SECONDS`: a job not done this long after its send is given up: a push
+    /// minutes late is worse than none.
+    pub job_max_age: Duration,
+    /// `FAN_OUT_LEASE_SECONDS`: how long a fan-out job's claim lasts when the runtime gives the
+    /// invocation no deadline (`cargo lambda watch`); in Lambda it lasts until the invocation's
+    /// deadline, which the queue's visibility timeout is at least.
+    pub job_lease: Duration,
 }
 
 impl Config {
@@ -167,6 +184,18 @@ impl Config {
     pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(600);
     /// `PRESENCE_LIMIT`'s default: 100 members.
     pub const DEFAULT_PRESENCE_LIMIT: usize = 100;
+    /// `SPREAD_ABOVE`'s default (see `docs/fan-out.md` for the measurement behind it).
+    pub const DEFAULT_SPREAD_ABOVE: usize = 5_000;
+    /// `FAN_OUT_JOB_SIZE`'s default: 1,000 connection ids (about 20 KB) and the frame fit one SQS
+    /// message, and one worker pushes them in well under a second.
+    pub const DEFAULT_JOB_SIZE: usize = 1_000;
+    /// The most `FAN_OUT_JOB_SIZE` may be: 10,000 ids of up to 128 bytes and a 128 KiB frame stay
+    /// within SQS's 1 MiB message.
+    pub const JOB_SIZE_LIMIT: usize = 5_000;
+    /// `FAN_OUT_LEASE_SECONDS`'s default: the template's fan-out function timeout.
+    pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(30);
+    /// `FAN_OUT_MAX_AGE_SECONDS`'s default: a minute.
+    pub const DEFAULT_JOB_MAX_AGE: Duration = Duration::from_secs(60);
     /// A push carries at most 128 KiB; an echo or a message envelope adds to the client's
     /// message, so the message itself stays 32 KiB under that.
     pub const MAX_MESSAGE_BYTES_LIMIT: usize = 96 * 1024;
@@ -203,6 +232,12 @@ impl Config {
             history_size: Self::DEFAULT_HISTORY_SIZE,
             history_age: Self::DEFAULT_HISTORY_AGE,
             presence_limit: Self::DEFAULT_PRESENCE_LIMIT,
+            fan_out_queue_url: None,
+            sqs_endpoint: None,
+            spread_above: Self::DEFAULT_SPREAD_ABOVE,
+            job_size: Self::DEFAULT_JOB_SIZE,
+            job_max_age: Self::DEFAULT_JOB_MAX_AGE,
+            job_lease: Self::DEFAULT_JOB_LEASE,
         }
     }
 
@@ -365,6 +400,25 @@ impl Config {
         }
         if let Some(v) = get("PRESENCE_LIMIT") {
             config.presence_limit = positive("PRESENCE_LIMIT", &v)? as usize;
+        }
+        config.fan_out_queue_url = get("FAN_OUT_QUEUE_URL").map(|u| u.trim().to_owned());
+        config.sqs_endpoint = get("SQS_ENDPOINT").map(|e| e.trim().trim_end_matches('/').to_owned());
+        if let Some(v) = get("SPREAD_ABOVE") {
+            config.spread_above = positive("SPREAD_ABOVE", &v)? as usize;
+        }
+        if let Some(v) = get("FAN_OUT_JOB_SIZE") {
+            config.job_size = at_most(
+                "FAN_OUT_JOB_SIZE",
+                &v,
+                Self::JOB_SIZE_LIMIT,
+                "a whole number of recipients from 1 to 5000 (a job is one SQS message of at most 1 MiB)",
+            )?;
+        }
+        if let Some(v) = get("FAN_OUT_MAX_AGE_SECONDS") {
+            config.job_max_age = Duration::from_secs(positive("FAN_OUT_MAX_AGE_SECONDS", &v)?);
+        }
+        if let Some(v) = get("FAN_OUT_LEASE_SECONDS") {
+            config.job_lease = Duration::from_secs(positive("FAN_OUT_LEASE_SECONDS", &v)?);
         }
         Ok(config)
     }

@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use std::future::ready;
 use std::pin::Pin;
 
-use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures_util::stream::{self, BoxStream, Stream, StreamExt, TryStreamExt};
 
 use crate::error::Error;
 use crate::gateway::rate_limit::{self};
 use crate::gateway::target::Target;
 use crate::push::{Delivery, Push, PushError};
+use crate::spread::Spreader;
 use crate::store::{Member, Members, Store, StoreError};
 
 use super::*;
@@ -97,7 +98,6 @@ impl<S: Store, P: Push> Gateway<S, P> {
     ) -> Result<Report, Error> {
         let sets = sets_of(target);
         let sets = &sets;
-        let mut seen: HashSet<String> = HashSet::new();
         let mut recipients = self.recipients(target, sets).peekable();
         // The frame's rate-limit count, the kept message and the first page, at once.
         let (admitted, gate, _) = futures_util::join!(
@@ -107,13 +107,58 @@ impl<S: Store, P: Push> Gateway<S, P> {
         );
         admitted?;
         gate?;
-        let mut outcomes = recipients
-            .filter(|item| {
-                ready(match item {
-                    Ok((id, _)) => !exclude.contains(id.as_str()) && seen.insert(id.clone()),
-                    Err(_) => true,
-                })
+        let mut seen: HashSet<String> = HashSet::new();
+        let recipients = recipients.filter(move |item| {
+            ready(match item {
+                Ok((id, _)) => !exclude.contains(id.as_str()) && seen.insert(id.clone()),
+                Err(_) => true,
             })
+        });
+        match &self.spreader {
+            Some(spreader) if matches!(target, Target::All | Target::Groups(_)) => {
+                self.send_or_spread(spreader, endpoint, sets, data, recipients)
+                    .await
+            }
+            _ => self.push_each(endpoint, sets, data, recipients).await,
+        }
+    }
+
+    /// Reads every recipient first: up to `SPREAD_ABOVE` of them are pushed here, more are
+    /// queued for the fan-out workers (see [`crate::spread`]).
+    async fn send_or_spread(
+        &self,
+        spreader: &Spreader,
+        endpoint: &str,
+        sets: &[Members<'_>],
+        data: &str,
+        recipients: impl Stream<Item = Result<Recipient, StoreError>>,
+    ) -> Result<Report, Error> {
+        let all: Vec<Recipient> = recipients.try_collect().await?;
+        if all.len() <= self.config.spread_above {
+            return self
+                .push_each(endpoint, sets, data, stream::iter(all.into_iter().map(Ok)))
+                .await;
+        }
+        let queued = all.len();
+        let ids = all.into_iter().map(|(id, _)| id).collect();
+        let jobs = spreader.enqueue(endpoint, data, ids).await?;
+        tracing::info!(recipients = queued, jobs, "send spread over the fan-out workers");
+        Ok(Report {
+            queued,
+            ..Report::default()
+        })
+    }
+
+    /// Pushes `data` to each recipient with bounded concurrency, counting what came of it; a
+    /// failing store read stops it.
+    async fn push_each(
+        &self,
+        endpoint: &str,
+        sets: &[Members<'_>],
+        data: &str,
+        recipients: impl Stream<Item = Result<Recipient, StoreError>>,
+    ) -> Result<Report, Error> {
+        let outcomes = recipients
             .map(|item| async move {
                 match item {
                     Ok((id, via)) => {
@@ -124,6 +169,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 }
             })
             .buffer_unordered(self.config.push_concurrency.max(1));
+        let mut outcomes = std::pin::pin!(outcomes);
         let mut report = Report::default();
         while let Some(outcome) = outcomes.next().await {
             match outcome {

@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::gateway::rate_limit::RateLimiter;
 use crate::lambda::on_open::Opener;
 use crate::push::{Delivery, ManagementApi, Push, PushError};
+use crate::spread::Spreader;
 use crate::store::dynamodb::DynamoStore;
 use crate::store::{Store, StoreError};
 
@@ -43,6 +44,8 @@ pub struct Gateway<S = DynamoStore, P = ManagementApi> {
     pub(crate) limiter: RateLimiter,
     /// What asks for `on_open` (the `$connect` function's, with `ON_OPEN_FUNCTION`).
     pub(crate) opener: Option<Opener>,
+    /// What spreads large sends over the fan-out workers (with `FAN_OUT_QUEUE_URL`).
+    pub(crate) spreader: Option<Spreader>,
 }
 
 /// What a fan-out did.
@@ -54,6 +57,9 @@ pub struct Report {
     pub gone: usize,
     /// Pushes that failed after their retries.
     pub failed: usize,
+    /// Recipients handed to the fan-out workers (a spread send, see [`crate::spread`]): they
+    /// are pushed after this report, at least once each.
+    pub queued: usize,
 }
 
 impl Report {
@@ -100,6 +106,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
             verifier,
             limiter: RateLimiter::default(),
             opener: None,
+            spreader: None,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::lambda::on_open::Opener;
 use crate::push::{ManagementApi, PushLimits};
+use crate::spread::Spreader;
 use crate::store::dynamodb::DynamoStore;
 
 /// The gateway the functions run on.
@@ -104,7 +105,10 @@ pub fn gateway(config: Config, sdk: &SdkConfig) -> AwsGateway {
     )
     .with_read_concurrency(config.read_concurrency);
     let push = ManagementApi::new(sdk, PushLimits::new(config.push_timeout));
-    Gateway::new(config, store, push)
+    let spreader = Spreader::from_config(&config, sdk);
+    let mut gateway = Gateway::new(config, store, push);
+    gateway.spreader = spreader;
+    gateway
 }
 
 impl AwsGateway {

@@ -17,6 +17,7 @@
 pub mod api;
 pub mod connect;
 pub mod disconnect;
+pub mod fan_out;
 pub mod init;
 pub mod message;
 mod on_close;
@@ -79,6 +80,18 @@ pub async fn message(app: impl Events) -> Result<(), Error> {
         ))
         .await?;
         serde_json::to_value(response).map_err(|e| crate::Error::UnexpectedEvent(e.to_string()))
+    }))
+    .await
+}
+
+/// The fan-out function: the workers of spread sends, fed by the fan-out queue (see
+/// [`crate::spread`]).
+pub async fn fan_out() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let gateway = aws::gateway_from_env().await?;
+    run(service_fn(|event| {
+        let gateway = &gateway;
+        async move { Ok::<_, Error>(Box::pin(fan_out::handle(gateway, event)).await) }
     }))
     .await
 }

@@ -50,7 +50,8 @@ impl To {
 #[serde(tag = "call", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Call {
     /// sendToClient / sendToUid / sendToGroup / sendToAll: `data` goes out as it is when it is a
-    /// string, else as its compact JSON. Answers `{"delivered", "gone"}`.
+    /// string, else as its compact JSON. Answers `{"delivered", "gone"}`, and `"queued"` for a send spread over the
+    /// fan-out workers.
     Send {
         /// The recipients.
         to: To,
@@ -248,7 +249,11 @@ impl Call {
                 if let Some(error) = report.error() {
                     return Err(error);
                 }
-                json!({"delivered": report.delivered, "gone": report.gone})
+                let mut answer = json!({"delivered": report.delivered, "gone": report.gone});
+                if report.queued > 0 {
+                    answer["queued"] = json!(report.queued);
+                }
+                answer
             }
             Call::Kick {
                 client: Some(id), ..

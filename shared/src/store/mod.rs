@@ -139,6 +139,17 @@ pub enum Ending {
     },
 }
 
+/// What came of claiming a fan-out job ([`Store::claim_job`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This call runs it.
+    Claimed,
+    /// Another call holds it (its lease has not run out): it may still finish it.
+    Running,
+    /// It was done: a second delivery, to drop.
+    Done,
+}
+
 /// A record another call ended and has not removed (yet).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Left {
@@ -279,6 +290,23 @@ pub trait Store: Send + Sync {
         &self,
         connection_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Claims fan-out job `job` until `lease_until` (epoch milliseconds): unless it is done, or
+    /// another call's lease on it has not run out. One conditional write; the item expires at
+    /// `expires_at` (epoch seconds).
+    fn claim_job(
+        &self,
+        job: &str,
+        lease_until: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Marks fan-out job `job` done, so that a second delivery of it is dropped.
+    fn finish_job(
+        &self,
+        job: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Replaces the connection's session; `false` when the connection no longer exists.
     fn set_session(

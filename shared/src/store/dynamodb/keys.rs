@@ -49,6 +49,14 @@ impl Key {
         }
     }
 
+    /// A fan-out job's claim and done mark.
+    pub fn job(job: &str) -> Key {
+        Key {
+            pk: format!("job#{job}"),
+            sk: "job".into(),
+        }
+    }
+
     /// A connection's place in its shard of everyone.
     pub fn all_member(connection_id: &str) -> Key {
         Key {

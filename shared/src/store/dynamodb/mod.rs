@@ -14,6 +14,7 @@
 mod ending;
 mod group_stream;
 mod items;
+mod jobs;
 mod keys;
 mod membership;
 mod presence;
@@ -34,7 +35,7 @@ pub use items::{group_item, new_connection_items, Item, TTL_ATTRIBUTE};
 pub use keys::Key;
 
 use super::{
-    now_secs, ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position,
+    now_secs, Claim, ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position,
     PresenceClock, Store, StoreError, ALL_SHARDS,
 };
 use items::member_item;
@@ -188,6 +189,19 @@ impl Store for DynamoStore {
             HashMap::new(),
         )
         .await
+    }
+
+    async fn claim_job(
+        &self,
+        job: &str,
+        lease_until: i64,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError> {
+        self.claim_job_in(job, lease_until, expires_at).await
+    }
+
+    async fn finish_job(&self, job: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.finish_job_in(job, expires_at).await
     }
 
     async fn mark_opened(&self, connection_id: &str) -> Result<bool, StoreError> {

@@ -1,0 +1,244 @@
+//! Lambda's SQS event source mapping, for the fan-out queue: pollers receive batches from an
+//! SQS-compatible server (moto) and invoke the function with them through the same Invoke API
+//! the routes use, as Lambda's own pollers do.
+//!
+//! What it keeps of AWS's behaviour:
+//! - a batch's messages stay invisible for the queue's visibility timeout while the function
+//!   runs; a message the function does not finish comes back after it;
+//! - the function's answer names the messages that failed (`batchItemFailures`, with
+//!   `ReportBatchItemFailures`): the others are deleted; a failed invocation (an error, a
+//!   crash) deletes none;
+//! - the queue's redrive policy (`maxReceiveCount`) moves a message received that many times to
+//!   the dead-letter queue — moto applies it on receive, as SQS does;
+//! - concurrency starts at 5 and grows by 5 a second (300 a minute) while batches keep coming,
+//!   up to `MaximumConcurrency`, then falls back to 5 once the queue has been empty for a minute.
+//!
+//! What it does not: Lambda polls with 20 s long polls from many hosts; these poll 1 s at a
+//! time, which only shortens how long a new message waits when the queue was idle.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::invoke::Invoker;
+
+/// One mapping: a queue, and the function its batches go to.
+#[derive(Clone, Debug)]
+pub struct EventSource {
+    /// Where the SQS-compatible server listens.
+    pub sqs_endpoint: String,
+    /// The queue's URL.
+    pub queue_url: String,
+    /// The function batches are handed to.
+    pub function: String,
+    /// Messages per batch (the mapping's `BatchSize`).
+    pub batch_size: usize,
+    /// Invocations at once at most (the mapping's `ScalingConfig.MaximumConcurrency`).
+    pub max_concurrency: usize,
+}
+
+/// Pollers at first, and added each second while batches keep coming.
+const SCALE_STEP: usize = 5;
+
+/// Starts the mapping's pollers; they run until the process ends (or the task is aborted).
+pub fn spawn(source: EventSource, invoker: Invoker) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let source = Arc::new(source);
+        let sqs = Sqs::new(&source.sqs_endpoint);
+        let active = Arc::new(AtomicUsize::new(SCALE_STEP.min(source.max_concurrency)));
+        let busy = Arc::new(AtomicUsize::new(0));
+        for index in 0..source.max_concurrency.max(1) {
+            let (source, sqs, invoker) = (source.clone(), sqs.clone(), invoker.clone());
+            let (active, busy) = (active.clone(), busy.clone());
+            tokio::spawn(async move {
+                loop {
+                    if index >= active.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    if poll_once(&source, &sqs, &invoker).await {
+                        busy.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        // Scaling: +5 a second while batches come, back to 5 after a minute without any.
+        let mut idle_since = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now_active = active.load(Ordering::Relaxed);
+            if busy.swap(0, Ordering::Relaxed) > 0 {
+                idle_since = Instant::now();
+                let next = (now_active + SCALE_STEP).min(source.max_concurrency);
+                if next != now_active {
+                    tracing::info!(function = %source.function, concurrency = next, "event source scaling up");
+                    active.store(next, Ordering::Relaxed);
+                }
+            } else if idle_since.elapsed() > Duration::from_secs(60) && now_active > SCALE_STEP {
+                active.store(SCALE_STEP, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+/// One receive, and the invocation of its batch; whether there was one.
+async fn poll_once(source: &EventSource, sqs: &Sqs, invoker: &Invoker) -> bool {
+    let received = sqs
+        .call(
+            "ReceiveMessage",
+            json!({
+                "QueueUrl": source.queue_url,
+                "MaxNumberOfMessages": source.batch_size.clamp(1, 10),
+                "WaitTimeSeconds": 1,
+                "MessageSystemAttributeNames": ["All"],
+            }),
+        )
+        .await;
+    let messages = match received {
+        Ok(answer) => answer["Messages"].as_array().cloned().unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(queue = %source.queue_url, error = %e, "event source could not receive");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return false;
+        }
+    };
+    if messages.is_empty() {
+        return false;
+    }
+    let event = sqs_event(&source.queue_url, &messages);
+    let handles: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["MessageId"].as_str().unwrap_or_default().to_owned(),
+                m["ReceiptHandle"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let failed: Vec<String> = match invoker.invoke(&source.function, &event).await {
+        Ok(answer) => answer["batchItemFailures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(function = %source.function, messages = handles.len(), error = %e, "event source batch failed: its messages come back after the visibility timeout");
+            return true;
+        }
+    };
+    let done: Vec<Value> = handles
+        .iter()
+        .filter(|(id, _)| !failed.contains(id))
+        .enumerate()
+        .map(|(n, (_, handle))| json!({"Id": n.to_string(), "ReceiptHandle": handle}))
+        .collect();
+    if !failed.is_empty() {
+        tracing::warn!(function = %source.function, failed = failed.len(), "batch items failed: they come back after the visibility timeout");
+    }
+    if !done.is_empty() {
+        let deleted = sqs
+            .call(
+                "DeleteMessageBatch",
+                json!({"QueueUrl": source.queue_url, "Entries": done}),
+            )
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!(queue = %source.queue_url, error = %e, "event source could not delete a finished batch: it will be delivered again");
+        }
+    }
+    true
+}
+
+/// The event Lambda hands a function for a batch of `messages` from `queue_url`.
+fn sqs_event(queue_url: &str, messages: &[Value]) -> Value {
+    let name = queue_url.rsplit('/').next().unwrap_or_default();
+    let account = queue_url.rsplit('/').nth(1).unwrap_or("123456789012");
+    let arn = format!("arn:aws:sqs:us-east-1:{account}:{name}");
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m["Attributes"],
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// SQS's JSON protocol, unsigned: the local server checks no signature, and only needs the
+/// service named in the credential scope to route the request.
+#[derive(Clone)]
+struct Sqs {
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl Sqs {
+    fn new(endpoint: &str) -> Sqs {
+        Sqs {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn call(&self, action: &str, body: Value) -> Result<Value, String> {
+        let response = self
+            .http
+            .post(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", format!("AmazonSQS.{action}"))
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{action}: HTTP {status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{action}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_handed_over_as_lambdas_sqs_event() {
+        let messages = vec![json!({
+            "MessageId": "m1",
+            "ReceiptHandle": "r1",
+            "Body": "{}",
+            "MD5OfBody": "x",
+            "Attributes": {"ApproximateReceiveCount": "2"},
+        })];
+        let event = sqs_event("http://127.0.0.1:5000/123456789012/fan-out", &messages);
+        let record = &event["Records"][0];
+        assert_eq!(record["messageId"], "m1");
+        assert_eq!(record["body"], "{}");
+        assert_eq!(record["attributes"]["ApproximateReceiveCount"], "2");
+        assert_eq!(
+            record["eventSourceARN"],
+            "arn:aws:sqs:us-east-1:123456789012:fan-out"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! What a fan-out worker does with one job: claim it, push its frame to each of its connections
+//! (pruning the gone ones, as every send does), keep pushing the throttled ones until the job's
+//! deadline, and mark it done.
+//!
+//! A 429 from `@connections` is backpressure, not failure: the account's 10,000 requests a
+//! second are shared by every worker (and every API of the account), and a 429 also answers a
+//! push to a client whose buffer is full. The throttled recipients are pushed again after a
+//! pause that grows, for as long as the job is worth anything (its deadline).
+
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use thiserror::Error;
+
+use crate::gateway::{Gateway, Report};
+use crate::push::{Delivery, Push, PushFailure};
+use crate::spread::Job;
+use crate::store::{now_millis, Claim, Store, StoreError};
+
+/// What a job came to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct JobReport {
+    /// The pushes: delivered, gone (pruned), failed after retries.
+    pub pushes: Report,
+    /// Recipients still throttled at the job's deadline: given up.
+    pub late: usize,
+    /// The job was not run: why (`expired`, `done before`).
+    pub skipped: Option<&'static str>,
+}
+
+/// Why a job must be delivered again (the batch item fails; SQS redelivers it after the
+/// visibility timeout, and moves it to the dead-letter queue after `maxReceiveCount` receives).
+#[derive(Debug, Error)]
+pub enum JobError {
+    /// The message is not a job.
+    #[error("the message is not a fan-out job: {0}")]
+    Malformed(String),
+    /// Another delivery of the job holds it: this one comes back after the visibility timeout,
+    /// to find it done, or its lease run out (its worker died).
+    #[error("job {0} is being pushed by another worker")]
+    Running(String),
+    /// The claim could not be written: nothing was pushed.
+    #[error("job {job} could not be claimed: {source}")]
+    Store {
+        /// The job.
+        job: String,
+        /// What the store said.
+        source: StoreError,
+    },
+}
+
+/// Pauses between rounds of throttled pushes: 100 ms doubling to 2 s.
+fn backoff(round: u32) -> Duration {
+    Duration::from_millis((100u64 << round.min(5)).min(2_000))
+}
+
+/// How long the table keeps a job's claim and done mark past its deadline: longer than SQS
+/// keeps the message (`MessageRetentionPeriod`), so no delivery outlives them.
+const MARK_SECONDS: i64 = 3_600;
+
+impl<S: Store, P: Push> Gateway<S, P> {
+    /// Runs `job`, holding its claim until `lease_until` (epoch milliseconds: the invocation's
+    /// deadline, after which no one is running it).
+    pub async fn run_job(&self, job: &Job, lease_until: i64) -> Result<JobReport, JobError> {
+        if now_millis() > job.deadline {
+            return Ok(JobReport {
+                skipped: Some("expired"),
+                ..JobReport::default()
+            });
+        }
+        let expires_at = job.deadline / 1000 + MARK_SECONDS;
+        let claim = self
+            .store
+            .claim_job(&job.id, lease_until, expires_at)
+            .await
+            .map_err(|source| JobError::Store {
+                job: job.id.clone(),
+                source,
+            })?;
+        match claim {
+            Claim::Claimed => {}
+            Claim::Done => {
+                return Ok(JobReport {
+                    skipped: Some("done before"),
+                    ..JobReport::default()
+                })
+            }
+            Claim::Running => return Err(JobError::Running(job.id.clone())),
+        }
+        let mut report = JobReport::default();
+        let mut pending: Vec<&str> = job.to.iter().map(String::as_str).collect();
+        let mut round = 0;
+        while !pending.is_empty() {
+            let throttled = self.push_round(job, &pending, &mut report.pushes).await;
+            if throttled.is_empty() {
+                break;
+            }
+            let pause = backoff(round);
+            if now_millis() + pause.as_millis() as i64 > job.deadline {
+                report.late = throttled.len();
+                tracing::warn!(
+                    job = %job.id,
+                    late = report.late,
+                    "still throttled at the job's deadline: these recipients get nothing",
+                );
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pending = throttled;
+            round += 1;
+        }
+        // Pushed: a failed mark only risks a second delivery pushing again.
+        if let Err(e) = self.store.finish_job(&job.id, expires_at).await {
+            tracing::warn!(job = %job.id, error = %e, "the job's done mark could not be written: a second delivery would push it again");
+        }
+        Ok(report)
+    }
+
+    /// Pushes the frame to each of `to` with bounded concurrency, counting into `report`; the
+    /// recipients throttled after the push's own retries.
+    async fn push_round<'a>(&self, job: &Job, to: &[&'a str], report: &mut Report) -> Vec<&'a str> {
+        let mut outcomes = stream::iter(to.iter().copied())
+            .map(|id| async move {
+                (
+                    id,
+                    self.push_to(&job.endpoint, id, &job.frame).await,
+                )
+            })
+            .buffer_unordered(self.config.push_concurrency.max(1));
+        let mut throttled = Vec::new();
+        while let Some((id, outcome)) = outcomes.next().await {
+            match outcome {
+                Ok(Delivery::Delivered) => report.delivered += 1,
+                Ok(Delivery::Gone) => report.gone += 1,
+                Err(e) if e.failure == PushFailure::Throttled => throttled.push(id),
+                Err(e) => {
+                    tracing::warn!(
+                        job = %job.id,
+                        recipient = %e.connection_id,
+                        error = %e.message,
+                        "push failed after retries",
+                    );
+                    report.failed += 1;
+                }
+            }
+        }
+        throttled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn throttled_rounds_pause_longer_each_time_up_to_two_seconds() {
+        assert_eq!(backoff(0), Duration::from_millis(100));
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(4), Duration::from_millis(1_600));
+        assert_eq!(backoff(5), Duration::from_secs(2));
+        assert_eq!(backoff(40), Duration::from_secs(2));
+    }
+}
