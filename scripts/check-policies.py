@@ -8,7 +8,10 @@ Every statement of every AWS::Serverless::Function's inline policies must
 - read a secret (`!Ref TokenSecret`, `!Ref ApiSecret`) with `secretsmanager:GetSecretValue` and
   nothing else, in a statement of its own;
 - invoke another function of the template (`!GetAtt MessageFunction.Arn`: on_open) with
-  `lambda:InvokeFunction` and nothing else, in a statement of its own.
+  `lambda:InvokeFunction` and nothing else, in a statement of its own;
+- send to a queue of the template (`!GetAtt FanOutQueue.Arn`: large sends' jobs) with
+  `sqs:SendMessage` and nothing else, in a statement of its own — and never to a queue that
+  triggers the function itself (a loop Lambda stops as recursive).
 Managed policy names and SAM policy templates are refused too: they cannot be checked here.
 
 Usage: check-policies.py TEMPLATE [TEMPLATE ...]; exits 1 and says why on the first offence.
@@ -49,6 +52,7 @@ SECRET = "TokenSecret"
 SECRETS = (SECRET, "ApiSecret")
 SECRET_ACTIONS = ["secretsmanager:GetSecretValue"]
 INVOKE_ACTIONS = ["lambda:InvokeFunction"]
+QUEUE_ACTIONS = ["sqs:SendMessage"]
 ALLOWED_RESOURCES = [
     lambda r: isinstance(r, Tag) and r.tag == "!GetAtt" and r.value in (f"{TABLE}.Arn", [TABLE, "Arn"]),
     lambda r: isinstance(r, Tag) and r.tag == "!Sub" and isinstance(r.value, str)
@@ -78,6 +82,30 @@ def is_function_of(functions, resource):
     return len(parts) == 2 and parts[0] in functions and parts[1] == "Arn"
 
 
+def queue_of(queues, resource):
+    """The template queue `resource` names (`!GetAtt Queue.Arn`), or None."""
+    if not (isinstance(resource, Tag) and resource.tag == "!GetAtt"):
+        return None
+    value = resource.value
+    parts = value.split(".") if isinstance(value, str) else value
+    if len(parts) == 2 and parts[0] in queues and parts[1] == "Arn":
+        return parts[0]
+    return None
+
+
+def triggers(function):
+    """The queues whose SQS events invoke `function`."""
+    found = set()
+    for event in ((function.get("Properties") or {}).get("Events") or {}).values():
+        if event.get("Type") == "SQS":
+            queue = (event.get("Properties") or {}).get("Queue")
+            if isinstance(queue, Tag) and queue.tag == "!GetAtt":
+                value = queue.value
+                parts = value.split(".") if isinstance(value, str) else value
+                found.add(parts[0])
+    return found
+
+
 def check(path):
     with open(path) as f:
         template = yaml.load(f, Loader=Loader)
@@ -86,6 +114,11 @@ def check(path):
         name: resource
         for name, resource in (template.get("Resources") or {}).items()
         if resource.get("Type") == "AWS::Serverless::Function"
+    }
+    queues = {
+        name
+        for name, resource in (template.get("Resources") or {}).items()
+        if resource.get("Type") == "AWS::SQS::Queue"
     }
     if not functions:
         problems.append("no AWS::Serverless::Function in the template")
@@ -113,6 +146,14 @@ def check(path):
                     actions = as_list(statement.get("Action", []))
                     if actions != INVOKE_ACTIONS or not all(is_function_of(functions, r) for r in resources):
                         problems.append(f"{name}: a function may only be invoked (lambda:InvokeFunction), in a statement of its own, not with {actions!r} on {resources!r}")
+                    continue
+                named = [queue_of(queues, resource) for resource in resources]
+                if any(named):
+                    actions = as_list(statement.get("Action", []))
+                    if actions != QUEUE_ACTIONS or not all(named):
+                        problems.append(f"{name}: a queue may only be sent to (sqs:SendMessage), in a statement of its own, not with {actions!r} on {resources!r}")
+                    for queue in set(named) & triggers(function):
+                        problems.append(f"{name}: sends to {queue}, which triggers it: a loop Lambda stops as recursive")
                     continue
                 for resource in resources:
                     if not any(allowed(resource) for allowed in ALLOWED_RESOURCES):

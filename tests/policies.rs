@@ -13,6 +13,8 @@ use std::collections::BTreeSet;
 
 use serde_yaml_ng::Value;
 use shared::prelude::*;
+use shared::spread::Job;
+use shared::store::now_millis;
 use support::fault_proxy::FaultProxy;
 use support::stack::Stack;
 use workerman_chat::Chat;
@@ -177,13 +179,54 @@ async fn the_disconnect_policy_allows_removing_every_item() {
     assert_allowed("DisconnectFunction", used);
 }
 
+#[tokio::test]
+async fn the_fan_out_policy_allows_a_job_its_second_delivery_and_the_prune_after_a_410() {
+    let (proxy, stack) = Stack::behind_proxy(|_| {}).await;
+    for (id, uid) in [("A=", "alice"), ("G=", "ghost")] {
+        stack.connect(id, &[("uid", uid)]).await;
+    }
+    init(&proxy, &stack).await;
+    stack.sink.mark_gone("G=");
+    let job = Job {
+        id: "job-1".into(),
+        endpoint: stack
+            .gateway
+            .config
+            .management_endpoint
+            .clone()
+            .expect("the stack's push endpoint"),
+        frame: "to all".into(),
+        to: vec!["A=".into(), "G=".into()],
+        deadline: now_millis() + 60_000,
+    };
+    let lease_until = now_millis() + 20_000;
+    let report = stack.gateway.run_job(&job, lease_until).await.expect("the job runs");
+    assert_eq!((report.pushes.delivered, report.pushes.gone), (1, 1));
+    // SQS delivers it again: the claim is refused and read, and nothing is pushed twice.
+    let again = stack.gateway.run_job(&job, lease_until).await.expect("a second delivery");
+    assert_eq!(again.skipped, Some("done before"));
+    let used = proxy.take_actions();
+    assert_eq!(stack.received("A="), ["to all"]);
+    assert!(
+        stack.items_of("G=").await.is_empty(),
+        "the 410 pruned the gone connection"
+    );
+    assert_allowed("FanOutFunction", used);
+    assert_methods_allowed("FanOutFunction", stack.sink.take_methods());
+}
+
 /// Every function pushes: the message function its answers, `$connect` and `$disconnect` the
 /// presence events of the groups a connection enters or leaves. Each needs `@connections` and the
 /// endpoint the template builds (the event's domainName breaks behind a custom domain).
 #[test]
 fn every_function_may_push_through_the_apis_own_endpoint() {
     let template = template();
-    for function in ["ConnectFunction", "DisconnectFunction", "MessageFunction"] {
+    for function in [
+        "ConnectFunction",
+        "DisconnectFunction",
+        "MessageFunction",
+        "FanOutFunction",
+    ] {
         let properties = &template["Resources"][function]["Properties"];
         assert!(
             !properties["Environment"]["Variables"]["MANAGEMENT_ENDPOINT"].is_null(),

@@ -22,7 +22,7 @@ use crate::store::{now_millis, Claim, Store, StoreError};
 pub struct JobReport {
     /// The pushes: delivered, gone (pruned), failed after retries.
     pub pushes: Report,
-    /// Recipients still throttled at the job's deadline: given up.
+    /// Recipients still throttled when the job ran out of time: given up.
     pub late: usize,
     /// The job was not run: why (`expired`, `done before`).
     pub skipped: Option<&'static str>,
@@ -60,7 +60,8 @@ const MARK_SECONDS: i64 = 3_600;
 
 impl<S: Store, P: Push> Gateway<S, P> {
     /// Runs `job`, holding its claim until `lease_until` (epoch milliseconds: the invocation's
-    /// deadline, after which no one is running it).
+    /// deadline, after which no one is running it). Throttled recipients are pushed again until
+    /// the job's deadline or two seconds before the lease's end, whichever comes first.
     pub async fn run_job(&self, job: &Job, lease_until: i64) -> Result<JobReport, JobError> {
         if now_millis() > job.deadline {
             return Ok(JobReport {
@@ -87,6 +88,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
             }
             Claim::Running => return Err(JobError::Running(job.id.clone())),
         }
+        let stop_by = job.deadline.min(lease_until - 2_000);
         let mut report = JobReport::default();
         let mut pending: Vec<&str> = job.to.iter().map(String::as_str).collect();
         let mut round = 0;
@@ -96,12 +98,12 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 break;
             }
             let pause = backoff(round);
-            if now_millis() + pause.as_millis() as i64 > job.deadline {
+            if now_millis() + pause.as_millis() as i64 > stop_by {
                 report.late = throttled.len();
                 tracing::warn!(
                     job = %job.id,
                     late = report.late,
-                    "still throttled at the job's deadline: these recipients get nothing",
+                    "still throttled when the job's time ran out: these recipients get nothing",
                 );
                 break;
             }
