@@ -75,7 +75,7 @@ dev: tools ## Run the service locally: the local DynamoDB (dynoxide; DYNAMODB=mo
 
 test: tools browser-tools backend-tools ## Run every test: unit, handlers, end to end through the local gateway, the client library, and in a browser
 	# The functions first, built as cargo lambda watch builds them, so the end-to-end tests find them ready.
-	cargo build --locked --bin connect --bin message --bin disconnect --bin api
+	cargo build --locked --bin connect --bin message --bin disconnect --bin api --bin fan-out
 	cargo build --locked --bin gateway-client
 	# The examples' functions, which their end-to-end tests run the same way.
 	cargo build --locked -p workerman-chat -p hello -p php --bins
@@ -120,10 +120,10 @@ policies: tools ## Fail on a function policy wider than the table, @connections 
 	  if [ "$$refused" != 7 ]; then echo "check-policies.py refused $$refused of the 7 bad policies in scripts/testdata/too-wide.yaml"; exit 1; fi; \
 	  echo "check-policies.py refuses all 7 bad policies in scripts/testdata/too-wide.yaml"
 
-build: tools ## Build the three bootstraps for Lambda (ARCH=arm64 by default; ARCH=x86_64 to override)
+build: tools ## Build the functions' bootstraps for Lambda (ARCH=arm64 by default; ARCH=x86_64 to override)
 	cargo lambda build --release $(LAMBDA_ARCH_FLAG) --output-format zip \
-	  --package connect --package message --package disconnect
-	@for f in connect message disconnect; do \
+	  --package connect --package message --package disconnect --package api --package fan-out
+	@for f in connect message disconnect api fan-out; do \
 	  printf '%-11s %s\n' "$$f" "$$(du -h target/lambda/$$f/bootstrap.zip | cut -f1)"; done
 
 deploy: sam-tools ## Build with SAM and deploy (guided the first time)

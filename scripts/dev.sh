@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make dev`: the whole service on this machine, on 127.0.0.1 only.
 #   local DynamoDB              :DYNAMODB_PORT (8000)  dynoxide; DYNAMODB=moto for moto
-#   cargo lambda watch          :INVOKE_PORT   (9000)  the three functions
-#   local-gateway               :GATEWAY_PORT  (8080)  WebSocket, chat page, @connections
-#   moto (Secrets Manager)      :SECRETS_PORT  (8001)  the token keys; only with AUTH_SECRET
+#   cargo lambda watch          :INVOKE_PORT   (9000)  the functions
+#   local-gateway               :GATEWAY_PORT  (8080)  WebSocket, chat page, @connections, the
+#                                                      fan-out queue's event source
+#   moto (SQS, Secrets Manager) :SECRETS_PORT  (8001)  the fan-out queue; the token keys with
+#                                                      AUTH_SECRET
 # APP=NAME runs the example application examples/NAME (its functions NAME-connect, NAME-message,
 # NAME-disconnect) instead of the built-in protocol. APP=php EVENTS=path/to/Events.php serves a
 # GatewayWorker Events.php as it is: PHP's built-in server runs it (clients/php/runner.php, on
@@ -61,8 +63,7 @@ wait_port() { # port, what, pid
   done
   say "$2 did not listen on port $1 within 60 s; see $LOGS/$2.log"; exit 1
 }
-ports=("$DYNAMODB_PORT" "$INVOKE_PORT" "$GATEWAY_PORT")
-[ -n "${AUTH_SECRET:-}" ] && ports+=("$SECRETS_PORT")
+ports=("$DYNAMODB_PORT" "$INVOKE_PORT" "$GATEWAY_PORT" "$SECRETS_PORT")
 for port in "${ports[@]}"; do
   if busy "$port"; then say "port $port is taken; stop what uses it or set DYNAMODB_PORT / INVOKE_PORT / GATEWAY_PORT / SECRETS_PORT"; exit 1; fi
 done
@@ -73,7 +74,8 @@ if [ -n "$APP" ]; then
 else
   cargo build --bin connect --bin message --bin disconnect
 fi
-cargo build --bin local-gateway --bin api   # api: the server API, served at /api
+# api: the server API, served at /api; fan-out: the workers of large sends, for any application.
+cargo build --bin local-gateway --bin api --bin fan-out
 [ "$DYNAMODB" = dynoxide ] && cargo build --bin local-dynamodb
 
 # The client library, which the chat page imports from the gateway.
@@ -93,13 +95,14 @@ fi
 pids+=($!); wait_port "$DYNAMODB_PORT" dynamodb $!
 "$BIN/python" scripts/create-table.py "http://127.0.0.1:$DYNAMODB_PORT" "$TABLE_NAME"
 
-# With AUTH_SECRET, the key goes where the template keeps the keys in AWS: into a secret, here in
-# a local Secrets Manager (moto), which the connect function reads at init. The functions get its
-# ARN, never the key.
+# moto: the fan-out queue (large sends are spread over the fan-out function through it, as in
+# AWS) and, with AUTH_SECRET, the token keys, where the template keeps them in AWS: in a secret,
+# which the connect function reads at init. The functions get its ARN, never the key.
+say "starting moto (the local SQS and Secrets Manager) on 127.0.0.1:$SECRETS_PORT"
+setsid "$BIN/moto_server" -H 127.0.0.1 -p "$SECRETS_PORT" >"$LOGS/moto.log" 2>&1 &
+pids+=($!); wait_port "$SECRETS_PORT" moto $!
+fan_out_queue=$("$BIN/python" scripts/create-queues.py "http://127.0.0.1:$SECRETS_PORT" fan-out)
 if [ -n "${AUTH_SECRET:-}" ]; then
-  say "starting moto (the local Secrets Manager) on 127.0.0.1:$SECRETS_PORT"
-  setsid "$BIN/moto_server" -H 127.0.0.1 -p "$SECRETS_PORT" >"$LOGS/secrets.log" 2>&1 &
-  pids+=($!); wait_port "$SECRETS_PORT" secrets $!
   secret_arn=$("$BIN/python" scripts/create-secret.py "http://127.0.0.1:$SECRETS_PORT" token-keys)
 fi
 
@@ -109,6 +112,8 @@ env_vars+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-ea
 # on_open: the $connect function asks the local gateway's Invoke API for the message function,
 # as it asks Lambda in AWS (used only by an application that implements on_open).
 env_vars+=",ON_OPEN_FUNCTION=${APP:+$APP-}message,LAMBDA_ENDPOINT=http://127.0.0.1:$GATEWAY_PORT"
+# Sends past SPREAD_ABOVE recipients (5000 by default) go to the fan-out queue as jobs.
+env_vars+=",FAN_OUT_QUEUE_URL=$fan_out_queue,SQS_ENDPOINT=http://127.0.0.1:$SECRETS_PORT"
 # The server API's secret (the template keeps it in Secrets Manager): backends sign with it.
 API_SECRET=${API_SECRET:-local-server-api-secret}
 env_vars+=",API_SECRET=$API_SECRET"
@@ -121,7 +126,7 @@ if [ -n "${AUTH_SECRET:-}" ]; then
 else
   env_vars+=",ALLOW_ANONYMOUS=true"
 fi
-for name in TOKEN_AUDIENCE MAX_TOKEN_LIFETIME_SECONDS MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENCY PUSH_TIMEOUT_MS RATE_LIMIT RATE_WINDOW_SECONDS RATE_CLOSE_MULTIPLE MAX_GROUPS MAX_CONNECTIONS_PER_UID HISTORY_SIZE HISTORY_SECONDS PRESENCE_LIMIT CONNECT_GRACE_SECONDS DYNAMODB_READ_CONCURRENCY DYNAMODB_TIMEOUT_MS RUST_LOG; do
+for name in TOKEN_AUDIENCE MAX_TOKEN_LIFETIME_SECONDS MAX_MESSAGE_BYTES CONNECTION_TTL_SECONDS PUSH_CONCURRENCY PUSH_TIMEOUT_MS RATE_LIMIT RATE_WINDOW_SECONDS RATE_CLOSE_MULTIPLE MAX_GROUPS MAX_CONNECTIONS_PER_UID HISTORY_SIZE HISTORY_SECONDS PRESENCE_LIMIT CONNECT_GRACE_SECONDS DYNAMODB_READ_CONCURRENCY DYNAMODB_TIMEOUT_MS SPREAD_ABOVE FAN_OUT_JOB_SIZE FAN_OUT_MAX_AGE_SECONDS FAN_OUT_LEASE_SECONDS RUST_LOG; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
 done
 say "starting the functions under cargo lambda watch on 127.0.0.1:$INVOKE_PORT"
@@ -152,6 +157,7 @@ env -u AWS_SESSION_TOKEN setsid target/debug/local-gateway --listen "127.0.0.1:$
   --invoke-url "http://127.0.0.1:$INVOKE_PORT" --stage "$STAGE" \
   --access-key-id local --secret-access-key local --region us-east-1 \
   --function-prefix "${APP:+$APP-}" --client-library clients/js/dist "${gateway_flags[@]}" ${GATEWAY_FLAGS:-} \
+  --sqs-endpoint "http://127.0.0.1:$SECRETS_PORT" --fan-out-queue-url "$fan_out_queue" \
   > >(tee "$LOGS/gateway.log") 2>&1 &
 pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
 
@@ -174,6 +180,7 @@ else
 fi
 say "  server API: http://127.0.0.1:$GATEWAY_PORT/api   GATEWAY_SECRET=$API_SECRET   (docs/server-api.md)"
 say "  function logs: $LOGS/functions.log   DynamoDB ($DYNAMODB): http://127.0.0.1:$DYNAMODB_PORT"
+say "  large sends (over ${SPREAD_ABOVE:-5000} recipients): the fan-out queue $fan_out_queue"
 if [ -n "${AUTH_SECRET:-}" ]; then
   say "  a token: scripts/mint-token.py - alice <<<\"\$AUTH_SECRET\"   (the keys: $secret_arn on http://127.0.0.1:$SECRETS_PORT)"
 fi

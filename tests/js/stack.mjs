@@ -26,7 +26,7 @@ export function freePort() {
  * HISTORY_SIZE, …); resolves once it says it is ready.
  */
 export async function startStack(env = {}) {
-  const [dynamo, invoke, gateway] = [await freePort(), await freePort(), await freePort()];
+  const [dynamo, invoke, gateway, moto] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const dev = spawn("scripts/dev.sh", {
     cwd: root,
     detached: true,
@@ -36,6 +36,7 @@ export async function startStack(env = {}) {
       DYNAMODB_PORT: String(dynamo),
       INVOKE_PORT: String(invoke),
       GATEWAY_PORT: String(gateway),
+      SECRETS_PORT: String(moto),
       TABLE_NAME: "js-tests",
       // The functions as built: an edit elsewhere in the tree must not rebuild them mid-test.
       DEV_IGNORE_CHANGES: "1",
