@@ -17,6 +17,7 @@ mod floor;
 mod pricing;
 mod runtime_api;
 mod sink;
+mod spread;
 mod through_gateway;
 
 use std::collections::HashMap;
@@ -268,6 +269,10 @@ async fn main() {
     let mut rows: Vec<(String, String)> = Vec::new();
     if only.as_deref() == Some("burst") {
         through_gateway::burst(&bench, &mut rows, &mut report).await;
+        return print_report(rows, report);
+    }
+    if only.as_deref() == Some("spread") {
+        spread::run(&mut bench, &mut rows, &mut report).await;
         return print_report(rows, report);
     }
     if only.as_deref() == Some("gateway") {

@@ -38,10 +38,22 @@ pub struct Invocation {
     pub failed: bool,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RuntimeApi {
     inner: Arc<Mutex<Inner>>,
     arrived: Arc<Notify>,
+    /// The function's timeout: each invocation's deadline is this far after it is handed out.
+    timeout: Arc<Mutex<Duration>>,
+}
+
+impl Default for RuntimeApi {
+    fn default() -> Self {
+        RuntimeApi {
+            inner: Arc::default(),
+            arrived: Arc::default(),
+            timeout: Arc::new(Mutex::new(Duration::from_secs(30))),
+        }
+    }
 }
 
 impl RuntimeApi {
@@ -63,6 +75,11 @@ impl RuntimeApi {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         (api, addr)
+    }
+
+    /// Sets the function's timeout (the template's), which each invocation's deadline reflects.
+    pub fn set_timeout(&self, timeout: Duration) {
+        *self.timeout.lock().unwrap_or_else(|p| p.into_inner()) = timeout;
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -122,7 +139,7 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_millis()
-                    + 30_000;
+                    + api.timeout.lock().unwrap_or_else(|p| p.into_inner()).as_millis();
                 let mut headers = HeaderMap::new();
                 let header =
                     |v: &str| HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static(""));

@@ -16,6 +16,8 @@
 //! What it does not: Lambda polls with 20 s long polls from many hosts; these poll 1 s at a
 //! time, which only shortens how long a new message waits when the queue was idle.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +25,25 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::invoke::Invoker;
+
+/// How a batch reaches the function: its answer, or why it failed (an error, a crash, a
+/// timeout). The local gateway invokes through the Invoke API; the benchmark through its own
+/// runtime API.
+pub type Invoke =
+    Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<Value, String>> + Send>> + Send + Sync>;
+
+/// [`Invoke`] through `invoker`, for the function `function`.
+pub fn through(invoker: Invoker, function: String) -> Invoke {
+    Arc::new(move |event| {
+        let (invoker, function) = (invoker.clone(), function.clone());
+        Box::pin(async move {
+            invoker
+                .invoke(&function, &event)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    })
+}
 
 /// One mapping: a queue, and the function its batches go to.
 #[derive(Clone, Debug)]
@@ -42,15 +63,15 @@ pub struct EventSource {
 /// Pollers at first, and added each second while batches keep coming.
 const SCALE_STEP: usize = 5;
 
-/// Starts the mapping's pollers; they run until the process ends (or the task is aborted).
-pub fn spawn(source: EventSource, invoker: Invoker) -> tokio::task::JoinHandle<()> {
+/// Starts the mapping's pollers, handing batches to `invoke`; they run until the process ends.
+pub fn spawn(source: EventSource, invoke: Invoke) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let source = Arc::new(source);
         let sqs = Sqs::new(&source.sqs_endpoint);
         let active = Arc::new(AtomicUsize::new(SCALE_STEP.min(source.max_concurrency)));
         let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..source.max_concurrency.max(1) {
-            let (source, sqs, invoker) = (source.clone(), sqs.clone(), invoker.clone());
+            let (source, sqs, invoke) = (source.clone(), sqs.clone(), invoke.clone());
             let (active, busy) = (active.clone(), busy.clone());
             tokio::spawn(async move {
                 loop {
@@ -58,7 +79,7 @@ pub fn spawn(source: EventSource, invoker: Invoker) -> tokio::task::JoinHandle<(
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
-                    if poll_once(&source, &sqs, &invoker).await {
+                    if poll_once(&source, &sqs, &invoke).await {
                         busy.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -84,7 +105,7 @@ pub fn spawn(source: EventSource, invoker: Invoker) -> tokio::task::JoinHandle<(
 }
 
 /// One receive, and the invocation of its batch; whether there was one.
-async fn poll_once(source: &EventSource, sqs: &Sqs, invoker: &Invoker) -> bool {
+async fn poll_once(source: &EventSource, sqs: &Sqs, invoke: &Invoke) -> bool {
     let received = sqs
         .call(
             "ReceiveMessage",
@@ -117,7 +138,7 @@ async fn poll_once(source: &EventSource, sqs: &Sqs, invoker: &Invoker) -> bool {
             )
         })
         .collect();
-    let failed: Vec<String> = match invoker.invoke(&source.function, &event).await {
+    let failed: Vec<String> = match invoke(event).await {
         Ok(answer) => answer["batchItemFailures"]
             .as_array()
             .into_iter()

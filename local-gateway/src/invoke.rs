@@ -56,7 +56,11 @@ impl Invoker {
         let function_error = response.headers().get("x-amz-function-error").is_some();
         let body = response.text().await.unwrap_or_default();
         let took = started.elapsed();
-        let route = event["requestContext"]["routeKey"].as_str().unwrap_or("?");
+        // A route's event names its route; an event source's batch, its source (`aws:sqs`).
+        let route = event["requestContext"]["routeKey"]
+            .as_str()
+            .or_else(|| event["Records"][0]["eventSource"].as_str())
+            .unwrap_or("?");
         let connection = event["requestContext"]["connectionId"]
             .as_str()
             .unwrap_or("?");

@@ -162,7 +162,8 @@ pub fn router(settings: Settings) -> Router {
         settings.max_invocations,
     );
     for source in &settings.event_sources {
-        event_source::spawn(source.clone(), invoker.clone());
+        let invoke = event_source::through(invoker.clone(), source.function.clone());
+        event_source::spawn(source.clone(), invoke);
     }
     let burst = f64::from(settings.aws.push_rate_limit.unwrap_or(0));
     let gateway = Arc::new(Gateway {
