@@ -112,7 +112,7 @@ env_vars+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-ea
 # on_open: the $connect function asks the local gateway's Invoke API for the message function,
 # as it asks Lambda in AWS (used only by an application that implements on_open).
 env_vars+=",ON_OPEN_FUNCTION=${APP:+$APP-}message,LAMBDA_ENDPOINT=http://127.0.0.1:$GATEWAY_PORT"
-# Sends past SPREAD_ABOVE recipients (5000 by default) go to the fan-out queue as jobs.
+# Sends past SPREAD_ABOVE recipients (1000 by default) go to the fan-out queue as jobs.
 env_vars+=",FAN_OUT_QUEUE_URL=$fan_out_queue,SQS_ENDPOINT=http://127.0.0.1:$SECRETS_PORT"
 # The server API's secret (the template keeps it in Secrets Manager): backends sign with it.
 API_SECRET=${API_SECRET:-local-server-api-secret}
@@ -180,7 +180,7 @@ else
 fi
 say "  server API: http://127.0.0.1:$GATEWAY_PORT/api   GATEWAY_SECRET=$API_SECRET   (docs/server-api.md)"
 say "  function logs: $LOGS/functions.log   DynamoDB ($DYNAMODB): http://127.0.0.1:$DYNAMODB_PORT"
-say "  large sends (over ${SPREAD_ABOVE:-5000} recipients): the fan-out queue $fan_out_queue"
+say "  large sends (over ${SPREAD_ABOVE:-1000} recipients): the fan-out queue $fan_out_queue"
 if [ -n "${AUTH_SECRET:-}" ]; then
   say "  a token: scripts/mint-token.py - alice <<<\"\$AUTH_SECRET\"   (the keys: $secret_arn on http://127.0.0.1:$SECRETS_PORT)"
 fi

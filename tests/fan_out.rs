@@ -54,16 +54,17 @@ async fn a_broadcast_past_spread_above_is_pushed_by_the_workers_and_acked_as_que
         .send(r#"{"action":"send","to":{"all":true},"data":"to all","id":"b1"}"#)
         .await;
     let ack = ack_and_copy(&mut sender).await;
-    assert_eq!(ack, json!({"type":"ack","id":"b1","delivered":0,"queued":7}));
+    assert_eq!(
+        ack,
+        json!({"type":"ack","id":"b1","delivered":0,"queued":7})
+    );
     for listener in &mut listeners {
         let frame = await_data(listener, "to all").await;
         assert_eq!(frame["type"], "message");
         assert_eq!(frame["to"], json!({"all": true}));
     }
     // Seven recipients in jobs of two: four jobs, each pushed by the fan-out function.
-    let log = stack
-        .await_function_log_count("fan-out job done", 4)
-        .await;
+    let log = stack.await_function_log_count("fan-out job done", 4).await;
     assert_eq!(log.matches("fan-out job done").count(), 4, "{log}");
 }
 
@@ -137,9 +138,7 @@ async fn a_worker_killed_mid_job_leaves_no_recipient_without_the_message() {
             await_data(listener, "survives").await;
         }
     }
-    let log = stack
-        .await_function_log_count("fan-out job done", 1)
-        .await;
+    let log = stack.await_function_log_count("fan-out job done", 1).await;
     let done: Vec<&str> = log
         .lines()
         .filter(|line| line.contains("fan-out job done"))

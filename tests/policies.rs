@@ -200,10 +200,18 @@ async fn the_fan_out_policy_allows_a_job_its_second_delivery_and_the_prune_after
         deadline: now_millis() + 60_000,
     };
     let lease_until = now_millis() + 20_000;
-    let report = stack.gateway.run_job(&job, lease_until).await.expect("the job runs");
+    let report = stack
+        .gateway
+        .run_job(&job, lease_until)
+        .await
+        .expect("the job runs");
     assert_eq!((report.pushes.delivered, report.pushes.gone), (1, 1));
     // SQS delivers it again: the claim is refused and read, and nothing is pushed twice.
-    let again = stack.gateway.run_job(&job, lease_until).await.expect("a second delivery");
+    let again = stack
+        .gateway
+        .run_job(&job, lease_until)
+        .await
+        .expect("a second delivery");
     assert_eq!(again.skipped, Some("done before"));
     let used = proxy.take_actions();
     assert_eq!(stack.received("A="), ["to all"]);

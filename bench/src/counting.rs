@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use futures_util::stream::{BoxStream, StreamExt};
 use shared::store::{
-    Claim, ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position, PresenceClock, Store,
-    StoreError,
+    Claim, ConnectionRecord, Ending, Head, Joining, Kept, Member, Members, Position, PresenceClock,
+    Store, StoreError,
 };
 
 pub struct CountingStore<S> {

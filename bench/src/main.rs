@@ -9,7 +9,8 @@
 //! `BENCH_FANOUT` (default `100,1000,10000`) and `BENCH_TABLE_CONNECTIONS` (default 100000) size it.
 //! `bench pushes [N]` measures only the push path against the floor (no DynamoDB), for profiling;
 //! `bench gateway` only the measurements through the local gateway (`BENCH_GATEWAY_CLIENTS`,
-//! default `1,100,1000`).
+//! default `1,100,1000`); `bench spread` only the broadcast spread over the fan-out function
+//! (`spread.rs`).
 
 mod cost;
 mod counting;
@@ -563,9 +564,12 @@ async fn main() {
         "table_connections": size, "group_send_to_10": group_reads, "broadcast": broadcast_reads,
     }));
 
+    // Issue 24: a broadcast to 100,000, one invocation against spread over the fan-out function.
+    spread::run(&mut bench, &mut rows, &mut report).await;
+
     // 6. Zipped bootstraps.
     let mut sizes = serde_json::Map::new();
-    for function in ["connect", "message", "disconnect"] {
+    for function in ["connect", "message", "disconnect", "api", "fan-out"] {
         let zip = root()
             .join("target/lambda")
             .join(function)

@@ -139,7 +139,11 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_millis()
-                    + api.timeout.lock().unwrap_or_else(|p| p.into_inner()).as_millis();
+                    + api
+                        .timeout
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_millis();
                 let mut headers = HeaderMap::new();
                 let header =
                     |v: &str| HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static(""));

@@ -73,7 +73,10 @@ impl SlowSink {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
             .expect("bind the sink");
-        let endpoint = format!("http://{}/bench", listener.local_addr().expect("its address"));
+        let endpoint = format!(
+            "http://{}/bench",
+            listener.local_addr().expect("its address")
+        );
         tokio::spawn(async move { axum::serve(listener, app).await });
         SlowSink { state, endpoint }
     }
@@ -92,7 +95,11 @@ impl SlowSink {
     }
 
     fn reached(&self) -> usize {
-        self.state.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.state
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// Waits until every expected recipient has had a push, or `patience` passes: when the
@@ -122,7 +129,8 @@ async fn push(
         let mut bucket = state.bucket.lock().unwrap_or_else(|p| p.into_inner());
         let (tokens, filled) = &mut *bucket;
         let now = Instant::now();
-        *tokens = (*tokens + now.duration_since(*filled).as_secs_f64() * state.rate).min(state.burst);
+        *tokens =
+            (*tokens + now.duration_since(*filled).as_secs_f64() * state.rate).min(state.burst);
         *filled = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -168,7 +176,10 @@ struct Workers {
 }
 
 impl Workers {
-    async fn start(count: usize, start: Box<dyn Fn(SocketAddr) -> Child + Send + Sync>) -> Arc<Workers> {
+    async fn start(
+        count: usize,
+        start: Box<dyn Fn(SocketAddr) -> Child + Send + Sync>,
+    ) -> Arc<Workers> {
         let (returns, idle) = mpsc::channel(count);
         let mut workers = Vec::new();
         for index in 0..count {
@@ -198,14 +209,22 @@ impl Workers {
             let workers = workers.clone();
             Box::pin(async move {
                 let index = workers.idle.lock().await.recv().await.expect("a worker");
-                workers.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(index);
+                workers
+                    .busy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(index);
                 let api = workers.workers[index]
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .api
                     .clone();
                 let answer = tokio::time::timeout(WORKER_TIMEOUT, api.invoke(event)).await;
-                workers.busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&index);
+                workers
+                    .busy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&index);
                 let result = match answer {
                     Ok(invocation) if !invocation.failed => {
                         serde_json::from_slice(&invocation.body).map_err(|e| e.to_string())
@@ -213,7 +232,9 @@ impl Workers {
                     Ok(invocation) => Err(String::from_utf8_lossy(&invocation.body).into_owned()),
                     Err(_) => {
                         // Timed out (or died): a new environment takes its place.
-                        let mut worker = workers.workers[index].lock().unwrap_or_else(|p| p.into_inner());
+                        let mut worker = workers.workers[index]
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
                         if let Some(mut child) = worker.child.take() {
                             let _ = child.kill();
                             let _ = child.wait();
@@ -234,7 +255,9 @@ impl Workers {
         let Some(&index) = busy.iter().next() else {
             return false;
         };
-        let mut worker = self.workers[index].lock().unwrap_or_else(|p| p.into_inner());
+        let mut worker = self.workers[index]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         worker
             .child
             .as_mut()
@@ -256,7 +279,11 @@ impl Drop for Workers {
 
 /// Seeds the table, then measures the single invocation, the spread broadcast, and the spread
 /// broadcast with a worker killed part-way.
-pub async fn run(bench: &mut Bench, rows: &mut Vec<(String, String)>, report: &mut serde_json::Map<String, Value>) {
+pub async fn run(
+    bench: &mut Bench,
+    rows: &mut Vec<(String, String)>,
+    report: &mut serde_json::Map<String, Value>,
+) {
     let n = env_list("BENCH_SPREAD_CONNECTIONS", "100000")[0];
     let delay = Duration::from_millis(env_list("BENCH_PUSH_DELAY_MS", "20")[0] as u64);
     let rate = env_list("BENCH_PUSH_RATE", "10000")[0] as u32;
@@ -264,21 +291,62 @@ pub async fn run(bench: &mut Bench, rows: &mut Vec<(String, String)>, report: &m
     let floor = Duration::from_secs_f64(n as f64 / f64::from(rate));
     let sink = SlowSink::start(delay, rate).await;
     let table = bench.table("spread").await;
+    // Groups of the sizes the threshold is chosen among: g1000 holds the first 1,000, and so on.
+    let sizes: Vec<usize> = env_list("BENCH_SPREAD_SIZES", "1000,2000,5000,10000")
+        .into_iter()
+        .filter(|size| *size <= n)
+        .collect();
+    let names: Vec<String> = sizes.iter().map(|size| format!("g{size}")).collect();
     let records: Vec<_> = (0..n)
-        .map(|i| record(format!("s{i:07}="), None, &[]))
+        .map(|i| {
+            let groups: Vec<&str> = sizes
+                .iter()
+                .zip(&names)
+                .filter(|(size, _)| i < **size)
+                .map(|(_, name)| name.as_str())
+                .collect();
+            record(format!("s{i:07}="), None, &groups)
+        })
         .collect();
     bench.seed(&table, &records).await;
-    let broadcast = message_event("s0000000=", r#"{"action":"send","to":{"all":true},"data":"x","id":"b"}"#);
-    let credentials = [("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")];
+    let broadcast = message_event(
+        "s0000000=",
+        r#"{"action":"send","to":{"all":true},"data":"x","id":"b"}"#,
+    );
+    let credentials = [
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+    ];
 
     // One invocation pushes all of it. On AWS it would be stopped at its 29 s timeout.
     let single = bench
         .function(
             "message",
             table.table(),
-            &[("MANAGEMENT_ENDPOINT", sink.endpoint.as_str()), ("RATE_LIMIT", "0")],
+            &[
+                ("MANAGEMENT_ENDPOINT", sink.endpoint.as_str()),
+                ("RATE_LIMIT", "0"),
+            ],
         )
         .await;
+    let group_send = |size: usize| {
+        message_event(
+            "s0000000=",
+            &format!(r#"{{"action":"send","to":{{"group":"g{size}"}},"data":"x","id":"g"}}"#),
+        )
+    };
+    // Group sends of each size pushed by the invocation itself.
+    let mut small_single = Vec::new();
+    for &size in &sizes {
+        sink.expect(size);
+        let started = Instant::now();
+        single.api.invoke(group_send(size)).await;
+        small_single.push(
+            sink.done(Duration::from_secs(60))
+                .await
+                .map(|at| at - started),
+        );
+    }
     sink.expect(n);
     let started = Instant::now();
     let counted = {
@@ -296,7 +364,10 @@ pub async fn run(bench: &mut Bench, rows: &mut Vec<(String, String)>, report: &m
     let by_29s = counted.await.unwrap_or(0);
     let single_throttled = sink.state.throttled.load(Ordering::SeqCst);
     drop(single);
-    println!("single invocation: {single_took:?} (invocation {:?}), {by_29s} by 29 s", invocation.took);
+    println!(
+        "single invocation: {single_took:?} (invocation {:?}), {by_29s} by 29 s",
+        invocation.took
+    );
 
     // Spread: the message function queues jobs; the fan-out function's environments push them.
     let queues = sqs::create(
@@ -320,7 +391,11 @@ pub async fn run(bench: &mut Bench, rows: &mut Vec<(String, String)>, report: &m
             ],
         )
         .await;
-    let (dynamodb, table_name, management) = (bench.dynamodb.clone(), table.table().to_owned(), sink.endpoint.clone());
+    let (dynamodb, table_name, management) = (
+        bench.dynamodb.clone(),
+        table.table().to_owned(),
+        sink.endpoint.clone(),
+    );
     let logs = crate::root().join("target/bench");
     let workers = Workers::start(
         worker_count,
@@ -349,6 +424,40 @@ pub async fn run(bench: &mut Bench, rows: &mut Vec<(String, String)>, report: &m
         },
         workers.invoke(),
     );
+    // The same group sends spread (a message function that spreads everything).
+    let spreading = bench
+        .function(
+            "message",
+            table.table(),
+            &[
+                ("MANAGEMENT_ENDPOINT", sink.endpoint.as_str()),
+                ("RATE_LIMIT", "0"),
+                ("FAN_OUT_QUEUE_URL", queues.queue_url.as_str()),
+                ("SQS_ENDPOINT", sqs::endpoint()),
+                ("SPREAD_ABOVE", "1"),
+            ],
+        )
+        .await;
+    let mut small_spread = Vec::new();
+    for &size in &sizes {
+        // Twice: the first wakes the environments up after the single runs' idle time.
+        let mut best: Option<Duration> = None;
+        for _ in 0..2 {
+            sink.expect(size);
+            let started = Instant::now();
+            spreading.api.invoke(group_send(size)).await;
+            let took = sink
+                .done(Duration::from_secs(60))
+                .await
+                .map(|at| at - started);
+            best = match (best, took) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        small_spread.push(best);
+    }
+    drop(spreading);
     let mut spread = Vec::new();
     let mut acks = Vec::new();
     for _ in 0..2 {
@@ -356,9 +465,20 @@ pub async fn run(bench: &mut Bench, rows: &mut Vec<(String, String)>, report: &m
         let started = Instant::now();
         let ack = message.api.invoke(broadcast.clone()).await;
         acks.push(ack.took);
-        let took = sink.done(Duration::from_secs(120)).await.map(|at| at - started);
-        println!("spread: {took:?} (ack after {:?}), throttled {}", ack.took, sink.state.throttled.load(Ordering::SeqCst));
-        spread.push((took, sink.state.throttled.load(Ordering::SeqCst), sink.state.pushes.load(Ordering::SeqCst)));
+        let took = sink
+            .done(Duration::from_secs(120))
+            .await
+            .map(|at| at - started);
+        println!(
+            "spread: {took:?} (ack after {:?}), throttled {}",
+            ack.took,
+            sink.state.throttled.load(Ordering::SeqCst)
+        );
+        spread.push((
+            took,
+            sink.state.throttled.load(Ordering::SeqCst),
+            sink.state.pushes.load(Ordering::SeqCst),
+        ));
     }
 
     // A worker killed part-way: its job comes back after the visibility timeout (25 s).
@@ -369,24 +489,69 @@ pub async fn run(bench: &mut Bench, rows: &mut Vec<(String, String)>, report: &m
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let killed = workers.kill_a_busy_one();
-    let killed_took = sink.done(Duration::from_secs(120)).await.map(|at| at - started);
-    let duplicates = sink.state.pushes.load(Ordering::SeqCst).saturating_sub(sink.reached());
-    println!("killed: {killed}, {killed_took:?}, {} of {n} reached, {duplicates} twice", sink.reached());
+    let killed_took = sink
+        .done(Duration::from_secs(120))
+        .await
+        .map(|at| at - started);
+    let duplicates = sink
+        .state
+        .pushes
+        .load(Ordering::SeqCst)
+        .saturating_sub(sink.reached());
+    println!(
+        "killed: {killed}, {killed_took:?}, {} of {n} reached, {duplicates} twice",
+        sink.reached()
+    );
 
     let best = spread.iter().filter_map(|(took, _, _)| *took).min();
-    let show = |took: Option<Duration>| took.map_or("not all reached".to_owned(), |t| format!("{} ms", ms(t)));
+    let show = |took: Option<Duration>| {
+        took.map_or("not all reached".to_owned(), |t| format!("{} ms", ms(t)))
+    };
     rows.push((
-        format!("broadcast to {n}, one invocation ({} ms a push, {rate}/s throttle)", delay.as_millis()),
-        format!("{} = {:.2}× the floor ({} ms); {by_29s} reached by 29 s", show(single_took), single_took.map_or(f64::NAN, |t| t.as_secs_f64() / floor.as_secs_f64()), ms(floor)),
+        format!(
+            "broadcast to {n}, one invocation ({} ms a push, {rate}/s throttle)",
+            delay.as_millis()
+        ),
+        format!(
+            "{} = {:.2}× the floor ({} ms); {by_29s} reached by 29 s",
+            show(single_took),
+            single_took.map_or(f64::NAN, |t| t.as_secs_f64() / floor.as_secs_f64()),
+            ms(floor)
+        ),
     ));
     rows.push((
         format!("broadcast to {n}, spread over {worker_count} fan-out environments"),
-        format!("{} = {:.2}× the floor; ack after {} ms", show(best), best.map_or(f64::NAN, |t| t.as_secs_f64() / floor.as_secs_f64()), ms(*acks.iter().min().unwrap_or(&Duration::ZERO))),
+        format!(
+            "{} = {:.2}× the floor; ack after {} ms",
+            show(best),
+            best.map_or(f64::NAN, |t| t.as_secs_f64() / floor.as_secs_f64()),
+            ms(*acks.iter().min().unwrap_or(&Duration::ZERO))
+        ),
     ));
     rows.push((
         format!("broadcast to {n}, spread, a worker killed at a quarter"),
-        format!("{}; killed: {killed}; {duplicates} recipients pushed twice", show(killed_took)),
+        format!(
+            "{}; killed: {killed}; {duplicates} recipients pushed twice",
+            show(killed_took)
+        ),
     ));
+    for ((size, single), spread) in sizes.iter().zip(&small_single).zip(&small_spread) {
+        rows.push((
+            format!("group send to {size}: one invocation / spread"),
+            format!("{} / {}", show(*single), show(*spread)),
+        ));
+    }
+    report.insert(
+        "spread_by_size".into(),
+        json!(sizes
+            .iter()
+            .zip(&small_single)
+            .zip(&small_spread)
+            .map(|((size, single), spread)| json!({
+                "size": size, "single_ms": single.map(ms), "spread_ms": spread.map(ms),
+            }))
+            .collect::<Vec<_>>()),
+    );
     report.insert(
         "spread".into(),
         json!({

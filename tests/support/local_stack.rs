@@ -352,7 +352,10 @@ impl LocalStack {
                 continue;
             }
             let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
-            if !environ.split(|b| *b == 0).any(|var| var == table.as_bytes()) {
+            if !environ
+                .split(|b| *b == 0)
+                .any(|var| var == table.as_bytes())
+            {
                 continue;
             }
             let connections = std::fs::read_dir(dir.join("fd"))

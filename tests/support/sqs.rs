@@ -70,7 +70,8 @@ pub async fn create(name: &str, settings: QueueSettings) -> FanOutQueues {
         .as_str()
         .expect("an ARN")
         .to_owned();
-    let redrive = json!({"deadLetterTargetArn": arn, "maxReceiveCount": settings.max_receive_count});
+    let redrive =
+        json!({"deadLetterTargetArn": arn, "maxReceiveCount": settings.max_receive_count});
     let queue_url = call(
         "CreateQueue",
         json!({

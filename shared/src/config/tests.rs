@@ -193,3 +193,51 @@ fn a_non_number_is_refused_with_its_name() {
         .unwrap_err();
     assert!(err.to_string().starts_with("PUSH_CONCURRENCY must be"));
 }
+
+#[test]
+fn large_sends_are_spread_only_with_a_queue_and_its_settings_are_read() {
+    let plain = Config::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap();
+    assert_eq!(plain.fan_out_queue_url, None);
+    assert_eq!(plain.spread_above, Config::DEFAULT_SPREAD_ABOVE);
+    let config = Config::from_lookup(lookup(&[
+        ("TABLE_NAME", "t"),
+        (
+            "FAN_OUT_QUEUE_URL",
+            " https://sqs.us-east-1.amazonaws.com/1/fan-out ",
+        ),
+        ("SQS_ENDPOINT", "http://127.0.0.1:8001/"),
+        ("SPREAD_ABOVE", "10"),
+        ("FAN_OUT_JOB_SIZE", "2"),
+        ("FAN_OUT_MAX_AGE_SECONDS", "30"),
+        ("FAN_OUT_LEASE_SECONDS", "5"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        config.fan_out_queue_url.as_deref(),
+        Some("https://sqs.us-east-1.amazonaws.com/1/fan-out")
+    );
+    assert_eq!(
+        config.sqs_endpoint.as_deref(),
+        Some("http://127.0.0.1:8001")
+    );
+    assert_eq!(config.spread_above, 10);
+    assert_eq!(config.job_size, 2);
+    assert_eq!(config.job_max_age, Duration::from_secs(30));
+    assert_eq!(config.job_lease, Duration::from_secs(5));
+}
+
+#[test]
+fn a_job_too_large_for_one_sqs_message_is_refused_at_init() {
+    let error = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("FAN_OUT_JOB_SIZE", "5001")]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::Invalid {
+                name: "FAN_OUT_JOB_SIZE",
+                ..
+            }
+        ),
+        "{error}"
+    );
+}

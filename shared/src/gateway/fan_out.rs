@@ -142,7 +142,11 @@ impl<S: Store, P: Push> Gateway<S, P> {
         let queued = all.len();
         let ids = all.into_iter().map(|(id, _)| id).collect();
         let jobs = spreader.enqueue(endpoint, data, ids).await?;
-        tracing::info!(recipients = queued, jobs, "send spread over the fan-out workers");
+        tracing::info!(
+            recipients = queued,
+            jobs,
+            "send spread over the fan-out workers"
+        );
         Ok(Report {
             queued,
             ..Report::default()

@@ -79,7 +79,12 @@ impl Spreader {
 
     /// Queues `frame` for `to` as jobs: how many jobs. A failure to queue one does not stop the
     /// others (their recipients still get the frame); it is returned once all were tried.
-    pub async fn enqueue(&self, endpoint: &str, frame: &str, to: Vec<String>) -> Result<usize, Error> {
+    pub async fn enqueue(
+        &self,
+        endpoint: &str,
+        frame: &str,
+        to: Vec<String>,
+    ) -> Result<usize, Error> {
         let deadline = now_millis() + self.max_age_ms;
         let jobs = slices(to, frame.len(), self.job_size)
             .into_iter()

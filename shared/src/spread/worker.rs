@@ -122,12 +122,7 @@ impl<S: Store, P: Push> Gateway<S, P> {
     /// recipients throttled after the push's own retries.
     async fn push_round<'a>(&self, job: &Job, to: &[&'a str], report: &mut Report) -> Vec<&'a str> {
         let mut outcomes = stream::iter(to.iter().copied())
-            .map(|id| async move {
-                (
-                    id,
-                    self.push_to(&job.endpoint, id, &job.frame).await,
-                )
-            })
+            .map(|id| async move { (id, self.push_to(&job.endpoint, id, &job.frame).await) })
             .buffer_unordered(self.config.push_concurrency.max(1));
         let mut throttled = Vec::new();
         while let Some((id, outcome)) = outcomes.next().await {

@@ -19,10 +19,19 @@ impl DynamoStore {
         // The call's own token: an SDK retry of a claim whose answer was lost still finds it
         // its own, where another delivery of the job meets the lease.
         let values = HashMap::from([
-            (":until".to_owned(), AttributeValue::N(lease_until.to_string())),
-            (":now".to_owned(), AttributeValue::N(now_millis().to_string())),
+            (
+                ":until".to_owned(),
+                AttributeValue::N(lease_until.to_string()),
+            ),
+            (
+                ":now".to_owned(),
+                AttributeValue::N(now_millis().to_string()),
+            ),
             (":by".to_owned(), AttributeValue::S(ending::token())),
-            (":expires".to_owned(), AttributeValue::N(expires_at.to_string())),
+            (
+                ":expires".to_owned(),
+                AttributeValue::N(expires_at.to_string()),
+            ),
         ]);
         let claimed = write::conditional_update(|| {
             self.client
