@@ -11,7 +11,10 @@ Every statement of every AWS::Serverless::Function's inline policies must
   `lambda:InvokeFunction` and nothing else, in a statement of its own;
 - send to a queue of the template (`!GetAtt FanOutQueue.Arn`: large sends' jobs) with
   `sqs:SendMessage` and nothing else, in a statement of its own — and never to a queue that
-  triggers the function itself (a loop Lambda stops as recursive).
+  triggers the function itself (a loop Lambda stops as recursive);
+- receive from a queue (what Lambda's pollers do with the function's role) only if it triggers
+  the function (an `AWS::Lambda::EventSourceMapping`, or a SAM `SQS` event), with the pollers'
+  actions and nothing else.
 Managed policy names and SAM policy templates are refused too: they cannot be checked here.
 
 Usage: check-policies.py TEMPLATE [TEMPLATE ...]; exits 1 and says why on the first offence.
@@ -53,6 +56,7 @@ SECRETS = (SECRET, "ApiSecret")
 SECRET_ACTIONS = ["secretsmanager:GetSecretValue"]
 INVOKE_ACTIONS = ["lambda:InvokeFunction"]
 QUEUE_ACTIONS = ["sqs:SendMessage"]
+POLLER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 ALLOWED_RESOURCES = [
     lambda r: isinstance(r, Tag) and r.tag == "!GetAtt" and r.value in (f"{TABLE}.Arn", [TABLE, "Arn"]),
     lambda r: isinstance(r, Tag) and r.tag == "!Sub" and isinstance(r.value, str)
@@ -74,36 +78,40 @@ def is_secret(resource):
     return isinstance(resource, Tag) and resource.tag == "!Ref" and resource.value in SECRETS
 
 
-def is_function_of(functions, resource):
-    if not (isinstance(resource, Tag) and resource.tag == "!GetAtt"):
-        return False
-    value = resource.value
-    parts = value.split(".") if isinstance(value, str) else value
-    return len(parts) == 2 and parts[0] in functions and parts[1] == "Arn"
-
-
-def queue_of(queues, resource):
-    """The template queue `resource` names (`!GetAtt Queue.Arn`), or None."""
+def getatt_arn(resource):
+    """The logical id `resource` names as `!GetAtt Name.Arn`, or None."""
     if not (isinstance(resource, Tag) and resource.tag == "!GetAtt"):
         return None
     value = resource.value
     parts = value.split(".") if isinstance(value, str) else value
-    if len(parts) == 2 and parts[0] in queues and parts[1] == "Arn":
-        return parts[0]
-    return None
+    return parts[0] if len(parts) == 2 and parts[1] == "Arn" else None
 
 
-def triggers(function):
-    """The queues whose SQS events invoke `function`."""
+def is_function_of(functions, resource):
+    return getatt_arn(resource) in functions
+
+
+def queue_of(queues, resource):
+    """The template queue `resource` names (`!GetAtt Queue.Arn`), or None."""
+    name = getatt_arn(resource)
+    return name if name in queues else None
+
+
+def triggers(template, name, function):
+    """The queues whose messages invoke the function `name`: its SAM SQS events, and the event
+    source mappings that name it."""
     found = set()
     for event in ((function.get("Properties") or {}).get("Events") or {}).values():
         if event.get("Type") == "SQS":
-            queue = (event.get("Properties") or {}).get("Queue")
-            if isinstance(queue, Tag) and queue.tag == "!GetAtt":
-                value = queue.value
-                parts = value.split(".") if isinstance(value, str) else value
-                found.add(parts[0])
-    return found
+            found.add(getatt_arn((event.get("Properties") or {}).get("Queue")))
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        properties = resource.get("Properties") or {}
+        target = properties.get("FunctionName")
+        if isinstance(target, Tag) and target.tag == "!Ref" and target.value == name:
+            found.add(getatt_arn(properties.get("EventSourceArn")))
+    return found - {None}
 
 
 def check(path):
@@ -150,10 +158,17 @@ def check(path):
                 named = [queue_of(queues, resource) for resource in resources]
                 if any(named):
                     actions = as_list(statement.get("Action", []))
-                    if actions != QUEUE_ACTIONS or not all(named):
-                        problems.append(f"{name}: a queue may only be sent to (sqs:SendMessage), in a statement of its own, not with {actions!r} on {resources!r}")
-                    for queue in set(named) & triggers(function):
-                        problems.append(f"{name}: sends to {queue}, which triggers it: a loop Lambda stops as recursive")
+                    own = triggers(template, name, function)
+                    if not all(named):
+                        problems.append(f"{name}: a statement on a queue names other resources too: {resources!r}")
+                    elif actions == QUEUE_ACTIONS:
+                        for queue in set(named) & own:
+                            problems.append(f"{name}: sends to {queue}, which triggers it: a loop Lambda stops as recursive")
+                    elif set(actions) <= POLLER_ACTIONS:
+                        for queue in set(named) - own:
+                            problems.append(f"{name}: receives from {queue}, which does not trigger it")
+                    else:
+                        problems.append(f"{name}: a queue may only be sent to (sqs:SendMessage) or polled by the function it triggers ({sorted(POLLER_ACTIONS)}), in a statement of its own, not with {actions!r} on {resources!r}")
                     continue
                 for resource in resources:
                     if not any(allowed(resource) for allowed in ALLOWED_RESOURCES):

@@ -72,10 +72,9 @@ say "building the functions and the local gateway (the first build takes a few m
 if [ -n "$APP" ]; then
   cargo build -p "$APP" --bins   # as cargo lambda watch builds them
 else
-  cargo build --bin connect --bin message --bin disconnect
+  cargo build --bin connect --bin message --bin disconnect --bin fan-out   # fan-out: large sends' workers
 fi
-# api: the server API, served at /api; fan-out: the workers of large sends, for any application.
-cargo build --bin local-gateway --bin api --bin fan-out
+cargo build --bin local-gateway --bin api   # api: the server API, served at /api
 [ "$DYNAMODB" = dynoxide ] && cargo build --bin local-dynamodb
 
 # The client library, which the chat page imports from the gateway.

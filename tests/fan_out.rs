@@ -8,13 +8,24 @@ use serde_json::{json, Value};
 use support::local_stack::{LocalStack, Ws, PATIENCE};
 use support::sqs::{self, QueueSettings};
 
-/// The queue as the template makes it, but for its visibility timeout, which a test shortens
-/// only where it waits for one to pass.
-fn queue(visibility_timeout: u32) -> QueueSettings {
+/// The queue as the template makes it (visibility 25 s, the function's timeout 20 s), but for
+/// fewer receives before the dead-letter queue.
+fn queue() -> QueueSettings {
     QueueSettings {
-        visibility_timeout,
+        visibility_timeout: 25,
         max_receive_count: 3,
         max_concurrency: 5,
+        function_timeout: 20,
+    }
+}
+
+/// [`queue`] for a test that waits for a visibility timeout to pass: both timeouts shortened, the
+/// visibility timeout still past the function's, as Lambda requires.
+fn quick_queue(visibility_timeout: u32, function_timeout: u32) -> QueueSettings {
+    QueueSettings {
+        visibility_timeout,
+        function_timeout,
+        ..queue()
     }
 }
 
@@ -41,7 +52,7 @@ async fn ack_and_copy(sender: &mut Ws) -> Value {
 async fn a_broadcast_past_spread_above_is_pushed_by_the_workers_and_acked_as_queued() {
     let stack = LocalStack::start_spreading(
         &[("SPREAD_ABOVE", "3"), ("FAN_OUT_JOB_SIZE", "2")],
-        queue(30),
+        queue(),
         |_| {},
     )
     .await;
@@ -70,7 +81,7 @@ async fn a_broadcast_past_spread_above_is_pushed_by_the_workers_and_acked_as_que
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_send_within_spread_above_is_pushed_by_its_own_invocation() {
-    let stack = LocalStack::start_spreading(&[("SPREAD_ABOVE", "3")], queue(30), |_| {}).await;
+    let stack = LocalStack::start_spreading(&[("SPREAD_ABOVE", "3")], queue(), |_| {}).await;
     let mut member = stack.client("/dev").await;
     member.send(r#"{"action":"join","group":"g"}"#).await;
     assert_eq!(member.recv_json().await["type"], "joined");
@@ -93,11 +104,13 @@ async fn a_worker_killed_mid_job_leaves_no_recipient_without_the_message() {
         &[
             ("SPREAD_ABOVE", "1"),
             ("FAN_OUT_JOB_SIZE", "50"),
-            // A claim lasts no longer than the visibility timeout, as in AWS (where it lasts
-            // until the invocation's deadline, and the timeout is at least the function's).
-            ("FAN_OUT_LEASE_SECONDS", "3"),
+            // The claim lasts the function's timeout, as on Lambda (the invocation's deadline,
+            // which `cargo lambda watch` does not give); pushes start only while one could end
+            // within it (PUSH_TIMEOUT_MS and a second before its end).
+            ("FAN_OUT_LEASE_SECONDS", "6"),
+            ("PUSH_TIMEOUT_MS", "1000"),
         ],
-        queue(5),
+        quick_queue(8, 6),
         |aws| aws.push_rate_limit = Some(4),
     )
     .await;
@@ -152,7 +165,7 @@ async fn a_worker_killed_mid_job_leaves_no_recipient_without_the_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_that_always_fails_lands_in_the_dead_letter_queue_and_is_logged() {
-    let stack = LocalStack::start_spreading(&[], queue(1), |_| {}).await;
+    let stack = LocalStack::start_spreading(&[], quick_queue(5, 5), |_| {}).await;
     let queues = stack.fan_out.clone().expect("the stack's queues");
     sqs::send(&queues.queue_url, "not a job").await;
     assert_eq!(

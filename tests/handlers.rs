@@ -2,6 +2,7 @@
 //! that records what it receives: the wire protocol, what the table holds, and what is pruned.
 
 use serde_json::json;
+use shared::spread::{Job, Set};
 use shared::store::{now_millis, now_secs, ConnectionRecord, Store};
 use support::stack::{s, Stack};
 
@@ -883,6 +884,71 @@ async fn a_410_removes_the_member_item_that_named_a_connection_whose_record_is_g
         stack.items_of("X=").await.is_empty(),
         "the stray member item went with the 410"
     );
+}
+
+#[tokio::test]
+async fn a_fan_out_job_prunes_the_stray_member_item_of_the_set_that_named_it() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[]).await;
+    stack
+        .send("A=", r#"{"action":"join","group":"room"}"#)
+        .await;
+    stack.received("A=");
+    let stray = record("X=", None, 1, now_secs() + 3 * 3600);
+    stack
+        .put_item(shared::store::dynamodb::group_item("room", &stray))
+        .await;
+    stack.sink.mark_gone("X=");
+    let job = Job {
+        id: "job-stray".into(),
+        endpoint: stack
+            .gateway
+            .config
+            .management_endpoint
+            .clone()
+            .expect("the stack's push endpoint"),
+        frame: "to the room".into(),
+        sets: vec![Set::Group("room".into())],
+        to: vec![("A=".into(), Some(0)), ("X=".into(), Some(0))],
+        deadline: now_millis() + 60_000,
+    };
+    let report = stack
+        .gateway
+        .run_job(&job, now_millis() + 20_000)
+        .await
+        .expect("the job runs");
+    assert_eq!((report.pushes.delivered, report.pushes.gone), (1, 1));
+    assert_eq!(stack.received("A="), ["to the room"]);
+    assert!(
+        stack.items_of("X=").await.is_empty(),
+        "the stray member item went with the 410"
+    );
+}
+
+#[tokio::test]
+async fn a_fan_out_job_past_its_deadline_pushes_nothing() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[]).await;
+    let job = Job {
+        id: "job-late".into(),
+        endpoint: stack
+            .gateway
+            .config
+            .management_endpoint
+            .clone()
+            .expect("the stack's push endpoint"),
+        frame: "too late".into(),
+        sets: vec![Set::All],
+        to: vec![("A=".into(), Some(0))],
+        deadline: now_millis() - 1,
+    };
+    let report = stack
+        .gateway
+        .run_job(&job, now_millis() + 20_000)
+        .await
+        .expect("the job is dropped, not failed");
+    assert_eq!(report.skipped, Some("expired"));
+    assert!(stack.received("A=").is_empty());
 }
 
 #[tokio::test]

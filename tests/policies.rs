@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde_yaml_ng::Value;
 use shared::prelude::*;
-use shared::spread::Job;
+use shared::spread::{Job, Set};
 use shared::store::now_millis;
 use support::fault_proxy::FaultProxy;
 use support::stack::Stack;
@@ -196,7 +196,8 @@ async fn the_fan_out_policy_allows_a_job_its_second_delivery_and_the_prune_after
             .clone()
             .expect("the stack's push endpoint"),
         frame: "to all".into(),
-        to: vec!["A=".into(), "G=".into()],
+        sets: vec![Set::All],
+        to: vec![("A=".into(), Some(0)), ("G=".into(), Some(0))],
         deadline: now_millis() + 60_000,
     };
     let lease_until = now_millis() + 20_000;
@@ -253,6 +254,33 @@ fn every_function_may_push_through_the_apis_own_endpoint() {
             .any(|action| action.as_str() == Some("execute-api:ManageConnections"));
         assert!(may_push, "{function} may not call @connections");
     }
+}
+
+/// Every function that runs the application's hooks may make a large send: it knows the fan-out
+/// queue and may send to it (a hook in one without would push 100,000 recipients inline).
+#[test]
+fn every_function_that_runs_hooks_may_queue_large_sends() {
+    let template = template();
+    for function in [
+        "ConnectFunction",
+        "DisconnectFunction",
+        "MessageFunction",
+        "ApiFunction",
+    ] {
+        let properties = &template["Resources"][function]["Properties"];
+        assert!(
+            !properties["Environment"]["Variables"]["FAN_OUT_QUEUE_URL"].is_null(),
+            "{function} has no FAN_OUT_QUEUE_URL"
+        );
+        assert!(
+            allowed(function).contains("sqs:SendMessage"),
+            "{function} may not send to the fan-out queue"
+        );
+    }
+    assert!(
+        !allowed("FanOutFunction").contains("sqs:SendMessage"),
+        "the fan-out function must not feed its own queue"
+    );
 }
 
 /// Only the connect function reads the token keys; the message function must still know that

@@ -13,6 +13,11 @@
 //! - concurrency starts at 5 and grows by 5 a second (300 a minute) while batches keep coming,
 //!   up to `MaximumConcurrency`, then falls back to 5 once the queue has been empty for a minute.
 //!
+//! - an invocation not answered within the function's timeout has failed; a mapping whose
+//!   queue's visibility timeout is shorter than the function's timeout does not start;
+//! - an answer that is not an object, or a failure naming no message of the batch, fails the
+//!   whole batch.
+//!
 //! What it does not: Lambda polls with 20 s long polls from many hosts; these poll 1 s at a
 //! time, which only shortens how long a new message waits when the queue was idle.
 
@@ -25,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::invoke::Invoker;
+use crate::sqs::Sqs;
 
 /// How a batch reaches the function: its answer, or why it failed (an error, a crash, a
 /// timeout). The local gateway invokes through the Invoke API; the benchmark through its own
@@ -58,6 +64,9 @@ pub struct EventSource {
     pub batch_size: usize,
     /// Invocations at once at most (the mapping's `ScalingConfig.MaximumConcurrency`).
     pub max_concurrency: usize,
+    /// The function's timeout: an invocation not answered by then has failed (Lambda stops
+    /// it), and the queue's visibility timeout must be at least this long.
+    pub function_timeout: Duration,
 }
 
 /// Pollers at first, and added each second while batches keep coming.
@@ -68,6 +77,10 @@ pub fn spawn(source: EventSource, invoke: Invoke) -> tokio::task::JoinHandle<()>
     tokio::spawn(async move {
         let source = Arc::new(source);
         let sqs = Sqs::new(&source.sqs_endpoint);
+        if let Err(e) = check_visibility(&source, &sqs).await {
+            tracing::error!(queue = %source.queue_url, function = %source.function, error = %e, "the event source does not start, as Lambda refuses to create the mapping");
+            return;
+        }
         let active = Arc::new(AtomicUsize::new(SCALE_STEP.min(source.max_concurrency)));
         let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..source.max_concurrency.max(1) {
@@ -138,13 +151,17 @@ async fn poll_once(source: &EventSource, sqs: &Sqs, invoke: &Invoke) -> bool {
             )
         })
         .collect();
-    let failed: Vec<String> = match invoke(event).await {
-        Ok(answer) => answer["batchItemFailures"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-            .collect(),
+    let ids: Vec<&str> = handles.iter().map(|(id, _)| id.as_str()).collect();
+    let answer = match tokio::time::timeout(source.function_timeout, invoke(event)).await {
+        Ok(Ok(answer)) => failures(&answer, &ids),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!(
+            "no answer within the function's timeout ({:?})",
+            source.function_timeout
+        )),
+    };
+    let failed = match answer {
+        Ok(failed) => failed,
         Err(e) => {
             tracing::warn!(function = %source.function, messages = handles.len(), error = %e, "event source batch failed: its messages come back after the visibility timeout");
             return true;
@@ -166,11 +183,61 @@ async fn poll_once(source: &EventSource, sqs: &Sqs, invoke: &Invoke) -> bool {
                 json!({"QueueUrl": source.queue_url, "Entries": done}),
             )
             .await;
-        if let Err(e) = deleted {
-            tracing::warn!(queue = %source.queue_url, error = %e, "event source could not delete a finished batch: it will be delivered again");
+        let refused = match &deleted {
+            Ok(answer) => answer["Failed"].as_array().map_or(0, Vec::len),
+            Err(_) => done.len(),
+        };
+        if refused > 0 {
+            tracing::warn!(queue = %source.queue_url, refused, error = ?deleted.err(), "event source could not delete finished messages: they will be delivered again");
         }
     }
     true
+}
+
+/// The ids of the messages a function's answer says failed, read as Lambda reads it with
+/// `ReportBatchItemFailures`: no answer, an empty one or an empty list is complete success; an
+/// answer that is not an object, or a failure without a valid `itemIdentifier` of the batch,
+/// fails the whole batch.
+fn failures(answer: &Value, batch: &[&str]) -> Result<Vec<String>, String> {
+    let list = match answer {
+        Value::Null => return Ok(Vec::new()),
+        Value::Object(fields) => match fields.get("batchItemFailures") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(list)) => list,
+            Some(other) => return Err(format!("batchItemFailures is not a list: {other}")),
+        },
+        other => return Err(format!("the answer is not an object: {other}")),
+    };
+    list.iter()
+        .map(|failure| match failure["itemIdentifier"].as_str() {
+            Some(id) if batch.contains(&id) => Ok(id.to_owned()),
+            _ => Err(format!(
+                "a failure names no message of the batch: {failure}"
+            )),
+        })
+        .collect()
+}
+
+/// Lambda refuses a mapping whose queue's visibility timeout is shorter than the function's
+/// timeout: a message would come back while its first invocation still runs.
+async fn check_visibility(source: &EventSource, sqs: &Sqs) -> Result<(), String> {
+    let answer = sqs
+        .call(
+            "GetQueueAttributes",
+            json!({"QueueUrl": source.queue_url, "AttributeNames": ["VisibilityTimeout"]}),
+        )
+        .await?;
+    let visibility = answer["Attributes"]["VisibilityTimeout"]
+        .as_str()
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| format!("the queue has no VisibilityTimeout: {answer}"))?;
+    if Duration::from_secs(visibility) < source.function_timeout {
+        return Err(format!(
+            "the queue's visibility timeout ({visibility} s) is shorter than the function's timeout ({:?})",
+            source.function_timeout
+        ));
+    }
+    Ok(())
 }
 
 /// The event Lambda hands a function for a batch of `messages` from `queue_url`.
@@ -197,51 +264,38 @@ fn sqs_event(queue_url: &str, messages: &[Value]) -> Value {
     json!({ "Records": records })
 }
 
-/// SQS's JSON protocol, unsigned: the local server checks no signature, and only needs the
-/// service named in the credential scope to route the request.
-#[derive(Clone)]
-struct Sqs {
-    endpoint: String,
-    http: reqwest::Client,
-}
-
-impl Sqs {
-    fn new(endpoint: &str) -> Sqs {
-        Sqs {
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-        }
-    }
-
-    async fn call(&self, action: &str, body: Value) -> Result<Value, String> {
-        let response = self
-            .http
-            .post(format!("{}/", self.endpoint))
-            .header("content-type", "application/x-amz-json-1.0")
-            .header("x-amz-target", format!("AmazonSQS.{action}"))
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0",
-            )
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("{action}: HTTP {status}: {text}"));
-        }
-        serde_json::from_str(&text).map_err(|e| format!("{action}: {e}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_is_read_as_lambda_reads_batch_item_failures() {
+        let batch = ["m1", "m2"];
+        for success in [
+            json!(null),
+            json!({}),
+            json!({"batchItemFailures": []}),
+            json!({"batchItemFailures": null}),
+        ] {
+            assert_eq!(failures(&success, &batch), Ok(Vec::new()), "{success}");
+        }
+        assert_eq!(
+            failures(
+                &json!({"batchItemFailures": [{"itemIdentifier": "m2"}]}),
+                &batch
+            ),
+            Ok(vec!["m2".to_owned()])
+        );
+        for whole_batch in [
+            json!("text"),
+            json!({"batchItemFailures": [{"itemIdentifier": ""}]}),
+            json!({"batchItemFailures": [{"itemIdentifier": null}]}),
+            json!({"batchItemFailures": [{"id": "m1"}]}),
+            json!({"batchItemFailures": [{"itemIdentifier": "m9"}]}),
+        ] {
+            assert!(failures(&whole_batch, &batch).is_err(), "{whole_batch}");
+        }
+    }
 
     #[test]
     fn a_batch_is_handed_over_as_lambdas_sqs_event() {

@@ -17,6 +17,7 @@ pub mod management;
 pub mod routes;
 pub mod sigv4;
 pub mod socket;
+pub mod sqs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -161,8 +162,15 @@ pub fn router(settings: Settings) -> Router {
         settings.invoke_timeout,
         settings.max_invocations,
     );
+    // Event sources invoke through an invoker of their own: Lambda counts another function's
+    // concurrency apart from the routes'.
+    let sources = Invoker::new(
+        &settings.invoke_url,
+        settings.invoke_timeout,
+        settings.max_invocations,
+    );
     for source in &settings.event_sources {
-        let invoke = event_source::through(invoker.clone(), source.function.clone());
+        let invoke = event_source::through(sources.clone(), source.function.clone());
         event_source::spawn(source.clone(), invoke);
     }
     let burst = f64::from(settings.aws.push_rate_limit.unwrap_or(0));

@@ -74,6 +74,10 @@ struct Args {
     /// Fan-out invocations at once at most (the template's MaximumConcurrency).
     #[arg(long, default_value_t = 5)]
     fan_out_max_concurrency: usize,
+    /// Seconds a fan-out invocation may take (the template's Timeout for the fan-out function);
+    /// the queue's visibility timeout must be at least this.
+    #[arg(long, default_value_t = 20)]
+    fan_out_timeout: u64,
     /// Seconds an invocation may take (API Gateway: 29).
     #[arg(long, default_value_t = 29)]
     invoke_timeout: u64,
@@ -174,9 +178,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(sqs_endpoint), Some(queue_url)) => vec![EventSource {
                 sqs_endpoint,
                 queue_url,
-                function: format!("{}fan-out", args.api_function_prefix),
+                function: format!("{}fan-out", args.function_prefix),
                 batch_size: args.fan_out_batch_size,
                 max_concurrency: args.fan_out_max_concurrency,
+                function_timeout: Duration::from_secs(args.fan_out_timeout),
             }],
             (None, Some(_)) => return Err("FAN_OUT_QUEUE_URL needs SQS_ENDPOINT: the SQS-compatible server the queue lives on".into()),
             _ => Vec::new(),

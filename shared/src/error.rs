@@ -4,7 +4,6 @@ use thiserror::Error;
 
 use crate::app::{ErrorCode, Rejection};
 use crate::auth::token_keys::KeysError;
-use crate::aws::sqs::SqsError;
 use crate::config::ConfigError;
 use crate::push::{PushError, PushFailure};
 use crate::store::StoreError;
@@ -25,17 +24,6 @@ pub enum Error {
     /// A push, probe or close failed after the retries.
     #[error(transparent)]
     Push(#[from] PushError),
-    /// A spread send's jobs could not all be queued (see [`crate::spread`]); those queued before
-    /// the failure still run.
-    #[error("{queued} of {jobs} fan-out jobs were queued: {source}")]
-    Queue {
-        /// Jobs queued before the failure.
-        queued: usize,
-        /// Jobs the send made.
-        jobs: usize,
-        /// What the queue said.
-        source: SqsError,
-    },
     /// Some pushes of a fan-out failed after their retries (the others went out).
     #[error("{failed} of {attempted} pushes failed after retries")]
     Undelivered {
@@ -102,9 +90,6 @@ impl Error {
             }) => "the service is misconfigured".to_owned(),
             Error::Store(_) => "the connection store failed after retries".to_owned(),
             Error::Push(_) => "the push API failed after retries".to_owned(),
-            Error::Queue { queued, jobs, .. } => {
-                format!("the fan-out queue took {queued} of the send's {jobs} jobs")
-            }
             Error::Config(_) | Error::Keys(_) | Error::NoEndpoint => {
                 "the service is misconfigured".to_owned()
             }
@@ -137,7 +122,6 @@ impl From<Error> for lambda_runtime::Diagnostic {
                 _ => "Push",
             },
             Error::Undelivered { .. } => "Push",
-            Error::Queue { .. } => "Queue",
             Error::UnknownConnection(_) => "UnknownConnection",
             Error::NoEndpoint => "NoEndpoint",
             Error::InvalidName(_) => "InvalidName",

@@ -18,6 +18,7 @@ pub mod push;
 pub mod server_api;
 pub mod spread;
 pub mod store;
+pub mod unique;
 
 pub use app::AppError;
 pub use config::Config;

@@ -314,6 +314,7 @@ impl LocalStack {
                     function: format!("{prefix}fan-out"),
                     batch_size: 1,
                     max_concurrency: settings.max_concurrency,
+                    function_timeout: Duration::from_secs(settings.function_timeout.into()),
                 })
                 .collect(),
         };

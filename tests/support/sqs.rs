@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use local_gateway::sqs::Sqs;
 use serde_json::{json, Value};
 
 use crate::secrets;
@@ -14,25 +15,7 @@ pub fn endpoint() -> &'static str {
 
 /// One SQS call; its answer, or the error's text.
 pub async fn call(action: &str, body: Value) -> Result<Value, String> {
-    let response = reqwest::Client::new()
-        .post(format!("{}/", endpoint()))
-        .header("content-type", "application/x-amz-json-1.0")
-        .header("x-amz-target", format!("AmazonSQS.{action}"))
-        // moto routes by the credential scope's service; it checks no signature.
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("{action}: HTTP {status}: {text}"));
-    }
-    serde_json::from_str(&text).map_err(|e| format!("{action}: {e}: {text}"))
+    Sqs::new(endpoint()).call(action, body).await
 }
 
 /// The fan-out queue and its dead-letter queue, as the template makes them.
@@ -51,6 +34,8 @@ pub struct QueueSettings {
     pub max_receive_count: u32,
     /// The event source mapping's MaximumConcurrency.
     pub max_concurrency: usize,
+    /// The fan-out function's timeout, in seconds (at most the visibility timeout).
+    pub function_timeout: u32,
 }
 
 /// Makes the queues `{name}` and `{name}-dlq`, the first redriven to the second.

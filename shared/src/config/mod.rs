@@ -195,7 +195,7 @@ impl Config {
     /// ids would not fit is cut smaller: `crate::spread`).
     pub const JOB_SIZE_LIMIT: usize = 5_000;
     /// `FAN_OUT_LEASE_SECONDS`'s default: the template's fan-out function timeout.
-    pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(30);
+    pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(20);
     /// `FAN_OUT_MAX_AGE_SECONDS`'s default: a minute.
     pub const DEFAULT_JOB_MAX_AGE: Duration = Duration::from_secs(60);
     /// A push carries at most 128 KiB; an echo or a message envelope adds to the client's

@@ -10,9 +10,9 @@ use futures_util::stream::{self, BoxStream, Stream, StreamExt, TryStreamExt};
 use crate::error::Error;
 use crate::gateway::rate_limit::{self};
 use crate::gateway::target::Target;
-use crate::push::{Delivery, Push, PushError};
+use crate::push::{Delivery, Push, PushError, PushFailure};
 use crate::spread::Spreader;
-use crate::store::{Member, Members, Store, StoreError};
+use crate::store::{now_millis, Member, Members, Store, StoreError};
 
 use super::*;
 
@@ -139,16 +139,23 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 .push_each(endpoint, sets, data, stream::iter(all.into_iter().map(Ok)))
                 .await;
         }
-        let queued = all.len();
-        let ids = all.into_iter().map(|(id, _)| id).collect();
-        let jobs = spreader.enqueue(endpoint, data, ids).await?;
+        let queued = spreader.enqueue(endpoint, data, sets, all).await?;
         tracing::info!(
-            recipients = queued,
-            jobs,
+            recipients = queued.recipients,
+            jobs = queued.jobs,
             "send spread over the fan-out workers"
         );
+        // Jobs SQS would not take: their recipients count as failed, as pushes that failed do.
+        if let Some(e) = &queued.error {
+            tracing::error!(
+                error = %e,
+                unqueued = queued.unqueued,
+                "some of the send's jobs could not be queued: their recipients get nothing"
+            );
+        }
         Ok(Report {
-            queued,
+            queued: queued.recipients,
+            failed: queued.unqueued,
             ..Report::default()
         })
     }
@@ -162,35 +169,65 @@ impl<S: Store, P: Push> Gateway<S, P> {
         data: &str,
         recipients: impl Stream<Item = Result<Recipient, StoreError>>,
     ) -> Result<Report, Error> {
+        let Pushed { mut report, retry } = self
+            .push_all(endpoint, sets, data, recipients, None)
+            .await?;
+        for (id, _) in &retry {
+            tracing::warn!(recipient = %id, "push failed after retries: throttled (429)");
+        }
+        report.failed += retry.len();
+        Ok(report)
+    }
+
+    /// Pushes `data` to each recipient, `PUSH_CONCURRENCY` at a time, pruning the gone ones; a
+    /// failing store read stops it. Recipients still throttled after their pushes' retries, and
+    /// those not started by `stop_by` (epoch milliseconds), are handed back to the caller
+    /// (`retry`), which decides whether a 429 is worth waiting out.
+    pub(crate) async fn push_all(
+        &self,
+        endpoint: &str,
+        sets: &[Members<'_>],
+        data: &str,
+        recipients: impl Stream<Item = Result<Recipient, StoreError>>,
+        stop_by: Option<i64>,
+    ) -> Result<Pushed, Error> {
         let outcomes = recipients
             .map(|item| async move {
                 match item {
-                    Ok((id, via)) => {
-                        let via = via.map(|index| sets[index]);
-                        Outcome::Push(self.push_via(endpoint, &id, via, data).await)
+                    Ok(recipient) if stop_by.is_some_and(|stop| now_millis() > stop) => {
+                        Outcome::Unstarted(recipient)
+                    }
+                    Ok(recipient) => {
+                        let via = recipient.1.and_then(|index| sets.get(index).copied());
+                        let pushed = self.push_via(endpoint, &recipient.0, via, data).await;
+                        Outcome::Push(recipient, pushed)
                     }
                     Err(e) => Outcome::Store(e),
                 }
             })
             .buffer_unordered(self.config.push_concurrency.max(1));
         let mut outcomes = std::pin::pin!(outcomes);
-        let mut report = Report::default();
+        let mut pushed = Pushed::default();
         while let Some(outcome) = outcomes.next().await {
             match outcome {
-                Outcome::Push(Ok(Delivery::Delivered)) => report.delivered += 1,
-                Outcome::Push(Ok(Delivery::Gone)) => report.gone += 1,
-                Outcome::Push(Err(e)) => {
+                Outcome::Push(_, Ok(Delivery::Delivered)) => pushed.report.delivered += 1,
+                Outcome::Push(_, Ok(Delivery::Gone)) => pushed.report.gone += 1,
+                Outcome::Push(recipient, Err(e)) if e.failure == PushFailure::Throttled => {
+                    pushed.retry.push(recipient);
+                }
+                Outcome::Push(_, Err(e)) => {
                     tracing::warn!(
                         recipient = %e.connection_id,
                         error = %e.message,
                         "push failed after retries",
                     );
-                    report.failed += 1;
+                    pushed.report.failed += 1;
                 }
+                Outcome::Unstarted(recipient) => pushed.retry.push(recipient),
                 Outcome::Store(e) => return Err(e.into()),
             }
         }
-        Ok(report)
+        Ok(pushed)
     }
 
     /// The connections and distinct uids of a set, read consistently: a server's join is in it.

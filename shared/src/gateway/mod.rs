@@ -55,7 +55,8 @@ pub struct Report {
     pub delivered: usize,
     /// Recipients that had gone (410) and were removed.
     pub gone: usize,
-    /// Pushes that failed after their retries.
+    /// Pushes that failed after their retries (for a spread send: recipients whose job could not
+    /// be queued).
     pub failed: usize,
     /// Recipients handed to the fan-out workers (a spread send, see [`crate::spread`]): they
     /// are pushed after this report, at least once each.
@@ -63,11 +64,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// The error to report for this fan-out, if any push failed.
+    /// The error to report for this fan-out, if any push failed (or, for a spread send, any
+    /// job could not be queued).
     pub fn error(&self) -> Option<Error> {
         (self.failed > 0).then(|| Error::Undelivered {
             failed: self.failed,
-            attempted: self.delivered + self.gone + self.failed,
+            attempted: self.delivered + self.gone + self.failed + self.queued,
         })
     }
 }
@@ -85,11 +87,22 @@ pub struct Presence {
 /// an index rather than the set itself, so that the fan-out's items borrow nothing and the
 /// compiler can prove the fan-out `Send` inside an application's generic hook
 /// (rust-lang/rust#100013).
-type Recipient = (String, Option<usize>);
+pub type Recipient = (String, Option<usize>);
 
 enum Outcome {
-    Push(Result<Delivery, PushError>),
+    Push(Recipient, Result<Delivery, PushError>),
+    /// Not pushed: its time had run out.
+    Unstarted(Recipient),
     Store(StoreError),
+}
+
+/// What a round of pushes came to.
+#[derive(Debug, Default)]
+pub(crate) struct Pushed {
+    /// Delivered, gone and failed.
+    pub(crate) report: Report,
+    /// Throttled after the pushes' retries, or not started in time.
+    pub(crate) retry: Vec<Recipient>,
 }
 
 impl<S: Store, P: Push> Gateway<S, P> {

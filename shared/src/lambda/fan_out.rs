@@ -3,6 +3,9 @@
 //! (not a job at all, or not claimable) is named in the batch response's `batchItemFailures`
 //! (the template sets `ReportBatchItemFailures`): SQS delivers it again after the visibility
 //! timeout, and after `maxReceiveCount` receives moves it to the dead-letter queue.
+//!
+//! It runs the application's `on_close` for the recipients it finds gone (410), as every
+//! function does for the connections it ends: each application ships its own fan-out function.
 
 use std::time::Instant;
 
@@ -10,19 +13,22 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
 
+use crate::app::Events;
 use crate::gateway::Gateway;
+use crate::lambda::on_close::then_close;
 use crate::lambda::request::millis;
-use crate::push::Push;
 use crate::spread::worker::JobError;
 use crate::spread::Job;
-use crate::store::{now_millis, Store};
+use crate::store::now_millis;
 
 /// Jobs of one batch run at once (each pushes `PUSH_CONCURRENCY` at a time).
 const JOBS_AT_ONCE: usize = 4;
 
-/// Runs a batch of jobs; the ones to deliver again.
-pub async fn handle<S: Store, P: Push>(
-    gateway: &Gateway<S, P>,
+/// Runs a batch of jobs, then the application's `on_close` for the recipients found gone; the
+/// jobs to deliver again.
+pub async fn handle<A: Events>(
+    gateway: &Gateway,
+    app: &A,
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {
     let request_id = &event.context.request_id;
@@ -33,15 +39,15 @@ pub async fn handle<S: Store, P: Push>(
         Ok(deadline) if deadline > now => deadline,
         _ => now + gateway.config.job_lease.as_millis() as i64,
     };
-    let failures = stream::iter(event.payload.records)
+    let jobs = stream::iter(event.payload.records)
         .map(|message| async move {
             let failed = run(gateway, &message, request_id, lease_until).await;
             failed.then(|| message.message_id.unwrap_or_default())
         })
         .buffer_unordered(JOBS_AT_ONCE)
         .filter_map(|failed| async move { failed })
-        .collect::<Vec<_>>()
-        .await;
+        .collect::<Vec<_>>();
+    let failures = then_close(gateway, app, jobs).await;
     let mut response = SqsBatchResponse::default();
     for id in failures {
         response.add_failure(id);
@@ -50,12 +56,7 @@ pub async fn handle<S: Store, P: Push>(
 }
 
 /// Runs one job and logs what came of it; whether it must be delivered again.
-async fn run<S: Store, P: Push>(
-    gateway: &Gateway<S, P>,
-    message: &SqsMessage,
-    request_id: &str,
-    lease_until: i64,
-) -> bool {
+async fn run(gateway: &Gateway, message: &SqsMessage, request_id: &str, lease_until: i64) -> bool {
     let started = Instant::now();
     let message_id = message.message_id.as_deref().unwrap_or_default();
     let receives = message
@@ -65,7 +66,13 @@ async fn run<S: Store, P: Push>(
     let job = serde_json::from_str::<Job>(message.body.as_deref().unwrap_or_default());
     let outcome = match &job {
         Ok(job) => gateway.run_job(job, lease_until).await,
-        Err(e) => Err(JobError::Malformed(e.to_string())),
+        // Where and what, not serde's words, which quote the body.
+        Err(e) => Err(JobError::Malformed(format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))),
     };
     let job_id = job.as_ref().map_or("?", |job| job.id.as_str());
     let duration_ms = millis(started.elapsed());
@@ -86,6 +93,18 @@ async fn run<S: Store, P: Push>(
                 "fan-out job done",
             );
             false
+        }
+        Err(e @ JobError::Running(_)) => {
+            tracing::info!(
+                request_id,
+                message_id,
+                job = job_id,
+                receives,
+                error = %e,
+                duration_ms,
+                "fan-out job delivered again while another worker pushes it: it comes back after the visibility timeout, to be found done",
+            );
+            true
         }
         Err(e) => {
             tracing::error!(

@@ -85,13 +85,14 @@ pub async fn message(app: impl Events) -> Result<(), Error> {
 }
 
 /// The fan-out function: the workers of spread sends, fed by the fan-out queue (see
-/// [`crate::spread`]).
-pub async fn fan_out() -> Result<(), Error> {
+/// [`crate::spread`]). It takes the application for its `on_close`, which runs for the
+/// recipients a job finds gone.
+pub async fn fan_out(app: impl Events) -> Result<(), Error> {
     tracing::init_default_subscriber();
     let gateway = aws::gateway_from_env().await?;
-    run(service_fn(|event| {
-        let gateway = &gateway;
-        async move { Ok::<_, Error>(Box::pin(fan_out::handle(gateway, event)).await) }
+    let (gateway, app) = (&gateway, &app);
+    run(service_fn(move |event| async move {
+        Ok::<_, Error>(Box::pin(fan_out::handle(gateway, app, event)).await)
     }))
     .await
 }

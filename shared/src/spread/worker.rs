@@ -9,13 +9,13 @@
 
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream;
 use thiserror::Error;
 
-use crate::gateway::{Gateway, Report};
-use crate::push::{Delivery, Push, PushFailure};
-use crate::spread::Job;
-use crate::store::{now_millis, Claim, Store, StoreError};
+use crate::gateway::{Gateway, Pushed, Report};
+use crate::push::Push;
+use crate::spread::{Job, Set};
+use crate::store::{now_millis, Claim, Members, Store, StoreError};
 
 /// What a job came to.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -39,6 +39,15 @@ pub enum JobError {
     /// to find it done, or its lease run out (its worker died).
     #[error("job {0} is being pushed by another worker")]
     Running(String),
+    /// Pushing met an error no push of it causes (a store read of a prune); unreachable as the
+    /// fan-out reads no recipients, kept typed rather than assumed away.
+    #[error("job {job} stopped: {message}")]
+    Push {
+        /// The job.
+        job: String,
+        /// What stopped it.
+        message: String,
+    },
     /// The claim could not be written: nothing was pushed.
     #[error("job {job} could not be claimed: {source}")]
     Store {
@@ -61,7 +70,8 @@ const MARK_SECONDS: i64 = 3_600;
 impl<S: Store, P: Push> Gateway<S, P> {
     /// Runs `job`, holding its claim until `lease_until` (epoch milliseconds: the invocation's
     /// deadline, after which no one is running it). Throttled recipients are pushed again until
-    /// the job's deadline or two seconds before the lease's end, whichever comes first.
+    /// the job's deadline, or until a push started then could still end within the lease,
+    /// whichever comes first.
     pub async fn run_job(&self, job: &Job, lease_until: i64) -> Result<JobReport, JobError> {
         if now_millis() > job.deadline {
             return Ok(JobReport {
@@ -88,18 +98,31 @@ impl<S: Store, P: Push> Gateway<S, P> {
             }
             Claim::Running => return Err(JobError::Running(job.id.clone())),
         }
-        let stop_by = job.deadline.min(lease_until - 2_000);
+        // A push may take PUSH_TIMEOUT_MS: none starts after it could outlive the invocation.
+        let push_budget = self.config.push_timeout.as_millis() as i64 + 1_000;
+        let stop_by = job.deadline.min(lease_until - push_budget);
+        let sets: Vec<Members<'_>> = job.sets.iter().map(Set::members).collect();
         let mut report = JobReport::default();
-        let mut pending: Vec<&str> = job.to.iter().map(String::as_str).collect();
+        let mut pending = job.to.clone();
         let mut round = 0;
         while !pending.is_empty() {
-            let throttled = self.push_round(job, &pending, &mut report.pushes).await;
-            if throttled.is_empty() {
-                break;
-            }
+            let recipients = stream::iter(pending.into_iter().map(Ok));
+            let Pushed {
+                report: pushed,
+                retry,
+            } = self
+                .push_all(&job.endpoint, &sets, &job.frame, recipients, Some(stop_by))
+                .await
+                .map_err(|e| JobError::Push {
+                    job: job.id.clone(),
+                    message: e.to_string(),
+                })?;
+            report.pushes.delivered += pushed.delivered;
+            report.pushes.gone += pushed.gone;
+            report.pushes.failed += pushed.failed;
             let pause = backoff(round);
-            if now_millis() + pause.as_millis() as i64 > stop_by {
-                report.late = throttled.len();
+            if !retry.is_empty() && now_millis() + pause.as_millis() as i64 > stop_by {
+                report.late = retry.len();
                 tracing::warn!(
                     job = %job.id,
                     late = report.late,
@@ -107,8 +130,10 @@ impl<S: Store, P: Push> Gateway<S, P> {
                 );
                 break;
             }
-            tokio::time::sleep(pause).await;
-            pending = throttled;
+            if !retry.is_empty() {
+                tokio::time::sleep(pause).await;
+            }
+            pending = retry;
             round += 1;
         }
         // Pushed: a failed mark only risks a second delivery pushing again.
@@ -116,32 +141,6 @@ impl<S: Store, P: Push> Gateway<S, P> {
             tracing::warn!(job = %job.id, error = %e, "the job's done mark could not be written: a second delivery would push it again");
         }
         Ok(report)
-    }
-
-    /// Pushes the frame to each of `to` with bounded concurrency, counting into `report`; the
-    /// recipients throttled after the push's own retries.
-    async fn push_round<'a>(&self, job: &Job, to: &[&'a str], report: &mut Report) -> Vec<&'a str> {
-        let mut outcomes = stream::iter(to.iter().copied())
-            .map(|id| async move { (id, self.push_to(&job.endpoint, id, &job.frame).await) })
-            .buffer_unordered(self.config.push_concurrency.max(1));
-        let mut throttled = Vec::new();
-        while let Some((id, outcome)) = outcomes.next().await {
-            match outcome {
-                Ok(Delivery::Delivered) => report.delivered += 1,
-                Ok(Delivery::Gone) => report.gone += 1,
-                Err(e) if e.failure == PushFailure::Throttled => throttled.push(id),
-                Err(e) => {
-                    tracing::warn!(
-                        job = %job.id,
-                        recipient = %e.connection_id,
-                        error = %e.message,
-                        "push failed after retries",
-                    );
-                    report.failed += 1;
-                }
-            }
-        }
-        throttled
     }
 }
 

@@ -18,8 +18,6 @@ use super::items::{self, Item};
 use super::keys::Key;
 use super::write::{request_error, retry_conflicts};
 use super::DynamoStore;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::store::{now_millis, ConnectionRecord, Ending, Left, Member, Members, StoreError};
 
@@ -29,13 +27,9 @@ pub(super) const ENDED_AT: &str = "endedAt";
 /// The attribute that names the call that ended a record.
 const ENDED_BY: &str = "endedBy";
 
-/// A token no other call of this process or any other shares (time and a counter).
+/// A token no other call of this process or any other shares.
 pub(super) fn token() -> String {
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{nanos:x}-{:x}", CALLS.fetch_add(1, Ordering::Relaxed))
+    crate::unique::id()
 }
 
 impl DynamoStore {

@@ -1,0 +1,6 @@
+//! The hello chat's fan-out function (large sends' workers).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::lambda::fan_out(hello::Hello).await
+}
