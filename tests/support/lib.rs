@@ -8,6 +8,7 @@ pub mod events;
 pub mod fault_proxy;
 pub mod frames;
 pub mod local_stack;
+pub mod processes;
 pub mod push_sink;
 pub mod secrets;
 pub mod sqs;

@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::dynamodb;
+use crate::processes;
 use crate::secrets;
 use crate::sqs::{self, FanOutQueues, QueueSettings};
 use crate::stack::Item;
@@ -334,48 +335,11 @@ impl LocalStack {
         }
     }
 
-    /// Kills (SIGKILL) the process of function `name` in this stack that is pushing the most —
-    /// holding the most connections to the gateway's `@connections` (an idle one holds the one
-    /// its init opened) — as a Lambda environment that crashes or times out mid-invocation ends;
-    /// the others live on to take the next invocation. Whether one was pushing.
+    /// Kills (SIGKILL) the process of function `name` in this stack that is pushing the most,
+    /// as a Lambda environment that crashes or times out mid-invocation ends (see
+    /// [`processes::kill_busiest`]); whether one was pushing.
     pub fn kill_busiest_function(&self, name: &str) -> bool {
-        let table = format!("TABLE_NAME={}", self.store.table());
-        let to_gateway = sockets_to_port(self.gateway_address.port());
-        let mut busiest: Option<(usize, i32)> = None;
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let dir = entry.path();
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let program = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-            let program = program.split(|b| *b == 0).next().unwrap_or_default();
-            if !String::from_utf8_lossy(program).ends_with(&format!("/{name}")) {
-                continue;
-            }
-            let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
-            if !environ
-                .split(|b| *b == 0)
-                .any(|var| var == table.as_bytes())
-            {
-                continue;
-            }
-            let connections = std::fs::read_dir(dir.join("fd"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-                .filter(|link| to_gateway.contains(&link.to_string_lossy().into_owned()))
-                .count();
-            if connections > 1 && busiest.is_none_or(|(most, _)| connections > most) {
-                busiest = Some((connections, pid));
-            }
-        }
-        busiest.is_some_and(|(_, pid)| {
-            Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status()
-                .is_ok_and(|s| s.success())
-        })
+        processes::kill_busiest(name, self.store.table(), self.gateway_address.port())
     }
 
     /// The server-side API over this stack, as a backend would build it.
@@ -850,21 +814,4 @@ pub fn kinds(items: &[Item]) -> HashMap<String, usize> {
             .or_insert(0) += 1;
     }
     kinds
-}
-
-/// The open TCP sockets connected to `port` on this machine, named as `/proc/{pid}/fd` links
-/// name them (`socket:[inode]`).
-fn sockets_to_port(port: u16) -> Vec<String> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let remote_port = fields.get(2)?.rsplit(':').next()?;
-            let inode = fields.get(9)?;
-            (u16::from_str_radix(remote_port, 16).ok()? == port)
-                .then(|| format!("socket:[{inode}]"))
-        })
-        .collect()
 }
