@@ -288,6 +288,14 @@ impl Drop for Workers {
     }
 }
 
+/// The shorter of two runs, or the one that finished.
+fn better(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Seeds the table, then measures the single invocation, the spread broadcast, and the spread
 /// broadcast with a worker killed part-way.
 pub async fn run(
@@ -347,16 +355,21 @@ pub async fn run(
         )
     };
     // Group sends of each size pushed by the invocation itself.
+    // Each size twice, both ways, the better run kept.
     let mut small_single = Vec::new();
     for &size in &sizes {
-        sink.expect(size);
-        let started = Instant::now();
-        single.api.invoke(group_send(size)).await;
-        small_single.push(
-            sink.done(Duration::from_secs(60))
+        let mut best: Option<Duration> = None;
+        for _ in 0..2 {
+            sink.expect(size);
+            let started = Instant::now();
+            single.api.invoke(group_send(size)).await;
+            let took = sink
+                .done(Duration::from_secs(60))
                 .await
-                .map(|at| at - started),
-        );
+                .map(|at| at - started);
+            best = better(best, took);
+        }
+        small_single.push(best);
     }
     sink.expect(n);
     let started = Instant::now();
@@ -463,10 +476,7 @@ pub async fn run(
                 .done(Duration::from_secs(60))
                 .await
                 .map(|at| at - started);
-            best = match (best, took) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            best = better(best, took);
         }
         small_spread.push(best);
     }
