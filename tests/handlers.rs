@@ -899,19 +899,12 @@ async fn a_fan_out_job_prunes_the_stray_member_item_of_the_set_that_named_it() {
         .put_item(shared::store::dynamodb::group_item("room", &stray))
         .await;
     stack.sink.mark_gone("X=");
-    let job = Job {
-        id: "job-stray".into(),
-        endpoint: stack
-            .gateway
-            .config
-            .management_endpoint
-            .clone()
-            .expect("the stack's push endpoint"),
-        frame: "to the room".into(),
-        sets: vec![Set::Group("room".into())],
-        to: vec![("A=".into(), Some(0)), ("X=".into(), Some(0))],
-        deadline: now_millis() + 60_000,
-    };
+    let job = stack.job(
+        "job-stray",
+        "to the room",
+        vec![Set::Group("room".into())],
+        &[("A=", 0), ("X=", 0)],
+    );
     let report = stack
         .gateway
         .run_job(&job, now_millis() + 20_000)
@@ -930,17 +923,8 @@ async fn a_fan_out_job_past_its_deadline_pushes_nothing() {
     let stack = Stack::start().await;
     stack.connect("A=", &[]).await;
     let job = Job {
-        id: "job-late".into(),
-        endpoint: stack
-            .gateway
-            .config
-            .management_endpoint
-            .clone()
-            .expect("the stack's push endpoint"),
-        frame: "too late".into(),
-        sets: vec![Set::All],
-        to: vec![("A=".into(), Some(0))],
         deadline: now_millis() - 1,
+        ..stack.job("job-late", "too late", vec![Set::All], &[("A=", 0)])
     };
     let report = stack
         .gateway

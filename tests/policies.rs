@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde_yaml_ng::Value;
 use shared::prelude::*;
-use shared::spread::{Job, Set};
+use shared::spread::Set;
 use shared::store::now_millis;
 use support::fault_proxy::FaultProxy;
 use support::stack::Stack;
@@ -187,19 +187,7 @@ async fn the_fan_out_policy_allows_a_job_its_second_delivery_and_the_prune_after
     }
     init(&proxy, &stack).await;
     stack.sink.mark_gone("G=");
-    let job = Job {
-        id: "job-1".into(),
-        endpoint: stack
-            .gateway
-            .config
-            .management_endpoint
-            .clone()
-            .expect("the stack's push endpoint"),
-        frame: "to all".into(),
-        sets: vec![Set::All],
-        to: vec![("A=".into(), Some(0)), ("G=".into(), Some(0))],
-        deadline: now_millis() + 60_000,
-    };
+    let job = stack.job("job-1", "to all", vec![Set::All], &[("A=", 0), ("G=", 0)]);
     let lease_until = now_millis() + 20_000;
     let report = stack
         .gateway

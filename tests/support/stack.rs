@@ -12,6 +12,8 @@ use protocol::BuiltIn;
 use serde_json::Value;
 use shared::app::Events;
 use shared::lambda::init::AwsGateway;
+use shared::spread::{Job, Set};
+use shared::store::now_millis;
 use shared::Config;
 
 use crate::fault_proxy::FaultProxy;
@@ -201,6 +203,27 @@ impl<A: Events> Stack<A> {
     }
 
     /// Writes an item straight into the table: what a failure, a race or the TTL leaves behind.
+    /// A fan-out job of `frame` for `to` (each named by the set at its index in `sets`), pushed
+    /// through this stack's endpoint, due a minute from now.
+    pub fn job(&self, id: &str, frame: &str, sets: Vec<Set>, to: &[(&str, usize)]) -> Job {
+        Job {
+            id: id.to_owned(),
+            endpoint: self
+                .gateway
+                .config
+                .management_endpoint
+                .clone()
+                .expect("the stack's push endpoint"),
+            frame: frame.to_owned(),
+            sets,
+            to: to
+                .iter()
+                .map(|(id, set)| ((*id).to_owned(), Some(*set)))
+                .collect(),
+            deadline: now_millis() + 60_000,
+        }
+    }
+
     pub async fn put_item(&self, item: Item) {
         self.gateway
             .store
