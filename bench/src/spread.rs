@@ -288,12 +288,30 @@ impl Drop for Workers {
     }
 }
 
-/// The shorter of two runs, or the one that finished.
-fn better(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// For each size, the better of two runs of `send(size)` through `api`, to the sink's last
+/// new recipient (twice: the first may wake environments up after idle time).
+async fn best_of_two(
+    sink: &SlowSink,
+    api: &RuntimeApi,
+    sizes: &[usize],
+    send: impl Fn(usize) -> Value,
+) -> Vec<Option<Duration>> {
+    let mut best = Vec::new();
+    for &size in sizes {
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            sink.expect(size);
+            let started = Instant::now();
+            api.invoke(send(size)).await;
+            runs.extend(
+                sink.done(Duration::from_secs(60))
+                    .await
+                    .map(|at| at - started),
+            );
+        }
+        best.push(runs.into_iter().min());
     }
+    best
 }
 
 /// Seeds the table, then measures the single invocation, the spread broadcast, and the spread
@@ -355,22 +373,7 @@ pub async fn run(
         )
     };
     // Group sends of each size pushed by the invocation itself.
-    // Each size twice, both ways, the better run kept.
-    let mut small_single = Vec::new();
-    for &size in &sizes {
-        let mut best: Option<Duration> = None;
-        for _ in 0..2 {
-            sink.expect(size);
-            let started = Instant::now();
-            single.api.invoke(group_send(size)).await;
-            let took = sink
-                .done(Duration::from_secs(60))
-                .await
-                .map(|at| at - started);
-            best = better(best, took);
-        }
-        small_single.push(best);
-    }
+    let small_single = best_of_two(&sink, &single.api, &sizes, group_send).await;
     sink.expect(n);
     let started = Instant::now();
     let counted = {
@@ -464,22 +467,7 @@ pub async fn run(
             ],
         )
         .await;
-    let mut small_spread = Vec::new();
-    for &size in &sizes {
-        // Twice: the first wakes the environments up after the single runs' idle time.
-        let mut best: Option<Duration> = None;
-        for _ in 0..2 {
-            sink.expect(size);
-            let started = Instant::now();
-            spreading.api.invoke(group_send(size)).await;
-            let took = sink
-                .done(Duration::from_secs(60))
-                .await
-                .map(|at| at - started);
-            best = better(best, took);
-        }
-        small_spread.push(best);
-    }
+    let small_spread = best_of_two(&sink, &spreading.api, &sizes, group_send).await;
     drop(spreading);
     let mut spread = Vec::new();
     let mut acks = Vec::new();
