@@ -39,8 +39,8 @@ pub enum JobError {
     /// to find it done, or its lease run out (its worker died).
     #[error("job {0} is being pushed by another worker")]
     Running(String),
-    /// Pushing met an error no push of it causes (a store read of a prune); unreachable as the
-    /// fan-out reads no recipients, kept typed rather than assumed away.
+    /// The push loop stopped on a store error. A job's recipients come with it, so no read of
+    /// them can fail; the variant keeps the loop's error typed rather than assumed away.
     #[error("job {job} stopped: {message}")]
     Push {
         /// The job.
