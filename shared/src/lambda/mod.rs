@@ -89,7 +89,11 @@ pub async fn message(app: impl Events) -> Result<(), Error> {
 /// recipients a job finds gone.
 pub async fn fan_out(app: impl Events) -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let gateway = aws::gateway_from_env().await?;
+    let mut gateway = aws::gateway_from_env().await?;
+    // It never feeds the queue it drains (as its role may not): an `on_close` it runs pushes its
+    // sends itself, here as on AWS, whatever FAN_OUT_QUEUE_URL the local stack hands every
+    // function.
+    gateway.spreader = None;
     let (gateway, app) = (&gateway, &app);
     run(service_fn(move |event| async move {
         Ok::<_, Error>(Box::pin(fan_out::handle(gateway, app, event)).await)
