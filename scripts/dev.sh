@@ -157,6 +157,7 @@ env -u AWS_SESSION_TOKEN setsid target/debug/local-gateway --listen "127.0.0.1:$
   --access-key-id local --secret-access-key local --region us-east-1 \
   --function-prefix "${APP:+$APP-}" --client-library clients/js/dist "${gateway_flags[@]}" ${GATEWAY_FLAGS:-} \
   --sqs-endpoint "http://127.0.0.1:$SECRETS_PORT" --fan-out-queue-url "$fan_out_queue" \
+  --fan-out-timeout "${FAN_OUT_LEASE_SECONDS:-20}" \
   > >(tee "$LOGS/gateway.log") 2>&1 &
 pids+=($!); wait_port "$GATEWAY_PORT" gateway $!
 

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use support::local_stack::{LocalStack, Ws, PATIENCE};
 use support::sqs::{self, QueueSettings};
 
-/// The queue as the template makes it (visibility 25 s, the function's timeout 20 s), but for
-/// fewer receives before the dead-letter queue.
+/// The queue as the template makes it: visibility 25 s, the function's timeout 20 s, three
+/// receives before the dead-letter queue.
 fn queue() -> QueueSettings {
     QueueSettings {
         visibility_timeout: 25,

@@ -77,6 +77,17 @@ async fn run(gateway: &Gateway, message: &SqsMessage, request_id: &str, lease_un
     let job_id = job.as_ref().map_or("?", |job| job.id.as_str());
     let duration_ms = millis(started.elapsed());
     match outcome {
+        Ok(report) if report.skipped == Some("expired") => {
+            tracing::warn!(
+                request_id,
+                message_id,
+                job = job_id,
+                receives,
+                recipients = job.as_ref().map_or(0, |job| job.to.len()),
+                "fan-out job dropped: expired (FAN_OUT_MAX_AGE_SECONDS passed before a worker got it); its recipients get nothing",
+            );
+            false
+        }
         Ok(report) => {
             tracing::info!(
                 request_id,
