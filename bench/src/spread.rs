@@ -401,7 +401,7 @@ pub async fn run(
         &format!("bench-spread-{}", std::process::id()),
         QueueSettings {
             visibility_timeout: 25,
-            max_receive_count: 5,
+            max_receive_count: 3,
             max_concurrency: worker_count,
             function_timeout: WORKER_TIMEOUT.as_secs() as u32,
         },
