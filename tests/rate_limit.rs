@@ -81,17 +81,22 @@ async fn a_burst_of_300_broadcasts_from_one_connection_does_at_most_twice_its_li
             .send(&json!({"action":"sendmessage","data":format!("burst {i}")}).to_string())
             .await;
     }
-    // Every frame is invoked (the connection stays open) and logs one line when done.
+    // Every frame is invoked (the connection stays open) and logs one line when done: the 300
+    // of the burst, besides the `whoami` the client sent at connect (counted too, so 300 lines
+    // in all can still lack the burst's slowest one).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     let lines = loop {
         let lines = message_lines(&stack.function_log(), &sender.connection_id);
-        if lines.len() >= 300 {
+        let burst = lines
+            .iter()
+            .filter(|l| !l.contains("action=\"whoami\""))
+            .count();
+        if burst >= 300 {
             break lines;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{} of 300 frames handled within 5 minutes (alone here, 300 take about 15 s: is another cargo holding the package cache lock that each environment's `cargo run` takes?)",
-            lines.len()
+            "{burst} of 300 frames handled within 5 minutes (alone here, 300 take about 15 s: is another cargo holding the package cache lock that each environment's `cargo run` takes?)"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
