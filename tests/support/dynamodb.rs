@@ -8,10 +8,11 @@
 //! server to run: the Makefile sets `scripts/dynamodb-server.py`, moto answering one request at a
 //! time; otherwise `moto_server` is looked up on PATH.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 struct Server {
@@ -22,12 +23,25 @@ struct Server {
 
 static SERVER: OnceLock<Server> = OnceLock::new();
 
-/// A free port on 127.0.0.1 (the kernel's choice; released for the server to take).
+/// A free port on 127.0.0.1 (the kernel's choice; released for the server to take), never one
+/// handed out before in this process: the kernel may offer a released port again before its
+/// first taker has bound it, and two stacks of one test binary then met on one port (a PHP
+/// runner's events answered by another stack's `cargo lambda watch`).
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("no free port on 127.0.0.1")
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .expect("no free port on 127.0.0.1");
+        if GIVEN
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(port)
+        {
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts TCP connections on `addr`.
