@@ -854,21 +854,27 @@ async fn expired_records_count_nowhere_though_dynamodb_has_not_deleted_them_yet(
     );
 }
 
-#[tokio::test]
-async fn a_410_removes_the_member_item_that_named_a_connection_whose_record_is_gone() {
+/// A stack whose group `room` holds `A=` and a member item `X=` whose connection's own item is
+/// gone (a join that landed between a `$disconnect`'s read and its deletes leaves exactly this),
+/// and to which pushes answer 410.
+async fn room_with_a_gone_stray() -> Stack {
     let stack = Stack::start().await;
     stack.connect("A=", &[]).await;
     stack
         .send("A=", r#"{"action":"join","group":"room"}"#)
         .await;
     stack.received("A=");
-    // A member item whose connection's own item is gone: a join that landed between a
-    // $disconnect's read and its deletes leaves exactly this.
     let stray = record("X=", None, 1, now_secs() + 3 * 3600);
     stack
         .put_item(shared::store::dynamodb::group_item("room", &stray))
         .await;
     stack.sink.mark_gone("X=");
+    stack
+}
+
+#[tokio::test]
+async fn a_410_removes_the_member_item_that_named_a_connection_whose_record_is_gone() {
+    let stack = room_with_a_gone_stray().await;
     stack
         .send(
             "A=",
@@ -888,17 +894,7 @@ async fn a_410_removes_the_member_item_that_named_a_connection_whose_record_is_g
 
 #[tokio::test]
 async fn a_fan_out_job_prunes_the_stray_member_item_of_the_set_that_named_it() {
-    let stack = Stack::start().await;
-    stack.connect("A=", &[]).await;
-    stack
-        .send("A=", r#"{"action":"join","group":"room"}"#)
-        .await;
-    stack.received("A=");
-    let stray = record("X=", None, 1, now_secs() + 3 * 3600);
-    stack
-        .put_item(shared::store::dynamodb::group_item("room", &stray))
-        .await;
-    stack.sink.mark_gone("X=");
+    let stack = room_with_a_gone_stray().await;
     let job = stack.job(
         "job-stray",
         "to the room",
@@ -916,6 +912,25 @@ async fn a_fan_out_job_prunes_the_stray_member_item_of_the_set_that_named_it() {
         stack.items_of("X=").await.is_empty(),
         "the stray member item went with the 410"
     );
+}
+
+#[tokio::test]
+async fn a_fan_out_job_waits_out_429s_and_pushes_again() {
+    let stack = Stack::start().await;
+    stack.connect("A=", &[]).await;
+    // Throttled past the push's own three attempts: the worker pushes it again after a pause.
+    stack.sink.fail_next("A=", &[429, 429, 429]);
+    let job = stack.job("job-429", "at last", vec![Set::All], &[("A=", 0)]);
+    let report = stack
+        .gateway
+        .run_job(&job, now_millis() + 20_000)
+        .await
+        .expect("the job runs");
+    assert_eq!(
+        (report.pushes.delivered, report.pushes.failed, report.late),
+        (1, 0, 0)
+    );
+    assert_eq!(stack.received("A="), ["at last"]);
 }
 
 #[tokio::test]
