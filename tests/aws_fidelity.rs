@@ -9,7 +9,8 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::json;
-use support::local_stack::{connect, kinds, LocalStack, Ws};
+use support::local_stack::{kinds, LocalStack};
+use support::ws::{connect, Ws};
 
 /// Clients connecting during the storm (`FIDELITY_CLIENTS`; the check runs 200).
 fn storm_clients() -> usize {

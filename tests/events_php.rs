@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::dynamodb;
-use support::local_stack::{workspace_root, LocalStack, Ws};
+use support::local_stack::{workspace_root, LocalStack};
+use support::ws::Ws;
 
 const EVENTS_SECRET: &str = "the-events-secret-of-the-tests";
 const API_SECRET: &str = "the-server-api-secret-of-the-tests";

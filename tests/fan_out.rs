@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::local_stack::{LocalStack, Ws, PATIENCE};
+use support::local_stack::{LocalStack, PATIENCE};
 use support::sqs::{self, QueueSettings};
+use support::ws::Ws;
 
 /// The queue as the template makes it: visibility 25 s, the function's timeout 20 s, three
 /// receives before the dead-letter queue.

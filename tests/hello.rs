@@ -3,7 +3,8 @@
 //! asynchronously through the local gateway's Invoke API, as it invokes Lambda in AWS — and the
 //! rooms work as `docs/porting.md` says.
 
-use support::local_stack::{LocalStack, Ws};
+use support::local_stack::LocalStack;
+use support::ws::Ws;
 
 const GREETING: &str = "welcome! /join ROOM";
 

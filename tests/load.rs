@@ -10,7 +10,8 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use futures_util::{stream, StreamExt};
 use serde_json::json;
-use support::local_stack::{kinds, LocalStack, Ws};
+use support::local_stack::{kinds, LocalStack};
+use support::ws::Ws;
 
 /// Members per group, a chat room's size: each send in flight reaches about this many clients.
 const GROUP_SIZE: usize = 10;

@@ -5,7 +5,8 @@
 //! took minutes.
 
 use serde_json::json;
-use support::local_stack::{LocalStack, Scale, Ws};
+use support::local_stack::{LocalStack, Scale};
+use support::ws::Ws;
 
 /// The function log's `message` lines of one connection, without their colours.
 fn message_lines(log: &str, connection_id: &str) -> Vec<String> {

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-use support::local_stack::{LocalStack, Ws};
+use support::local_stack::LocalStack;
+use support::ws::Ws;
 
 /// Joins `group` (with presence events when `presence`); the `joined` frame.
 async fn join(ws: &mut Ws, group: &str, presence: bool) -> Value {

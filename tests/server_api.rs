@@ -5,7 +5,8 @@
 
 use serde_json::{json, Value};
 use shared::server_api::signature;
-use support::local_stack::{LocalStack, Ws};
+use support::local_stack::LocalStack;
+use support::ws::Ws;
 
 const SECRET: &str = "the-server-api-secret-of-the-tests";
 

@@ -3,7 +3,8 @@
 //! under `cargo lambda watch` → the DynamoDB-compatible server.
 
 use serde_json::{json, Value};
-use support::local_stack::{LocalStack, Ws};
+use support::local_stack::LocalStack;
+use support::ws::Ws;
 
 /// The stack with the chat's functions in place of the default ones.
 async fn chat() -> LocalStack {

@@ -22,7 +22,7 @@ use local_gateway::sigv4::{Credentials as Signing, Expected};
 use local_gateway::{AwsBehaviour, Limits, Settings};
 use shared::store::dynamodb::DynamoStore;
 use shared::store::{Members, Store};
-use support::local_stack::{connect, Ws};
+use support::ws::{connect, Ws};
 
 use serde_json::{json, Value};
 use support::fault_proxy::FaultProxy;
@@ -455,12 +455,12 @@ pub async fn run(
     // and the connect function's; a handshake is no message).
     stack.idle().await;
     forget();
-    let mut clients = vec![support::local_stack::connect(&format!("{}?uid=u0", stack.url)).await];
+    let mut clients = vec![support::ws::connect(&format!("{}?uid=u0", stack.url)).await];
     let outcome = Instant::now();
     stack.idle().await;
     note(rows, pricing::CONNECT, Some(outcome), 0);
     for i in 1..5 {
-        clients.push(support::local_stack::connect(&format!("{}?uid=u{i}", stack.url)).await);
+        clients.push(support::ws::connect(&format!("{}?uid=u{i}", stack.url)).await);
     }
     type Expected = fn(&str) -> bool;
     let cases: [(&str, &str, Expected); 3] = [

@@ -1,4 +1,4 @@
-//! What the black-box tests run on: a real DynamoDB-compatible server (moto) on 127.0.0.1, a
+//! What the black-box tests run on: a real DynamoDB-compatible server (dynoxide, or moto) on 127.0.0.1, a
 //! stand-in for the API Gateway Management API that records every push, and events shaped like
 //! API Gateway's; and the whole local stack (the functions under `cargo lambda watch` behind the
 //! local gateway) for end-to-end tests with real WebSocket clients.
@@ -14,3 +14,4 @@ pub mod secrets;
 pub mod sqs;
 pub mod stack;
 pub mod tokens;
+pub mod ws;
