@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::fault_proxy::{round_trips, Request};
 
-use crate::ms;
+use crate::harness::ms;
 
 /// What one operation cost in DynamoDB.
 #[derive(Clone, Debug, Default)]

@@ -237,7 +237,7 @@ fn durations(measured: &Measured, p50: Option<Duration>) -> (usize, f64, String)
             invocations as f64 * billed_ms(p50),
             format!(
                 "the per-message bench's p50, {} ms, on this machine's cores: a floor",
-                crate::ms(p50)
+                crate::harness::ms(p50)
             ),
         ),
         _ => (

@@ -28,8 +28,8 @@ use serde_json::{json, Value};
 use support::sqs::{self, QueueSettings};
 use tokio::sync::mpsc;
 
+use crate::harness::{env_list, lambda_process, message_event, ms, record, Bench};
 use crate::runtime_api::RuntimeApi;
-use crate::{env_list, lambda_process, message_event, ms, record, Bench};
 
 /// The fan-out function's timeout in the template.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -424,7 +424,7 @@ pub async fn run(
         table.table().to_owned(),
         sink.endpoint.clone(),
     );
-    let logs = crate::root().join("target/bench");
+    let logs = crate::harness::root().join("target/bench");
     let workers = Workers::start(
         worker_count,
         Box::new(move |addr| {

@@ -29,9 +29,9 @@ use support::fault_proxy::FaultProxy;
 
 use crate::cost::Cost;
 use crate::floor::{self, Floor, FloorThread};
+use crate::harness::{env_list, lambda_process, ms, root, Bench};
 use crate::pricing::{self, messages, Measured};
 use crate::runtime_api::RuntimeApi;
-use crate::{env_list, lambda_process, ms, root, Bench};
 
 const ACCESS_KEY_ID: &str = "bench";
 const SECRET_ACCESS_KEY: &str = "bench";
@@ -440,7 +440,8 @@ pub async fn run(
             let invocations = stack.take_invocations();
             rows.push((format!("DynamoDB cost of {what}"), cost.row()));
             let mut json = cost.json();
-            json["lambda_invocations_ms"] = invocations.iter().map(|d| crate::ms(*d)).collect();
+            json["lambda_invocations_ms"] =
+                invocations.iter().map(|d| crate::harness::ms(*d)).collect();
             json["api_gateway_messages"] = frames.into();
             costs.insert(what.to_owned(), json);
             measured.push(Measured {
