@@ -62,11 +62,15 @@ backend-tools: ## Install PHP's CLI (Debian's package) for the PHP backend examp
 	@command -v php >/dev/null || { echo "installing Debian's php-cli"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends php-cli >/dev/null; }
 
+NEED_NPM = @command -v npm >/dev/null || { echo "make test needs Node.js (20 or later) and npm for the client library's tests: install them from nodejs.org, or your distribution's packages where they are 20 or later (Debian 12's are 18)"; exit 1; }
+
 tests/js/node_modules/.installed: tests/js/package-lock.json
+	$(NEED_NPM)
 	cd tests/js && npm ci --no-audit --no-fund
 	touch $@
 
 clients/js/node_modules/.installed: clients/js/package-lock.json
+	$(NEED_NPM)
 	cd clients/js && npm ci --no-audit --no-fund
 	touch $@
 
