@@ -1,6 +1,6 @@
 # Everything a developer or CI runs. Each target installs what it needs into .tools/
 # (a Python virtualenv with moto, cfn-lint, cargo-lambda and the SAM CLI), so a fresh
-# clone needs only Rust, Python 3 and make (and Node.js 20+ for the JavaScript tests). The local DynamoDB (dynoxide) is a crate of the
+# clone needs only Rust, Python 3 and make, and Node.js 20+ for the JavaScript tests. The local DynamoDB (dynoxide) is a crate of the
 # workspace, built into target/ like everything else.
 
 SHELL := bash
@@ -62,15 +62,17 @@ backend-tools: ## Install PHP's CLI (Debian's package) for the PHP backend examp
 	@command -v php >/dev/null || { echo "installing Debian's php-cli"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends php-cli >/dev/null; }
 
-NEED_NPM = @command -v npm >/dev/null || { echo "make test needs Node.js (20 or later) and npm for the client library's tests: install them from nodejs.org, or your distribution's packages where they are 20 or later (Debian 12's are 18)"; exit 1; }
+# The JavaScript tests (the client library's, and the chat page's in Chromium) need Node.js 20+.
+NEED_NODE = @node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null && command -v npm >/dev/null || { \
+  echo "make test needs Node.js 20 or later and npm for the JavaScript tests (the client library, the chat page in Chromium); found: $$(node --version 2>/dev/null || echo no node), $$(npm --version 2>/dev/null || echo no npm). Install them from nodejs.org, or your distribution's packages where they are 20 or later (Debian 12's are 18)" >&2; exit 1; }
 
 tests/js/node_modules/.installed: tests/js/package-lock.json
-	$(NEED_NPM)
+	$(NEED_NODE)
 	cd tests/js && npm ci --no-audit --no-fund
 	touch $@
 
 clients/js/node_modules/.installed: clients/js/package-lock.json
-	$(NEED_NPM)
+	$(NEED_NODE)
 	cd clients/js && npm ci --no-audit --no-fund
 	touch $@
 

@@ -84,12 +84,12 @@ pub async fn run(
         let ids = Target::Connections(records.iter().map(|r| r.connection_id.clone()).collect());
         bench.sink.expect(n);
         let started = Instant::now();
-        let report = gateway
+        let sent = gateway
             .send_to(&ids, "fan-out", &[])
             .await
             .expect("the pushes");
         let pushes = started.elapsed();
-        assert_eq!(report.delivered, n);
+        assert_eq!(sent.delivered, n);
         let push_ratio = pushes.as_secs_f64() / floor.time.as_secs_f64();
         rows.push((
             format!("fan-out to {n}, pushes only (recipients known): ours / floor"),
