@@ -260,6 +260,19 @@ impl Workers {
             .collect()
     }
 
+    /// Ends every environment. The event source's pollers hold the pool until the process ends:
+    /// without this, its bootstraps would poll until the bench's exit cut their Runtime APIs off
+    /// (each then printing a failed request).
+    fn stop(&self) {
+        for worker in &self.workers {
+            let mut worker = worker.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(mut child) = worker.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
     /// Kills an environment in the middle of an invocation; whether one was busy.
     fn kill_a_busy_one(&self) -> bool {
         let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
@@ -278,13 +291,7 @@ impl Workers {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        for worker in &self.workers {
-            let mut worker = worker.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(mut child) = worker.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        self.stop();
     }
 }
 
@@ -518,6 +525,7 @@ pub async fn run(
         "killed: {killed}, {killed_took:?}, {} of {n} reached, {duplicates} twice",
         sink.reached()
     );
+    workers.stop();
 
     // The faster of the two runs, and that run's own ack.
     let best_run = (0..spread.len())
