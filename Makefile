@@ -1,7 +1,7 @@
 # Everything a developer or CI runs. Each target installs what it needs into .tools/
 # (a Python virtualenv with moto, cfn-lint, cargo-lambda and the SAM CLI), so a fresh
-# clone needs only Rust, Python 3 and make, and Node.js 20+ for the JavaScript tests. The local DynamoDB (dynoxide) is a crate of the
-# workspace, built into target/ like everything else.
+# clone needs only Rust, Python 3 and make, and Node.js 20+ for the JavaScript tests. The
+# local DynamoDB (dynoxide) is a crate of the workspace, built into target/ like everything else.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
